@@ -1,0 +1,354 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+
+	"github.com/gather-go/gather"
+)
+
+// DefaultMaxPayload is the largest encoded input a Client accepts by default:
+// 1 MiB, the default message size limit of NATS.
+const DefaultMaxPayload = 1 << 20
+
+// ClientConfig configures a Client. A nil *ClientConfig means every default.
+type ClientConfig struct {
+	// MaxPayload is the largest encoded input of one task, in bytes.
+	// Default DefaultMaxPayload; negative is an error.
+	MaxPayload int
+	// Logger receives debug records of enqueues. Default: discard.
+	Logger *slog.Logger
+	// Metrics counts enqueued tasks. Default: none.
+	Metrics *Metrics
+}
+
+// Client enqueues tasks on a Broker and awaits their results. It is safe for
+// concurrent use and starts no goroutines; there is nothing to close. The
+// Broker's lifetime is the caller's.
+type Client struct {
+	b          Broker
+	maxPayload int
+	log        *slog.Logger
+	metrics    *Metrics
+}
+
+// NewClient returns a Client that enqueues on b.
+func NewClient(b Broker, cfg *ClientConfig) (*Client, error) {
+	if b == nil {
+		return nil, errorf("%w: NewClient with a nil Broker", ErrBadConfig)
+	}
+	c := &Client{b: b, maxPayload: DefaultMaxPayload, log: discard}
+	if cfg != nil {
+		if cfg.MaxPayload < 0 {
+			return nil, errorf("%w: ClientConfig.MaxPayload is %d: want 0 (default %d) or more",
+				ErrBadConfig, cfg.MaxPayload, DefaultMaxPayload)
+		}
+		if cfg.MaxPayload > 0 {
+			c.maxPayload = cfg.MaxPayload
+		}
+		if cfg.Logger != nil {
+			c.log = cfg.Logger
+		}
+		c.metrics = cfg.Metrics
+	}
+	return c, nil
+}
+
+// Broker returns the client's broker.
+func (c *Client) Broker() Broker { return c.b }
+
+var discard = slog.New(slog.DiscardHandler)
+
+func newBatchID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Task is one enqueued task: a batch of one. Its methods are safe for
+// concurrent use.
+type Task[Out any] struct{ b *Batch[Out] }
+
+// Enqueue enqueues one task of kind k with input in and returns its handle.
+// It returns an error wrapping ErrBadInput when in does not encode or is
+// larger than the client's MaxPayload, and ErrQueueFull when the queue is at
+// its bound. With WithIdempotencyKey, a repeated call returns the first
+// call's task.
+func Enqueue[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], in In, opts ...Option) (*Task[Out], error) {
+	b, err := EnqueueBatch(ctx, c, k, []In{in}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Task[Out]{b}, nil
+}
+
+// ID returns the task's ID (see TaskID).
+func (t *Task[Out]) ID() string { return TaskID(t.b.id, 0) }
+
+// BatchID returns the ID of the task's batch of one, for Attach.
+func (t *Task[Out]) BatchID() string { return t.b.id }
+
+// Wait blocks until the task has an outcome, and returns it: the output, or
+// a *Failure (test it with errors.Is against ErrCanceled, ErrTimeout, ...).
+// It returns ctx's error if ctx ends first; the task keeps its course.
+func (t *Task[Out]) Wait(ctx context.Context) (Out, error) {
+	var zero Out
+	r, err := t.b.AwaitSettled(ctx)
+	if err != nil {
+		return zero, err
+	}
+	if r[0].Err != nil {
+		var te *gather.TaskError
+		if errors.As(r[0].Err, &te) {
+			return zero, te.Err
+		}
+		return zero, r[0].Err
+	}
+	return r[0].Value, nil
+}
+
+// Cancel cancels the task (see Batch.Cancel).
+func (t *Task[Out]) Cancel(ctx context.Context) error { return t.b.Cancel(ctx) }
+
+// Batch is a set of tasks enqueued together and awaited together, as
+// asyncio.gather awaits coroutines: Await (ordered, fail-fast), AwaitSettled
+// (ordered, every outcome) or Results (completion order). Each await call
+// follows the batch from its start, so several may run, in any process (see
+// Attach). A Batch is safe for concurrent use and owns no goroutine.
+type Batch[Out any] struct {
+	c    *Client
+	out  Codec[Out]
+	id   string
+	n    int
+	kind string
+}
+
+// EnqueueBatch enqueues one task of kind k per input, all or none, and
+// returns the batch. It returns an error wrapping ErrBadInput for an empty
+// ins or an input that does not encode or is larger than the client's
+// MaxPayload (naming its index), and ErrQueueFull when the queue cannot take
+// them all; in each case nothing was enqueued. Encoding costs one allocation
+// per batch with the default codec's fast types.
+func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], ins []In, opts ...Option) (*Batch[Out], error) {
+	k.check()
+	if len(ins) == 0 {
+		return nil, errorf("%w: EnqueueBatch of kind %q with no inputs: a batch needs at least one task", ErrBadInput, k.name)
+	}
+	s, err := c.submission(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.Kind = k.name
+	s.BatchID = newBatchID()
+	// Encode every input into one buffer, then cut it: one allocation for
+	// the bytes (amortised growth) and one for the slice headers.
+	ends := make([]int, len(ins))
+	var buf []byte
+	for i := range ins {
+		start := len(buf)
+		buf, err = k.in.Append(buf, ins[i])
+		if err != nil {
+			return nil, errorf("%w: encoding input %d of kind %q: %v", ErrBadInput, i, k.name, err)
+		}
+		if n := len(buf) - start; n > c.maxPayload {
+			return nil, errorf("%w: input %d of kind %q is %d bytes encoded: the limit is %d (ClientConfig.MaxPayload)",
+				ErrBadInput, i, k.name, n, c.maxPayload)
+		}
+		ends[i] = len(buf)
+	}
+	s.Payloads = make([][]byte, len(ins))
+	start := 0
+	for i, end := range ends {
+		s.Payloads[i] = buf[start:end:end]
+		start = end
+	}
+	id, err := c.b.Enqueue(ctx, s)
+	if err != nil {
+		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, s.Queue, err)
+	}
+	b := &Batch[Out]{c: c, out: k.out, id: id, n: len(ins), kind: k.name}
+	if id != s.BatchID {
+		// An idempotency key matched an earlier batch: check that it is the
+		// same shape, so its results decode.
+		a, err := Attach(ctx, c, k, id)
+		if err != nil {
+			return nil, err
+		}
+		if a.n != len(ins) {
+			return nil, errorf("%w: idempotency key %q names batch %s of %d tasks, not %d",
+				ErrBadInput, s.IdempotencyKey, id, a.n, len(ins))
+		}
+		return a, nil
+	}
+	c.metrics.enqueued(s.Queue, k.name, len(ins))
+	c.log.DebugContext(ctx, "enqueued", "batch", id, "kind", k.name, "queue", s.Queue, "tasks", len(ins))
+	return b, nil
+}
+
+// Attach returns the batch with ID id, so that another client (another
+// process, or a producer that restarted) can await it. It returns an error
+// wrapping ErrNotFound for an unknown batch, and ErrBadInput when the batch
+// holds tasks of another kind.
+func Attach[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], id string) (*Batch[Out], error) {
+	k.check()
+	sub, err := c.b.Subscribe(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("queue: attach to batch %s: %w", id, err)
+	}
+	defer sub.Close()
+	if sub.Kind() != k.name {
+		return nil, errorf("%w: batch %s holds tasks of kind %q, not %q", ErrBadInput, id, sub.Kind(), k.name)
+	}
+	return &Batch[Out]{c: c, out: k.out, id: id, n: sub.Size(), kind: k.name}, nil
+}
+
+// ID returns the batch ID, for Attach.
+func (b *Batch[Out]) ID() string { return b.id }
+
+// Len returns the number of tasks in the batch.
+func (b *Batch[Out]) Len() int { return b.n }
+
+// Cancel cancels the batch: tasks not started never run, running handlers
+// see their context cancelled, and every task without an outcome gets one
+// that is a *Failure matching ErrCanceled. Cancelling a finished batch does
+// nothing.
+func (b *Batch[Out]) Cancel(ctx context.Context) error {
+	if err := b.c.b.Cancel(ctx, b.id); err != nil {
+		return fmt.Errorf("queue: cancel batch %s: %w", b.id, err)
+	}
+	return nil
+}
+
+// outcomeBuf is how many outcomes an await call takes from the broker at a
+// time: a fixed buffer, so awaiting allocates nothing per task.
+const outcomeBuf = 256
+
+// follow calls fn for every outcome of the batch, in completion order, until
+// all were seen or fn returns false. It returns ctx's or the broker's error.
+func (b *Batch[Out]) follow(ctx context.Context, fn func(o *Outcome) bool) error {
+	sub, err := b.c.b.Subscribe(ctx, b.id)
+	if err != nil {
+		return fmt.Errorf("queue: await batch %s: %w", b.id, err)
+	}
+	defer sub.Close()
+	buf := make([]Outcome, min(b.n, outcomeBuf))
+	for seen := 0; seen < b.n; {
+		n, err := sub.Next(ctx, buf)
+		for i := range n {
+			if !fn(&buf[i]) {
+				return nil
+			}
+		}
+		seen += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("queue: await batch %s: %w", b.id, err)
+		}
+	}
+	return nil
+}
+
+// result turns an outcome into a result: the decoded output or the failure,
+// as a *gather.TaskError carrying the index.
+func (b *Batch[Out]) result(o *Outcome, v *Out) error {
+	if o.Err != nil {
+		return &gather.TaskError{Index: o.Index, Err: o.Err}
+	}
+	if err := b.out.Decode(o.Output, v); err != nil {
+		return &gather.TaskError{Index: o.Index, Err: errorf("%w: decoding output of kind %q: %v", ErrBadInput, b.kind, err)}
+	}
+	return nil
+}
+
+// Await blocks until every task succeeded and returns the outputs in input
+// order, or returns at the first failure, fail-fast like asyncio.gather:
+// it cancels the rest of the batch (reaching running handlers) and returns
+// a *gather.TaskError carrying the failed task's index and its *Failure.
+// When ctx ends first it returns ctx's cause and the batch keeps running.
+// Awaiting allocates the result slice and a fixed buffer, nothing per task.
+func (b *Batch[Out]) Await(ctx context.Context) ([]Out, error) {
+	res := make([]Out, b.n)
+	var failed error
+	err := b.follow(ctx, func(o *Outcome) bool {
+		failed = b.result(o, &res[o.Index])
+		return failed == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if failed != nil {
+		if err := b.c.b.Cancel(context.WithoutCancel(ctx), b.id); err != nil {
+			b.c.log.WarnContext(ctx, "cancelling the rest of a failed batch", "batch", b.id, "err", err)
+		}
+		return nil, failed
+	}
+	return res, nil
+}
+
+// AwaitSettled blocks until every task has an outcome and returns them all,
+// index-aligned with the inputs, as asyncio.gather(..., return_exceptions=True)
+// does: a failed task's Err is a *gather.TaskError wrapping its *Failure.
+// The error is ctx's cause if ctx ended first, or the broker's.
+func (b *Batch[Out]) AwaitSettled(ctx context.Context) ([]gather.Result[Out], error) {
+	res := make([]gather.Result[Out], b.n)
+	err := b.follow(ctx, func(o *Outcome) bool {
+		r := &res[o.Index]
+		r.Err = b.result(o, &r.Value)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Results returns the outcomes as they are recorded, in completion order,
+// each with its task's index; a failed task's Err is a *gather.TaskError.
+// If ctx ends or the broker fails first, it yields index -1 with that error
+// and stops. Breaking out of the loop stops following the batch, which keeps
+// running. The iterator may be ranged over more than once, each time from
+// the first outcome.
+func (b *Batch[Out]) Results(ctx context.Context) iter.Seq2[int, gather.Result[Out]] {
+	return func(yield func(int, gather.Result[Out]) bool) {
+		err := b.follow(ctx, func(o *Outcome) bool {
+			var r gather.Result[Out]
+			r.Err = b.result(o, &r.Value)
+			return yield(o.Index, r)
+		})
+		if err != nil {
+			yield(-1, gather.Result[Out]{Err: err})
+		}
+	}
+}
+
+// DeadLetters lists up to limit dead letters of queue after the task ID
+// after (empty: from the oldest). It returns an error wrapping
+// errors.ErrUnsupported when the broker keeps none.
+func (c *Client) DeadLetters(ctx context.Context, queue, after string, limit int) ([]DeadLetter, error) {
+	d, ok := c.b.(DeadLetterer)
+	if !ok {
+		return nil, fmt.Errorf("queue: dead letters: broker %T: %w", c.b, errors.ErrUnsupported)
+	}
+	return d.DeadLetters(ctx, queue, after, limit)
+}
+
+// Redrive enqueues the dead letter with task ID id again, as a new batch of
+// one with its attempts reset, and returns that batch's ID (for Attach).
+func (c *Client) Redrive(ctx context.Context, id string) (string, error) {
+	d, ok := c.b.(DeadLetterer)
+	if !ok {
+		return "", fmt.Errorf("queue: redrive: broker %T: %w", c.b, errors.ErrUnsupported)
+	}
+	return d.Redrive(ctx, id)
+}

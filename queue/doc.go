@@ -1,0 +1,28 @@
+// Package queue is a task queue whose producers can wait for a whole batch as
+// if it were one call: asyncio.gather across processes and machines.
+//
+// Use queue when the work is too large or too dynamic for one call of package
+// gather: when it must survive a restart, be spread over several workers or
+// machines, be retried with backoff, be prioritised, or be awaited by another
+// process. Use gather when the work fits in one process and one call.
+//
+// A Kind is a named, typed task (JSON by default). A Worker runs kinds with
+// handlers shaped like net/http (Handle, HandlerFunc). A Client enqueues one
+// task (Enqueue, then Task.Wait) or a batch (EnqueueBatch), and awaits the
+// batch ordered and fail-fast (Batch.Await), ordered and settled
+// (Batch.AwaitSettled, []gather.Result index-aligned with the inputs), or in
+// completion order (Batch.Results); Attach lets another client finish the
+// wait by batch ID.
+//
+// Guarantees: a task runs at least once (a worker that dies without
+// acknowledging loses its lease and the task is delivered again); its outcome
+// is recorded once (a second completion of a task that ran twice is dropped,
+// so awaiters never see duplicates); failed attempts are retried with
+// exponential backoff and jitter up to MaxAttempts, then the task goes to the
+// dead-letter store (inspect with Client.DeadLetters, re-run with
+// Client.Redrive); a bounded queue returns ErrQueueFull rather than grow.
+//
+// Storage is a Broker: queue/membroker keeps everything in the process (the
+// fastest path, for libraries and tests); queue/natsbroker uses NATS
+// JetStream. Every broker passes the conformance suite in queue/queuetest.
+package queue

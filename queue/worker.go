@@ -1,0 +1,664 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Policy is how a worker shares its capacity between priority levels.
+type Policy int
+
+const (
+	// Strict runs a level only when every higher level is empty: no
+	// inversion, but low levels can starve while high ones are busy.
+	Strict Policy = iota
+	// Weighted gives each non-empty level a share of the tasks proportional
+	// to its weight (WorkerConfig.Weights): no level is starved.
+	Weighted
+)
+
+// Worker defaults.
+const (
+	DefaultLease           = 30 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultMaxClaim        = 64
+)
+
+// DefaultWeights are the weighted policy's shares, PriorityLow first.
+var DefaultWeights = [NumPriorities]int{1, 2, 4, 8}
+
+// WorkerConfig configures a Worker. A nil *WorkerConfig means every default;
+// in a non-nil one, Concurrency must be set.
+type WorkerConfig struct {
+	// Queues are the queues the worker serves. Default: DefaultQueue.
+	Queues []string
+	// Concurrency is how many tasks run at once, on that many goroutines.
+	// It must be at least 1 (a nil config means runtime.GOMAXPROCS(0)).
+	Concurrency int
+	// Policy shares capacity between priority levels. Default Strict.
+	Policy Policy
+	// Weights are the Weighted policy's shares per level, PriorityLow
+	// first; all zero means DefaultWeights; a negative one is an error.
+	Weights [NumPriorities]int
+	// Lease is how long a claimed task stays the worker's without a
+	// heartbeat; the worker extends it every Lease/3 while the task is held.
+	// If the worker dies, the task is delivered again after the lease.
+	// Default DefaultLease.
+	Lease time.Duration
+	// MaxClaim is the most tasks one goroutine claims at once. The worker
+	// claims one at a time while tasks are slow and up to MaxClaim while
+	// they are fast (under 50 µs). Default DefaultMaxClaim.
+	MaxClaim int
+	// ShutdownTimeout bounds the graceful shutdown that Run performs when
+	// its context ends. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
+	// Logger receives task failures, retries and dead letters. Default:
+	// discard.
+	Logger *slog.Logger
+	// Metrics counts the worker's tasks. Default: none.
+	Metrics *Metrics
+}
+
+// Worker claims tasks from a Broker and runs them with the handlers
+// registered by Handle. Register handlers, then Start (or Run); Shutdown
+// stops it. A Worker owns its goroutines: Concurrency runners and one
+// heartbeat; Shutdown returns once they have all exited. Its methods are
+// safe for concurrent use.
+type Worker struct {
+	b        Broker
+	queues   []string
+	conc     int
+	policy   Policy
+	stride   [NumPriorities]uint64
+	lease    time.Duration
+	maxClaim int
+	shutdown time.Duration
+	log      *slog.Logger
+	metrics  *Metrics
+
+	mu       sync.Mutex
+	handlers map[string]runFunc
+	started  bool
+	pass     [NumPriorities]uint64 // weighted: virtual time per level
+	qnext    int                   // rotates the first queue tried
+
+	stop       chan struct{} // closed by Shutdown: stop claiming
+	stopOnce   sync.Once
+	hardCtx    context.Context // cancelled when the shutdown deadline passes
+	hardCancel context.CancelFunc
+	runners    sync.WaitGroup
+	heartbeat  sync.WaitGroup
+	slots      []*slot
+	kinds      string // registered kinds, for error messages
+}
+
+// NewWorker returns a Worker for b. It returns an error wrapping
+// ErrBadConfig that lists every problem of cfg.
+func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...))
+	}
+	if b == nil {
+		bad("NewWorker with a nil Broker")
+	}
+	if cfg == nil {
+		cfg = &WorkerConfig{Concurrency: defaultConcurrency()}
+	}
+	w := &Worker{
+		b: b, queues: []string{DefaultQueue}, conc: cfg.Concurrency, policy: cfg.Policy,
+		lease: DefaultLease, maxClaim: DefaultMaxClaim, shutdown: DefaultShutdownTimeout,
+		log: discard, metrics: cfg.Metrics, handlers: map[string]runFunc{}, stop: make(chan struct{}),
+	}
+	if len(cfg.Queues) > 0 {
+		w.queues = slices.Clone(cfg.Queues)
+		for _, q := range w.queues {
+			if q == "" {
+				bad("WorkerConfig.Queues holds an empty name")
+			}
+		}
+	}
+	if cfg.Concurrency < 1 {
+		bad("WorkerConfig.Concurrency is %d: want at least 1 (or a nil config for GOMAXPROCS)", cfg.Concurrency)
+	}
+	if cfg.Policy != Strict && cfg.Policy != Weighted {
+		bad("WorkerConfig.Policy is %d: want Strict or Weighted", cfg.Policy)
+	}
+	weights := cfg.Weights
+	if weights == ([NumPriorities]int{}) {
+		weights = DefaultWeights
+	}
+	for l, wt := range weights {
+		switch {
+		case wt < 0:
+			bad("WorkerConfig.Weights[%d] is %d: want 0 or more", l, wt)
+		case wt == 0:
+			w.stride[l] = 0 // never chosen while another level has work
+		default:
+			w.stride[l] = 1 << 20 / uint64(wt)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+		dst  *time.Duration
+	}{{"Lease", cfg.Lease, &w.lease}, {"ShutdownTimeout", cfg.ShutdownTimeout, &w.shutdown}} {
+		switch {
+		case d.v < 0:
+			bad("WorkerConfig.%s is %v: want 0 (the default) or more", d.name, d.v)
+		case d.v > 0:
+			*d.dst = d.v
+		}
+	}
+	switch {
+	case cfg.MaxClaim < 0:
+		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d) or more", cfg.MaxClaim, DefaultMaxClaim)
+	case cfg.MaxClaim > 0:
+		w.maxClaim = cfg.MaxClaim
+	}
+	if cfg.Logger != nil {
+		w.log = cfg.Logger
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	w.hardCtx, w.hardCancel = context.WithCancel(context.Background())
+	return w, nil
+}
+
+func (w *Worker) register(kind string, fn runFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		panic("queue: Handle called after the worker started")
+	}
+	if _, dup := w.handlers[kind]; dup {
+		panic("queue: a handler for kind " + kind + " is already registered")
+	}
+	w.handlers[kind] = fn
+}
+
+// Start starts the worker's goroutines and returns. It returns an error if
+// no handler is registered or the worker was started before.
+func (w *Worker) Start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return errorf("worker already started")
+	}
+	if len(w.handlers) == 0 {
+		return errorf("%w: worker started with no handler: register one with Handle", ErrBadConfig)
+	}
+	w.started = true
+	names := make([]string, 0, len(w.handlers))
+	for k := range w.handlers {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	w.kinds = strings.Join(names, ", ")
+	w.metrics.watch(w.b, w.queues)
+	for range w.conc {
+		s := &slot{w: w, chunk: 1}
+		w.slots = append(w.slots, s)
+		w.runners.Add(1)
+		go s.loop()
+	}
+	w.heartbeat.Add(1)
+	go w.beat()
+	return nil
+}
+
+// Run starts the worker and blocks until ctx ends, then shuts it down within
+// WorkerConfig.ShutdownTimeout. It returns nil after a clean shutdown, the
+// Start error, or the Shutdown error.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.shutdown)
+	defer cancel()
+	return w.Shutdown(sctx)
+}
+
+// Shutdown stops the worker gracefully: it stops claiming, hands claimed
+// tasks that have not started back to the broker, and waits for running
+// handlers. If ctx ends first, it cancels the handlers' contexts, hands
+// their tasks back too (so nothing is lost; they run again elsewhere), waits
+// for the handlers to return and returns ctx's error. A handler that
+// ignores its context holds Shutdown up. Shutdown may be called more than
+// once and before Start.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	w.stopOnce.Do(func() { close(w.stop) })
+	done := make(chan struct{})
+	go func() {
+		w.runners.Wait()
+		w.heartbeat.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		w.hardCancel()
+		return nil
+	case <-ctx.Done():
+		w.hardCancel()
+		<-done
+		return fmt.Errorf("queue: worker shutdown: %w", context.Cause(ctx))
+	}
+}
+
+func (w *Worker) stopping() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// claim fills dst from the queues following the priority policy.
+func (w *Worker) claim(ctx context.Context, dst []Delivery) (int, error) {
+	var order [NumPriorities]Priority
+	w.mu.Lock()
+	q0 := w.qnext
+	w.qnext++
+	for i := range order {
+		order[i] = Priority(NumPriorities - 1 - i)
+	}
+	if w.policy == Weighted {
+		pass := w.pass
+		// Lowest virtual time first; ties go to the higher level.
+		sort.SliceStable(order[:], func(i, j int) bool {
+			pi, pj := pass[order[i]], pass[order[j]]
+			if w.stride[order[i]] == 0 {
+				pi = ^uint64(0)
+			}
+			if w.stride[order[j]] == 0 {
+				pj = ^uint64(0)
+			}
+			return pi < pj
+		})
+	}
+	w.mu.Unlock()
+	for k, l := range order {
+		for i := range w.queues {
+			q := w.queues[(q0+i)%len(w.queues)]
+			n, err := w.b.Claim(ctx, q, l, w.lease, dst)
+			if err != nil {
+				return 0, fmt.Errorf("queue: claim from %s level %d: %w", q, l, err)
+			}
+			if n > 0 {
+				if w.policy == Weighted {
+					w.mu.Lock()
+					// Levels found empty do not bank credit while empty.
+					for _, e := range order[:k] {
+						w.pass[e] = max(w.pass[e], w.pass[l])
+					}
+					w.pass[l] += uint64(n) * w.stride[l]
+					w.mu.Unlock()
+				}
+				return n, nil
+			}
+		}
+	}
+	return 0, nil
+}
+
+// beat extends the leases of held tasks every lease/3.
+func (w *Worker) beat() {
+	defer w.heartbeat.Done()
+	done := make(chan struct{})
+	go func() { w.runners.Wait(); close(done) }()
+	t := time.NewTicker(w.lease / 3)
+	defer t.Stop()
+	var held []*Delivery
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		for _, s := range w.slots {
+			held = s.held(held[:0])
+		}
+		if len(held) == 0 {
+			continue
+		}
+		if err := w.b.Extend(context.WithoutCancel(w.hardCtx), w.lease, held); err != nil {
+			w.log.Warn("extending leases", "tasks", len(held), "err", err)
+		}
+		clear(held)
+	}
+}
+
+func defaultConcurrency() int { return max(1, runtimeProcs()) }
+
+// backoff returns the delay before attempt+1: exponential, capped, with the
+// upper half jittered.
+func backoff(m *Message) time.Duration {
+	d := m.BackoffMin
+	for i := 1; i < m.Attempt && d < m.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, m.BackoffMax)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// slot is one runner goroutine and what it holds.
+type slot struct {
+	w     *Worker
+	chunk int
+	buf   []Delivery
+
+	mu    sync.Mutex // guards group for the heartbeat
+	group []Delivery
+	pos   atomic.Int32 // group[pos:] is not finished yet
+
+	done   []Completion
+	first  time.Time // when done[0] was appended
+	arena  []byte    // outputs are cut from it
+	mcache map[[2]string]*kindMetrics
+}
+
+func (s *slot) held(dst []*Delivery) []*Delivery {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := int(s.pos.Load()); i < len(s.group); i++ {
+		dst = append(dst, &s.group[i])
+	}
+	return dst
+}
+
+func (s *slot) setGroup(g []Delivery) {
+	s.mu.Lock()
+	s.group = g
+	s.pos.Store(0)
+	s.mu.Unlock()
+}
+
+func (s *slot) loop() {
+	w := s.w
+	defer w.runners.Done()
+	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
+	s.buf = make([]Delivery, w.maxClaim)
+	for !w.stopping() {
+		n, err := w.claim(ctx, s.buf[:s.chunk])
+		if err != nil {
+			w.log.Error("claiming tasks", "err", err)
+			if !s.pause(time.Second) {
+				return
+			}
+			continue
+		}
+		if n == 0 {
+			if !s.idle(ctx) {
+				return
+			}
+			continue
+		}
+		start := time.Now()
+		s.runGroup(ctx, s.buf[:n])
+		if avg := time.Since(start) / time.Duration(n); avg < 50*time.Microsecond {
+			s.chunk = min(s.chunk*2, w.maxClaim)
+		} else {
+			s.chunk = 1
+		}
+		clear(s.buf[:n])
+	}
+}
+
+// pause waits d or until the worker stops; it reports false on stop.
+func (s *slot) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-s.w.stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// idle blocks until the broker signals work or the worker stops; it
+// reports false on stop.
+func (s *slot) idle(ctx context.Context) bool {
+	w := s.w
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := w.b.Notify(nctx, w.queues)
+	if err != nil {
+		w.log.Error("waiting for work", "err", err)
+		return s.pause(time.Second)
+	}
+	// Work that arrived between the empty claim and Notify: claim again
+	// before sleeping (the caller's next claim does it if we return now).
+	n, err := w.claim(ctx, s.buf[:s.chunk])
+	if err == nil && n > 0 {
+		s.runGroup(ctx, s.buf[:n])
+		clear(s.buf[:n])
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-w.stop:
+		return false
+	}
+}
+
+// runGroup runs claimed deliveries one after another, then reports them.
+func (s *slot) runGroup(ctx context.Context, g []Delivery) {
+	w := s.w
+	s.setGroup(g)
+	var (
+		tctx    context.Context
+		curCh   <-chan struct{}
+		unwatch func()
+	)
+	for i := range g {
+		d := &g[i]
+		if w.stopping() {
+			// Hand back what has not started.
+			for j := i; j < len(g); j++ {
+				if err := w.b.Retry(ctx, &g[j], time.Time{}, nil); err != nil {
+					w.log.Error("handing a task back", "task", g[j].ID(), "err", err)
+				}
+			}
+			break
+		}
+		s.pos.Store(int32(i))
+		if tctx == nil || d.Canceled != curCh {
+			if unwatch != nil {
+				unwatch()
+			}
+			tctx, unwatch = s.watch(d.Canceled)
+			curCh = d.Canceled
+		}
+		s.run(ctx, tctx, d)
+	}
+	if unwatch != nil {
+		unwatch()
+	}
+	s.flush(ctx)
+	s.setGroup(nil)
+}
+
+// watch returns the context for tasks whose batch cancels through ch: the
+// hard-stop context, cancelled also when ch closes. unwatch joins the
+// watching goroutine.
+func (s *slot) watch(ch <-chan struct{}) (context.Context, func()) {
+	if ch == nil {
+		return s.w.hardCtx, nil
+	}
+	ctx, cancel := context.WithCancelCause(s.w.hardCtx)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-ch:
+			cancel(ErrCanceled)
+		case <-stop:
+		}
+	})
+	return ctx, func() {
+		close(stop)
+		wg.Wait()
+		cancel(nil)
+	}
+}
+
+func closed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// run runs one delivery and records its completion or retry.
+func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
+	w := s.w
+	now := time.Now()
+	if len(s.done) > 0 && now.Sub(s.first) > 2*time.Millisecond {
+		s.flush(ctx)
+	}
+	m := s.kindMetrics(d)
+	fn := w.handlers[d.Kind]
+	switch {
+	case closed(d.Canceled):
+		s.complete(ctx, d, nil, &Failure{Code: CodeCanceled, Message: "batch canceled", Attempts: d.Attempt - 1}, false, now)
+		return
+	case fn == nil:
+		s.complete(ctx, d, nil, &Failure{Code: CodeUnknownKind, Attempts: d.Attempt,
+			Message: fmt.Sprintf("no handler for kind %q on this worker (it handles: %s)", d.Kind, w.kinds)}, true, now)
+		return
+	case !d.Deadline.IsZero() && !now.Before(d.Deadline):
+		s.complete(ctx, d, nil, &Failure{Code: CodeTimeout, Attempts: d.Attempt - 1,
+			Message: fmt.Sprintf("deadline %s passed before the task ran", d.Deadline.Format(time.RFC3339Nano))}, true, now)
+		return
+	}
+	m.start(now.Sub(d.EnqueuedAt))
+	rctx := tctx
+	var cancel context.CancelFunc
+	if d.Timeout > 0 || !d.Deadline.IsZero() {
+		dl := d.Deadline
+		if d.Timeout > 0 && (dl.IsZero() || now.Add(d.Timeout).Before(dl)) {
+			dl = now.Add(d.Timeout)
+		}
+		rctx, cancel = context.WithDeadline(tctx, dl)
+	}
+	start := len(s.arena)
+	out, err := call(fn, rctx, d.Payload, s.arena)
+	if cancel != nil {
+		cancel()
+	}
+	m.ran(time.Since(now), err == nil)
+	if err == nil {
+		s.arena = out
+		if cap(s.arena)-len(s.arena) < 64 {
+			s.arena = make([]byte, 0, 4096)
+		}
+		s.complete(ctx, d, out[start:len(out):len(out)], nil, false, now)
+		return
+	}
+	s.arena = out[:start]
+	if w.hardCtx.Err() != nil {
+		// Shutdown deadline: hand the task back rather than fail it.
+		if err := w.b.Retry(ctx, d, time.Time{}, nil); err != nil {
+			w.log.Error("handing a task back", "task", d.ID(), "err", err)
+		}
+		return
+	}
+	f := &Failure{Code: CodeFailed, Message: err.Error(), Attempts: d.Attempt}
+	var bi *badInputError
+	var pe *panicError
+	switch {
+	case closed(d.Canceled):
+		f.Code = CodeCanceled
+	case errors.As(err, &bi):
+		f.Code = CodeBadInput
+	case errors.As(err, &pe):
+		f.Code = CodePanic
+	case errors.Is(err, ErrPermanent):
+		f.Code = CodePermanent
+	case rctx.Err() != nil && errors.Is(rctx.Err(), context.DeadlineExceeded):
+		f.Code = CodeTimeout
+		if d.Timeout > 0 {
+			f.Message = fmt.Sprintf("attempt timed out after %v: %s", d.Timeout, f.Message)
+		}
+	}
+	final := f.Code != CodeFailed && f.Code != CodePanic && f.Code != CodeTimeout ||
+		d.Attempt >= d.MaxAttempts ||
+		!d.Deadline.IsZero() && !time.Now().Before(d.Deadline)
+	if !final {
+		delay := backoff(&d.Message)
+		m.retried()
+		w.log.Debug("task failed; retrying", "task", d.ID(), "kind", d.Kind, "attempt", d.Attempt, "in", delay, "err", err)
+		if err := w.b.Retry(ctx, d, time.Now().Add(delay), &AttemptError{Attempt: d.Attempt, At: time.Now(), Error: f.Message}); err != nil {
+			w.log.Error("retrying a task", "task", d.ID(), "err", err)
+		}
+		return
+	}
+	dead := f.Code != CodeCanceled
+	if dead {
+		m.dead()
+		w.log.Warn("task dead-lettered", "task", d.ID(), "kind", d.Kind, "attempts", d.Attempt, "code", f.Code, "err", err)
+	}
+	s.complete(ctx, d, nil, f, dead, now)
+}
+
+func (s *slot) complete(ctx context.Context, d *Delivery, out []byte, f *Failure, dead bool, now time.Time) {
+	if len(s.done) == 0 {
+		s.first = now
+	}
+	s.done = append(s.done, Completion{Delivery: d, Outcome: Outcome{Index: d.Index, Output: out, Err: f}, Dead: dead})
+	// Failures go out at once so that fail-fast awaiters react quickly.
+	if f != nil || len(s.done) >= cap(s.buf) {
+		s.flush(ctx)
+	}
+}
+
+func (s *slot) flush(ctx context.Context) {
+	if len(s.done) == 0 {
+		return
+	}
+	if err := s.w.b.Complete(ctx, s.done); err != nil {
+		// The leases will expire and the tasks run again: at least once.
+		s.w.log.Error("recording results", "tasks", len(s.done), "err", err)
+	}
+	clear(s.done)
+	s.done = s.done[:0]
+}
+
+func (s *slot) kindMetrics(d *Delivery) *kindMetrics {
+	if s.w.metrics == nil {
+		return nil
+	}
+	key := [2]string{d.Queue, d.Kind}
+	if m, ok := s.mcache[key]; ok {
+		return m
+	}
+	if s.mcache == nil {
+		s.mcache = map[[2]string]*kindMetrics{}
+	}
+	m := s.w.metrics.forKind(d.Queue, d.Kind)
+	s.mcache[key] = m
+	return m
+}
