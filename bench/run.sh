@@ -6,7 +6,8 @@
 #   bench/run.sh --smoke    one iteration of every benchmark at every N, for CI (under a minute)
 #
 # Environment: COUNT (full run's rounds, default 3), BENCHTIME (default 1s),
-# SIZES (default 1000,100000,1000000), OUT (raw output file, default bench/last-run.out).
+# SIZES (default 1000,100000,1000000), OUT (raw output file, default bench/last-run.out),
+# STAT (median or min over rounds, default median).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -49,4 +50,4 @@ go test -c -o "$tmp/bench.test" .
 } | tee "$out" >&2
 
 echo "raw output: bench/$out" >&2
-go run ./cmd/table <"$out"
+go run ./cmd/table -stat "${STAT:-median}" <"$out"

@@ -2,14 +2,17 @@
 // prints the same form) into the Markdown tables of BENCHMARKS.md, with ratios against
 // the floor and the peers, and a check of issue 2's goals.
 //
-//	go test -run '^$' -bench Fanout | go run ./cmd/table
+//	go test -run '^$' -bench Fanout | go run ./cmd/table [-stat median|min]
 //
-// With -count > 1, each figure is the median of the runs.
+// When a sub-benchmark ran more than once (-count, or several rounds), each figure is the
+// median of its runs, or with -stat min the smallest (the least disturbed by other load
+// on a shared machine).
 package main
 
 import (
 	"bufio"
 	"cmp"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -64,13 +67,18 @@ func parse(r io.Reader) (*table, error) {
 	return t, sc.Err()
 }
 
-// get returns the median of a unit's samples, or NaN.
+var stat = flag.String("stat", "median", "how to summarise repeated runs: median or min")
+
+// get returns the median (or minimum) of a unit's samples, or NaN.
 func (t *table) get(n int, impl, unit string) float64 {
 	s := slices.Clone(t.samples[key{n, impl}][unit])
 	if len(s) == 0 {
 		return math.NaN()
 	}
 	slices.Sort(s)
+	if *stat == "min" {
+		return s[0]
+	}
 	if len(s)%2 == 1 {
 		return s[len(s)/2]
 	}
@@ -121,6 +129,8 @@ func ratio(v float64) string {
 
 func (t *table) write(w io.Writer) {
 	peers := []string{"errgroup", "conc", "pond", "asyncio.gather"}
+	runs := len(t.samples[key{t.ns[0], t.impls[0]}]["ns/task"])
+	fmt.Fprintf(w, "Each figure is the %s of %d run(s).\n", *stat, runs)
 	fmt.Fprintln(w, "ns/task: wall time per task; allocs/task and B/task: heap allocations per task")
 	fmt.Fprintln(w, "(runtime.MemStats deltas over the timed loop ÷ tasks). vs floor: ns/task ÷ the floor's")
 	fmt.Fprintln(w, "(floor.goroutines, or floor.chunks8 for the rows limited to 8); peer ÷: the peer's ns/task ÷")
@@ -166,15 +176,15 @@ func (t *table) goals(w io.Writer) {
 		fmt.Fprintf(w, "N=%s:\n", group(n))
 		for _, impl := range []string{"gather.All", "gather.Settled"} {
 			r := ns(impl) / ns("floor.goroutines")
-			fmt.Fprintf(w, "  %-18s %s of the floor (goal ≤ 1.15×): %s\n", impl, ratio(r), check(r <= 1.15, r))
+			fmt.Fprintf(w, "  %-18s %.3f× the floor's ns/task (goal ≤ 1.15×): %s\n", impl, r, check(r <= 1.15, r))
 		}
 		m := "gather.Map.limit8"
 		r := ns("errgroup.limit8") / ns(m)
 		fmt.Fprintf(w, "  %-18s %s faster than errgroup.limit8 (goal ≥ 20×): %s\n", m, ratio(r), check(r >= 20, r))
-		perCall := t.get(n, m, "allocs/task") * float64(n)
-		extra := t.get(n, m, "B/task") - 8 // the []int result slice: 8 bytes a task
-		fmt.Fprintf(w, "  %-18s %s allocs a call, %s B a task beyond the result slice (goal: none per task)\n",
-			m, num(perCall), num(math.Max(extra, 0)))
+		allocs := t.get(n, m, "allocs/task") * float64(n)
+		extra := (t.get(n, m, "B/task") - 8) * float64(n) // the []int result slice: 8 B a task
+		fmt.Fprintf(w, "  %-18s %s allocs and %s B a call beyond the result slice (goal: nothing per task)\n",
+			m, num(allocs), num(math.Max(extra, 0)))
 		for _, impl := range []string{"gather.All", "gather.Map.limit8"} {
 			r := ns("asyncio.gather") / ns(impl)
 			fmt.Fprintf(w, "  %-18s %s faster than asyncio.gather (goal ≥ 20×): %s\n", impl, ratio(r), check(r >= 20, r))
@@ -192,6 +202,11 @@ func group(n int) string {
 }
 
 func main() {
+	flag.Parse()
+	if *stat != "median" && *stat != "min" {
+		fmt.Fprintln(os.Stderr, "table: -stat must be median or min")
+		os.Exit(2)
+	}
 	t, err := parse(os.Stdin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "table:", err)
