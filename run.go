@@ -55,7 +55,7 @@ type job[In, Out any] struct {
 	skipped atomic.Int64 // joinAll: tasks not started because the context ended
 	failed  atomic.Bool  // failFast: err is set
 	err     *TaskError   // failFast: the first failure
-	stopped atomic.Bool  // halt was called: start nothing more, record nothing more
+	stopped atomic.Bool  // fail or halt was called: start nothing more, record nothing more
 	wg      sync.WaitGroup
 
 	mu       sync.Mutex
@@ -160,7 +160,9 @@ const (
 	maxChunk    = 4096
 )
 
-// work is a worker: it claims runs of indices until none are left.
+// work is a worker: it claims runs of indices until none are left. It checks for the
+// end of the context once a run (the run is short: see chunkTarget) and for a halt,
+// which is this job's own decision to stop, before every task.
 func (j *job[In, Out]) work() {
 	cur, ok := -1, false
 	defer func() {
@@ -171,23 +173,21 @@ func (j *job[In, Out]) work() {
 	}()
 	n := int64(len(j.in))
 	chunk := int64(1)
-	for {
+	for !j.stopped.Load() {
 		start := j.next.Add(chunk) - chunk
 		if start >= n {
 			break
 		}
 		end := min(start+chunk, n)
-		t0 := time.Now()
-		for i := start; i < end; i++ {
-			cur = int(i)
-			if j.isDone() {
-				j.skip(cur)
-				if j.stopped.Load() || j.mode == failFast {
-					ok = true // the outcome is decided: leave the rest unclaimed
-					return
-				}
-				continue
+		if j.isDone() {
+			for i := start; i < end && !j.stopped.Load(); i++ {
+				j.skip(int(i))
 			}
+			continue
+		}
+		t0 := time.Now()
+		for i := start; i < end && !j.stopped.Load(); i++ {
+			cur = int(i)
 			j.runOne(cur)
 		}
 		elapsed := time.Since(t0)
@@ -271,6 +271,7 @@ func (j *job[In, Out]) skipRange(from, to int) {
 func (j *job[In, Out]) fail(i int, err error) {
 	if j.failed.CompareAndSwap(false, true) {
 		j.err = &TaskError{Index: i, Err: err}
+		j.stopped.Store(true)
 		j.cancel(j.err)
 	}
 }
