@@ -45,10 +45,10 @@ type job[In, Out any] struct {
 	mode    mode
 	timeout time.Duration
 
-	out  []Out           // failFast, joinAll
-	res  []Result[Out]   // settled
-	sink chan item[Out]  // streaming; unbuffered
-	quit chan struct{}   // streaming; closed by halt so blocked senders give up
+	out  []Out          // failFast, joinAll
+	res  []Result[Out]  // settled
+	sink chan item[Out] // streaming; unbuffered
+	quit chan struct{}  // streaming; closed by halt so blocked senders give up
 
 	workers int64        // how many workers claim indices; 0 with a goroutine per task
 	next    atomic.Int64 // workers: the next index to claim
