@@ -1,0 +1,41 @@
+# gather's everyday commands. `make help` lists them.
+.DEFAULT_GOAL := help
+GO ?= go
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## run the main job: the seed's examples on gather
+	$(GO) run ./examples/seed
+
+.PHONY: test
+test: ## vet, then every test with the race detector (what CI runs)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+.PHONY: lint
+lint: ## gofmt, go vet and go mod tidy must have nothing to say
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+.PHONY: bench
+bench: ## in-package benchmarks, then gather against its peers (bench/, several minutes)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	bench/run.sh
+
+.PHONY: bench-smoke
+bench-smoke: ## one iteration of every benchmark, to prove they still run
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	bench/run.sh --smoke
+
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "$$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
