@@ -181,3 +181,23 @@ func ExampleStreamOrdered() {
 	fmt.Println()
 	// Output: 0:1 1:4 2:9 3:16 4:25
 }
+
+// Timeout bounds each task: a task that honours its context returns
+// context.DeadlineExceeded when its time is up, and the others are unaffected.
+func ExampleTimeout() {
+	results := gather.MapSettled(context.Background(), []time.Duration{0, time.Hour},
+		func(ctx context.Context, d time.Duration) (string, error) {
+			select {
+			case <-time.After(d):
+				return "on time", nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}, gather.Timeout(50*time.Millisecond))
+	for i, r := range results {
+		fmt.Println(i, r.Value, r.Err)
+	}
+	// Output:
+	// 0 on time <nil>
+	// 1  context deadline exceeded
+}

@@ -102,10 +102,10 @@ func StreamOrdered[In, Out any](ctx context.Context, in []In, fn func(context.Co
 				it := ring[next%window]
 				ring[next%window], ready[next%window] = item[Out]{}, false
 				next++
-				tokens <- struct{}{}
 				if !yield(it.i, it.r) {
 					return
 				}
+				tokens <- struct{}{} // only now may a task start window past it
 			}
 		}
 	}
