@@ -98,6 +98,18 @@ var impls = []impl{
 		c.wg.Wait()
 		w.out = c.out
 	}},
+	{name: "floor.goroutines.results", run: func(ctx context.Context, w *work) {
+		// The same, writing each outcome as a Result (value and error, 24 bytes) as
+		// Settled does, instead of an int (8 bytes): what Settled's larger results cost
+		// by themselves.
+		c := &fanout{ctx: ctx, fns: w.fns, res: make([]gather.Result[int], len(w.fns))}
+		c.wg.Add(len(w.fns))
+		for i := range w.fns {
+			go c.oneResult(i)
+		}
+		c.wg.Wait()
+		w.results = c.res
+	}},
 	{name: "floor.chunks8", run: func(ctx context.Context, w *work) {
 		// 8 workers claiming chunks of indices: the floor a limited Map can approach.
 		out := make([]int, len(w.in))
@@ -176,16 +188,23 @@ var impls = []impl{
 	{name: "ants.limit8", setup: antsSetup},
 }
 
-// fanout is the state of one floor.goroutines call.
+// fanout is the state of one floor.goroutines or floor.goroutines.results call.
 type fanout struct {
 	ctx context.Context
 	fns []func(context.Context) (int, error)
 	out []int
+	res []gather.Result[int]
 	wg  sync.WaitGroup
 }
 
 func (c *fanout) one(i int) {
 	c.out[i], _ = c.fns[i](c.ctx)
+	c.wg.Done()
+}
+
+func (c *fanout) oneResult(i int) {
+	v, err := c.fns[i](c.ctx)
+	c.res[i] = gather.Result[int]{Value: v, Err: err}
 	c.wg.Done()
 }
 
