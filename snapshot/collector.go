@@ -1,0 +1,580 @@
+package snapshot
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Collector sequences updates from many sources and cuts complete and
+// consistent snapshots of them. Create one with [New].
+//
+// All methods are safe for concurrent use. Updates of different sources are
+// applied in parallel (each source has its own lock); updates of one source
+// are serialized. Readers of a [Cut] never block writers. The Collector owns
+// no goroutine and needs no Close: a cut that becomes complete is taken by the
+// goroutine whose message completed it, before that call returns, and
+// deadlines run in the waiting reader's goroutine.
+type Collector[K comparable, V any] struct {
+	cfg   Config[K, V]
+	fixed bool
+
+	regMu sync.Mutex
+	reg   atomic.Pointer[registry[K, V]]
+
+	due    atomic.Int64 // earliest time at which a cut becomes due
+	revise atomic.Bool  // late updates wait for the newest cut to be reissued
+	clockA atomic.Int64 // mirror of clock
+
+	cutMu   sync.Mutex // serializes cuts; guards the fields below
+	clock   int64      // time of the newest cut
+	cutSeq  uint64
+	newest  atomic.Pointer[Cut[K, V]]
+	latest  atomic.Pointer[Cut[K, V]]
+	hist    []*Cut[K, V]
+	seen    []seenAt
+	waiters []*waiter[K, V]
+	chg     []change[V]
+	stores  []slotStore[V]
+	cands   []int64
+	revs    uint64
+
+	emu     sync.Mutex // guards epochs
+	epochs  map[uint64]*epochMark[K, V]
+	epochCh chan struct{} // closed and replaced when an epoch is announced
+}
+
+type registry[K comparable, V any] struct {
+	list   []*source[K, V]
+	byName map[string]*source[K, V]
+}
+
+type seenAt struct {
+	msgs uint64
+	at   int64
+}
+
+type waiter[K comparable, V any] struct {
+	t    int64
+	done chan struct{}
+	cut  *Cut[K, V]
+}
+
+type epochMark[K comparable, V any] struct {
+	t      int64
+	done   chan struct{}
+	cut    *Cut[K, V]
+	missed bool
+}
+
+type slotStore[V any] struct {
+	slot *atomic.Pointer[V]
+	p    *V
+}
+
+// maxKept bounds the cuts kept for as-of reads, whatever the horizon.
+const maxKept = 4096
+
+// maxEpochs bounds the epochs remembered for AtEpoch.
+const maxEpochs = 64
+
+// New returns a Collector configured by cfg (nil: every default). The error
+// joins every problem found in cfg.
+func New[K comparable, V any](cfg *Config[K, V]) (*Collector[K, V], error) {
+	conf, err := withDefaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector[K, V]{
+		cfg:     conf,
+		fixed:   len(conf.Sources) > 0,
+		clock:   minTime,
+		epochs:  make(map[uint64]*epochMark[K, V]),
+		epochCh: make(chan struct{}),
+	}
+	c.clockA.Store(minTime)
+	r := &registry[K, V]{byName: make(map[string]*source[K, V], len(conf.Sources))}
+	for i, sc := range conf.Sources {
+		s := newSource(c, sc, i, minTime)
+		r.list = append(r.list, s)
+		r.byName[sc.Name] = s
+	}
+	c.reg.Store(r)
+	now := time.Now().UnixNano()
+	for range r.list {
+		c.seen = append(c.seen, seenAt{at: now})
+	}
+	c.recomputeDue()
+	return c, nil
+}
+
+// source returns the named source, adding it if sources are not fixed.
+func (c *Collector[K, V]) source(name, opName string, seq uint64) (*source[K, V], error) {
+	r := c.reg.Load()
+	if len(r.list) <= 8 {
+		for _, s := range r.list {
+			if s.name == name {
+				return s, nil
+			}
+		}
+	} else if s, ok := r.byName[name]; ok {
+		return s, nil
+	}
+	if c.fixed {
+		names := make([]string, len(r.list))
+		for i, s := range r.list {
+			names[i] = s.name
+		}
+		return nil, inputErr(opName, name, seq, ErrUnknownSource, "not one of the configured sources (%s)", strings.Join(names, ", "))
+	}
+	if name == "" {
+		return nil, inputErr(opName, name, seq, ErrUnknownSource, "a message needs a source name")
+	}
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	r = c.reg.Load()
+	if s, ok := r.byName[name]; ok {
+		return s, nil
+	}
+	s := newSource(c, Source{Name: name}, len(r.list), c.clockA.Load())
+	nr := &registry[K, V]{list: append(slices.Clip(r.list), s), byName: make(map[string]*source[K, V], len(r.list)+1)}
+	for _, x := range nr.list {
+		nr.byName[x.name] = x
+	}
+	c.reg.Store(nr)
+	return s, nil
+}
+
+// Apply applies updates, in order. Updates of one source are sequenced by
+// their Seq whatever order they arrive in: a gap holds the source back and
+// later updates wait in a bounded buffer; a duplicate is ignored and counted.
+//
+// Apply stops at the first update it refuses and returns an [*InputError]
+// saying which (its Index) and why; the refused update changes nothing, and
+// the updates before it stay applied. An update that completes a cut that is
+// due (a waiting [Collector.At], an aligned [Config.Interval] time, an epoch)
+// takes that cut before Apply returns.
+//
+// Applying an update in sequence does not allocate; a run of updates of one
+// source takes its lock once. Apply may be called from any goroutine.
+func (c *Collector[K, V]) Apply(us ...Update[K, V]) error {
+	for i := 0; i < len(us); {
+		s, err := c.source(us[i].Source, "apply", us[i].Seq)
+		if err != nil {
+			return indexed(err, i, len(us))
+		}
+		j := i + 1
+		for j < len(us) && us[j].Source == s.name {
+			j++
+		}
+		if n, err := c.applyRun(s, us[i:j]); err != nil {
+			return indexed(err, i+n, len(us))
+		}
+		i = j
+	}
+	return nil
+}
+
+func indexed(err error, i, n int) error {
+	if ie, ok := err.(*InputError); ok && n > 1 {
+		cp := *ie
+		cp.Index = i
+		cp.batch = n
+		return &cp
+	}
+	return err
+}
+
+// applyRun applies updates of one source and returns how many it applied.
+func (c *Collector[K, V]) applyRun(s *source[K, V], us []Update[K, V]) (int, error) {
+	nv, verr := len(us), error(nil)
+	if c.cfg.Verify != nil {
+		for k := range us {
+			if e := c.cfg.Verify(us[k]); e != nil {
+				nv, verr = k, e
+				break
+			}
+		}
+	}
+	s.mu.Lock()
+	old := s.passed
+	var err error
+	k := 0
+	for ; k < nv; k++ {
+		u := &us[k]
+		if u.Time.IsZero() {
+			err = inputErr("apply", s.name, u.Seq, ErrTime, "an update needs its event time")
+			break
+		}
+		if err = s.update(u, u.Time.UnixNano()); err != nil {
+			break
+		}
+	}
+	if err == nil && verr != nil {
+		err = s.refuseInvalid(&us[nv], verr)
+	}
+	c.unlock(s, old)
+	return k, err
+}
+
+// unlock finishes a call that changed s: folds late updates, reports gaps,
+// releases s.mu, and takes the cuts the call made due.
+func (c *Collector[K, V]) unlock(s *source[K, V], old int64) {
+	if s.lateDue {
+		s.foldLate()
+	}
+	revised := s.revised
+	s.revised = false
+	var gapFirst, gapLast uint64
+	callGap := false
+	if s.gapDue && c.cfg.GapFill != nil {
+		if now := time.Now().UnixNano(); now >= s.gapNext {
+			s.gapDue = false
+			if gapFirst, gapLast, callGap = s.gapSpan(); callGap {
+				s.gapTold = gapLast
+				s.gapNext = now + int64(c.cfg.GapFillInterval)
+			}
+		}
+	} else {
+		s.gapDue = false
+	}
+	overfull := s.pending() > c.cfg.MaxPending
+	p := s.passed
+	s.mu.Unlock()
+
+	if callGap {
+		c.cfg.GapFill(s.name, gapFirst, gapLast)
+	}
+	if revised {
+		c.revise.Store(true)
+		if n := c.newest.Load(); n != nil && !n.complete {
+			c.lowerDue(n.t)
+		}
+	}
+	if d := c.due.Load(); p >= d && (old < d || revised) {
+		c.advance()
+	}
+	if overfull {
+		c.relieve(s)
+	}
+}
+
+func (c *Collector[K, V]) lowerDue(t int64) {
+	for {
+		d := c.due.Load()
+		if t >= d || c.due.CompareAndSwap(d, t) {
+			return
+		}
+	}
+}
+
+// Heartbeat records a source's announcement of its progress (see
+// [Heartbeat]). It is refused with an [*InputError], changing nothing, if it
+// goes backwards or contradicts updates already received. A heartbeat that
+// completes a due cut takes it before Heartbeat returns.
+func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
+	s, err := c.source(h.Source, "heartbeat", h.Seq)
+	if err != nil {
+		return err
+	}
+	if h.Time.IsZero() {
+		return inputErr("heartbeat", s.name, h.Seq, ErrTime, "a heartbeat needs its event time")
+	}
+	t := h.Time.UnixNano()
+	var register func() error
+	var mark *epochMark[K, V]
+	if h.Epoch != 0 {
+		register = func() error {
+			c.emu.Lock()
+			defer c.emu.Unlock()
+			if m, ok := c.epochs[h.Epoch]; ok {
+				if m.t != t {
+					return inputErr("heartbeat", s.name, h.Seq, ErrTime, "closes epoch %d at %s, but it was closed at %s",
+						h.Epoch, fmtTime(t), fmtTime(m.t))
+				}
+				return nil
+			}
+			mark = &epochMark[K, V]{t: t, done: make(chan struct{})}
+			c.epochs[h.Epoch] = mark
+			if h.Epoch > maxEpochs {
+				for e := range c.epochs {
+					if e <= h.Epoch-maxEpochs {
+						delete(c.epochs, e)
+					}
+				}
+			}
+			close(c.epochCh)
+			c.epochCh = make(chan struct{})
+			return nil
+		}
+	}
+	s.mu.Lock()
+	old := s.passed
+	if err := s.heartbeat(&h, t, register); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if mark != nil {
+		c.lowerDue(t)
+		old = minTime // make sure the new epoch is looked at
+	}
+	c.unlock(s, old)
+	return nil
+}
+
+// Reset installs a full image of a source's state, current to img.Seq at
+// img.Time, atomically: the state is replaced from img.Time on, buffered
+// updates at or below img.Seq are dropped and the rest applied, and a gap,
+// an overflow or an invalid mark is cleared. This is the recovery step of a
+// snapshot-and-incremental feed.
+//
+// Cuts between the source's last progress and img.Time report the source as
+// resetting, since the updates the image replaced were never seen. An image
+// behind the applied sequence, without a sequence, or older than the updates
+// around it is refused with an [*InputError], changing nothing. Reset copies
+// img.Entries; it costs O(keys of the source).
+func (c *Collector[K, V]) Reset(img Image[K, V]) error {
+	s, err := c.source(img.Source, "reset", img.Seq)
+	if err != nil {
+		return err
+	}
+	if img.Time.IsZero() {
+		return inputErr("reset", s.name, img.Seq, ErrTime, "an image needs the event time it is current to")
+	}
+	s.mu.Lock()
+	old := s.passed
+	if err := s.reset(&img, img.Time.UnixNano()); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	c.unlock(s, old)
+	return nil
+}
+
+// frontier returns the latest time every required source has passed, ignoring
+// resetting holes (the cutter checks those). With no required source, the
+// latest time any source has passed.
+func (c *Collector[K, V]) frontier() int64 {
+	g, any := int64(math.MaxInt64), false
+	hi := int64(minTime)
+	for _, s := range c.reg.Load().list {
+		p := s.passedA.Load()
+		hi = max(hi, p)
+		if s.required {
+			any = true
+			g = min(g, p)
+		}
+	}
+	if !any {
+		return hi
+	}
+	return g
+}
+
+// completeAt reports whether every required source has passed t.
+func (c *Collector[K, V]) completeAt(t int64) bool {
+	for _, s := range c.reg.Load().list {
+		if !s.required {
+			continue
+		}
+		s.mu.Lock()
+		ok := s.passedAt(t)
+		s.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// advance takes every cut that is due and complete.
+func (c *Collector[K, V]) advance() {
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	c.advanceLocked()
+}
+
+func (c *Collector[K, V]) advanceLocked() {
+	defer c.recomputeDue()
+	g := c.frontier()
+	if g == minTime {
+		return
+	}
+	cands := c.cands[:0]
+	for _, w := range c.waiters {
+		if w.t <= g {
+			cands = append(cands, w.t)
+		}
+	}
+	c.emu.Lock()
+	for _, m := range c.epochs {
+		if m.cut == nil && !m.missed && m.t > c.clock && m.t <= g {
+			cands = append(cands, m.t)
+		}
+	}
+	c.emu.Unlock()
+	if iv := int64(c.cfg.Interval); iv > 0 {
+		if b := alignDown(g, iv); b > c.clock {
+			cands = append(cands, b)
+		}
+	}
+	n := c.newest.Load()
+	if c.revise.Load() && n != nil && !n.complete && n.t <= g {
+		cands = append(cands, n.t)
+	}
+	slices.Sort(cands)
+	cands = slices.Compact(cands)
+	c.cands = cands
+	for _, t := range cands {
+		if t < c.clock || !c.completeAt(t) {
+			continue
+		}
+		if t == c.clock {
+			if n := c.newest.Load(); n != nil && n.t == t && !n.complete {
+				c.take(t)
+			}
+			continue
+		}
+		c.cutThrough(t)
+	}
+}
+
+// recomputeDue sets the earliest time at which a cut becomes due; cutMu is held.
+func (c *Collector[K, V]) recomputeDue() {
+	d := int64(math.MaxInt64)
+	for _, w := range c.waiters {
+		d = min(d, w.t)
+	}
+	c.emu.Lock()
+	for _, m := range c.epochs {
+		if m.cut == nil && !m.missed && m.t > c.clock {
+			d = min(d, m.t)
+		}
+	}
+	c.emu.Unlock()
+	if iv := int64(c.cfg.Interval); iv > 0 {
+		if c.clock == minTime {
+			d = min(d, minTime+1)
+		} else {
+			d = min(d, alignDown(c.clock, iv)+iv)
+		}
+	}
+	if n := c.newest.Load(); c.revise.Load() && n != nil && !n.complete {
+		d = min(d, n.t)
+	}
+	c.due.Store(d)
+}
+
+// relieve takes a cut to fold a source whose pending updates exceed
+// MaxPending: at the frontier if that is complete and far enough, otherwise
+// at a time that folds half of them.
+func (c *Collector[K, V]) relieve(s *source[K, V]) {
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	s.mu.Lock()
+	n := s.pending()
+	var t int64 = minTime
+	for i := s.head; i < s.head+n/2 && i < s.ready; i++ {
+		t = max(t, s.log[i].t)
+	}
+	s.mu.Unlock()
+	if n <= c.cfg.MaxPending || t == minTime {
+		return
+	}
+	if g := c.frontier(); g >= t && c.completeAt(g) {
+		t = g
+	}
+	if t > c.clock {
+		c.cutThrough(t)
+	}
+	c.recomputeDue()
+}
+
+func alignDown(t, iv int64) int64 {
+	r := t % iv
+	if r < 0 {
+		r += iv
+	}
+	return t - r
+}
+
+func alignUp(t, iv int64) int64 {
+	d := alignDown(t, iv)
+	if d == t {
+		return t
+	}
+	return d + iv
+}
+
+// Stats are running totals of a Collector, summed over its sources.
+type Stats struct {
+	Applied    uint64 // updates and images sequenced
+	Duplicates uint64 // duplicates ignored
+	Late       uint64 // late updates (revised, dropped or refused per the policy)
+	Buffered   int    // updates waiting behind gaps now
+	Pending    int    // updates sequenced but not yet in a cut now
+	Cuts       uint64 // cuts taken, revisions included
+	Revisions  uint64 // cuts reissued with late updates
+}
+
+// Stats returns running totals. It takes each source's lock briefly.
+func (c *Collector[K, V]) Stats() Stats {
+	var st Stats
+	for _, s := range c.reg.Load().list {
+		s.mu.Lock()
+		st.Applied += s.applied
+		st.Duplicates += s.dups
+		st.Late += s.late
+		st.Buffered += s.bufN
+		st.Pending += s.pending()
+		s.mu.Unlock()
+	}
+	c.cutMu.Lock()
+	st.Cuts, st.Revisions = c.cutSeq, c.revs
+	c.cutMu.Unlock()
+	return st
+}
+
+// describe returns a short reason per required source not passed at t.
+func (c *Collector[K, V]) describe(t int64) string {
+	now := time.Now().UnixNano()
+	var parts []string
+	c.cutMu.Lock()
+	defer c.cutMu.Unlock()
+	for _, s := range c.reg.Load().list {
+		if !s.required {
+			continue
+		}
+		s.mu.Lock()
+		st := s.status(t, now, c.observe(s, now), c.cfg.SilentAfter)
+		s.mu.Unlock()
+		if st.State != Current {
+			parts = append(parts, st.String())
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// observe notes whether s has sent anything since it was last looked at and
+// returns the wall time since which it has been silent; cutMu and s.mu are held.
+func (c *Collector[K, V]) observe(s *source[K, V], now int64) int64 {
+	for len(c.seen) <= s.idx {
+		c.seen = append(c.seen, seenAt{at: now})
+	}
+	sn := &c.seen[s.idx]
+	if sn.msgs != s.msgs {
+		sn.msgs, sn.at = s.msgs, now
+	}
+	return sn.at
+}
+
+func (e *InputError) suffix() string {
+	if e.batch > 1 {
+		return fmt.Sprintf(" (update %d of %d)", e.Index, e.batch)
+	}
+	return ""
+}

@@ -1,0 +1,690 @@
+package snapshot
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// minTime stands for "before any event time".
+const minTime = math.MinInt64
+
+const (
+	opDelete uint8 = 1 << iota
+	opEnd          // the last update of its event
+	opImage        // a reset image
+)
+
+// op is one update or image of a source, buffered or sequenced.
+type op[K comparable, V any] struct {
+	key   K
+	val   V
+	seq   uint64
+	kseq  uint64
+	t     int64
+	flags uint8
+	img   []Entry[K, V]
+}
+
+type heartbeat struct {
+	seq uint64
+	t   int64
+}
+
+// maxPendingHeartbeats bounds the heartbeats kept while their sequence has not
+// been applied yet. When full, the one furthest ahead is dropped: progress is
+// then announced later than it could have been, never earlier.
+const maxPendingHeartbeats = 64
+
+// source sequences one source's messages and holds its state. Everything below
+// mu is guarded by it.
+type source[K comparable, V any] struct {
+	c        *Collector[K, V]
+	name     string
+	idx      int
+	required bool
+	disorder int64
+	events   bool
+
+	passedA atomic.Int64 // mirror of passed, read without the lock
+
+	mu     sync.Mutex
+	heard  bool
+	msgs   uint64 // messages accepted, for silence detection
+	next   uint64 // next sequence number expected
+	maxT   int64  // latest event time sequenced
+	wm     int64  // latest watermark whose sequence has been applied
+	wmSeq  uint64
+	passed int64 // every update with event time ≤ passed has been sequenced
+	// holeLo < T < holeHi: an image replaced updates that were never seen,
+	// so the source's state at T is unknown (it is resetting).
+	holeLo, holeHi int64
+	folded         int64 // every sequenced update with time ≤ folded is in the store (or was dropped late)
+	hbs            []heartbeat // pending: seq ≥ next, ascending
+	evOpen         bool // an event is partly sequenced
+	evT            int64
+	evSeq          uint64
+
+	// Gap buffer: a ring indexed by sequence number, allocated on the first gap.
+	buf     []op[K, V]
+	bufOK   []bool
+	bufN    int
+	bufMax  uint64 // highest buffered sequence (valid while bufN > 0)
+	bufMaxT int64  // an upper bound of buffered event times, ≥ the true maximum
+
+	overflow *InputError
+	invalid  error
+	gapTold  uint64 // missing sequences up to here were reported to GapFill
+	gapNext  int64  // wall time before which GapFill is not called again
+	gapDue   bool   // a gap may need reporting
+
+	applied, dups, late uint64
+
+	// log holds sequenced updates not yet folded into the store, in sequence
+	// order; log[head:ready] are whole events, log[ready:] is the open event.
+	log         []op[K, V]
+	head, ready int
+	lateDue     bool // late updates wait in the log to be folded at once
+	revised     bool // late updates were folded since the last cut
+
+	st store[K, V]
+}
+
+func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, folded int64) *source[K, V] {
+	s := &source[K, V]{
+		c:        c,
+		name:     cfg.Name,
+		idx:      idx,
+		required: !cfg.Optional,
+		disorder: int64(cfg.Disorder),
+		events:   cfg.Events,
+		next:     1,
+		maxT:     minTime,
+		wm:       minTime,
+		passed:   minTime,
+		folded:   folded,
+		st:       newStore[K, V](cfg.Disorder > 0),
+	}
+	s.passedA.Store(minTime)
+	return s
+}
+
+func (s *source[K, V]) updatePassed() {
+	p := s.wm
+	if s.maxT != minTime {
+		if q := s.maxT - s.disorder - 1; q > p {
+			p = q
+		}
+	}
+	if p > s.passed {
+		s.passed = p
+		s.passedA.Store(p)
+	}
+}
+
+// passedAt reports whether the source's contribution to a cut at T is final.
+func (s *source[K, V]) passedAt(t int64) bool {
+	return t <= s.passed && (t <= s.holeLo || t >= s.holeHi)
+}
+
+// update handles one update; mu is held.
+func (s *source[K, V]) update(u *Update[K, V], t int64) error {
+	if u.Seq == s.next && t > s.passed && s.overflow == nil &&
+		!(s.events && s.evOpen && t != s.evT) &&
+		!(t <= s.folded && s.c.cfg.Late == LateReject) {
+		s.heard = true
+		s.msgs++
+		var flags uint8
+		if u.Delete {
+			flags = opDelete
+		}
+		if u.EndOfEvent {
+			flags |= opEnd
+		}
+		s.sequence(op[K, V]{key: u.Key, val: u.Value, seq: u.Seq, kseq: u.KeySeq, t: t, flags: flags})
+		if s.bufN > 0 {
+			s.drain()
+		}
+		return nil
+	}
+	return s.updateSlow(u, t)
+}
+
+func (s *source[K, V]) updateSlow(u *Update[K, V], t int64) error {
+	seq := u.Seq
+	fail := func(sentinel error, format string, args ...any) error {
+		return inputErr("apply", s.name, seq, sentinel, format, args...)
+	}
+	switch {
+	case seq == 0:
+		return fail(ErrSequence, "sequence numbers start at 1")
+	case s.overflow != nil:
+		return fail(ErrOverflow, "the source is gapped until a reset: %s", s.overflow.Reason)
+	case seq < s.next:
+		if s.next-seq <= s.c.cfg.DupWindow {
+			s.dups++
+			s.heard = true
+			s.msgs++
+			return nil
+		}
+		return fail(ErrSequence, "sequence went backwards beyond the duplicate window: expected %d, or a duplicate no older than %d",
+			s.next, s.next-s.c.cfg.DupWindow)
+	}
+	if err := s.checkTime(seq, t, fail); err != nil {
+		return err
+	}
+	if seq == s.next {
+		if s.events && s.evOpen && t != s.evT {
+			return fail(ErrTime, "event time %s differs from %s of the event it continues (begun at seq %d)",
+				fmtTime(t), fmtTime(s.evT), s.evSeq)
+		}
+		if t <= s.folded && s.c.cfg.Late == LateReject {
+			return fail(ErrLate, "event time %s is at or before the cut already taken at %s", fmtTime(t), fmtTime(s.folded))
+		}
+		return s.update(u, t)
+	}
+	// Out of order: buffer it.
+	if seq-s.next >= uint64(s.c.cfg.MaxBuffered) {
+		s.overflow = inputErr("apply", s.name, seq, ErrOverflow,
+			"%d is %d beyond the next expected %d, more than MaxBuffered (%d) can hold; the source is gapped until a reset",
+			seq, seq-s.next, s.next, s.c.cfg.MaxBuffered)
+		return s.overflow
+	}
+	if s.buf == nil {
+		n := 1
+		for n < s.c.cfg.MaxBuffered {
+			n <<= 1
+		}
+		s.buf = make([]op[K, V], n)
+		s.bufOK = make([]bool, n)
+	}
+	mask := uint64(len(s.buf) - 1)
+	if s.bufOK[seq&mask] {
+		s.dups++
+		s.heard = true
+		s.msgs++
+		return nil
+	}
+	if err := s.checkBuffered(seq, t, u.EndOfEvent, fail); err != nil {
+		return err
+	}
+	if t <= s.folded && s.c.cfg.Late == LateReject {
+		return fail(ErrLate, "event time %s is at or before the cut already taken at %s", fmtTime(t), fmtTime(s.folded))
+	}
+	var flags uint8
+	if u.Delete {
+		flags = opDelete
+	}
+	if u.EndOfEvent {
+		flags |= opEnd
+	}
+	s.buf[seq&mask] = op[K, V]{key: u.Key, val: u.Value, seq: seq, kseq: u.KeySeq, t: t, flags: flags}
+	s.bufOK[seq&mask] = true
+	if s.bufN == 0 || seq > s.bufMax {
+		s.bufMax = seq
+	}
+	if s.bufN == 0 || t > s.bufMaxT {
+		s.bufMaxT = t
+	}
+	s.bufN++
+	s.heard = true
+	s.msgs++
+	s.gapDue = true
+	return nil
+}
+
+// checkTime checks an update's event time against what the source has
+// already announced or sent in order.
+func (s *source[K, V]) checkTime(seq uint64, t int64, fail func(error, string, ...any) error) error {
+	if t > s.passed {
+		return nil
+	}
+	if s.maxT != minTime && t < s.maxT-s.disorder {
+		if s.disorder == 0 {
+			return fail(ErrTime, "event time %s went backwards from %s (seq %d); the source declares no Disorder",
+				fmtTime(t), fmtTime(s.maxT), s.next-1)
+		}
+		return fail(ErrTime, "event time %s is more than the declared Disorder %v behind %s",
+			fmtTime(t), time.Duration(s.disorder), fmtTime(s.maxT))
+	}
+	return fail(ErrTime, "event time %s is at or before %s, which the heartbeat at seq %d announced as complete",
+		fmtTime(t), fmtTime(s.wm), s.wmSeq)
+}
+
+// checkBuffered checks an out-of-order update against the buffered and
+// pending messages around it, so that the sequence, once gap-free, is valid.
+func (s *source[K, V]) checkBuffered(seq uint64, t int64, end bool, fail func(error, string, ...any) error) error {
+	mask := uint64(len(s.buf) - 1)
+	// Every earlier update: t ≥ its time − disorder.
+	predMax, predSeq := s.maxT, s.next-1
+	if s.bufN > 0 {
+		if seq > s.bufMax {
+			if s.bufMaxT > predMax {
+				predMax, predSeq = s.bufMaxT, s.bufMax
+			}
+		} else {
+			for q := s.next; q < seq; q++ {
+				if s.bufOK[q&mask] && s.buf[q&mask].t > predMax {
+					predMax, predSeq = s.buf[q&mask].t, q
+				}
+			}
+		}
+	}
+	if predMax != minTime && t < predMax-s.disorder {
+		return fail(ErrTime, "event time %s is before %s of seq %d beyond the declared Disorder %v",
+			fmtTime(t), fmtTime(predMax), predSeq, time.Duration(s.disorder))
+	}
+	// Every later buffered update: its time ≥ t − disorder.
+	if s.bufN > 0 && seq < s.bufMax {
+		for q := seq + 1; q <= s.bufMax; q++ {
+			if s.bufOK[q&mask] && s.buf[q&mask].t < t-s.disorder {
+				return fail(ErrTime, "event time %s is after %s of the later seq %d beyond the declared Disorder %v",
+					fmtTime(t), fmtTime(s.buf[q&mask].t), q, time.Duration(s.disorder))
+			}
+		}
+	}
+	// Heartbeats announced for earlier sequence numbers.
+	for _, h := range s.hbs {
+		if h.seq < seq && t <= h.t {
+			return fail(ErrTime, "event time %s is at or before %s, which the heartbeat at seq %d announced as complete",
+				fmtTime(t), fmtTime(h.t), h.seq)
+		}
+	}
+	if !s.events {
+		return nil
+	}
+	// Events share one event time with their neighbours inside the event.
+	if prev := seq - 1; prev == s.next-1 {
+		if s.evOpen && t != s.evT {
+			return fail(ErrTime, "event time %s differs from %s of the event it continues (begun at seq %d)", fmtTime(t), fmtTime(s.evT), s.evSeq)
+		}
+	} else if p := &s.buf[prev&mask]; s.bufOK[prev&mask] && p.flags&opEnd == 0 && p.t != t {
+		return fail(ErrTime, "event time %s differs from %s of seq %d in the same event", fmtTime(t), fmtTime(p.t), prev)
+	}
+	if nx := &s.buf[(seq+1)&mask]; !end && s.bufOK[(seq+1)&mask] && nx.seq == seq+1 && nx.t != t {
+		return fail(ErrTime, "event time %s differs from %s of seq %d in the same event", fmtTime(t), fmtTime(nx.t), seq+1)
+	}
+	return nil
+}
+
+// sequence takes the next op in sequence order.
+func (s *source[K, V]) sequence(o op[K, V]) {
+	s.next = o.seq + 1
+	s.applied++
+	if o.t > s.maxT {
+		s.maxT = o.t
+	}
+	if s.events && o.flags&opImage == 0 {
+		if !s.evOpen {
+			s.evOpen, s.evT, s.evSeq = true, o.t, o.seq
+		}
+		if o.flags&opEnd != 0 {
+			s.evOpen = false
+		}
+	} else {
+		o.flags |= opEnd
+	}
+	keep := true
+	if o.t <= s.folded {
+		s.late++
+		if s.c.cfg.Late == LateDrop && o.flags&opImage == 0 {
+			// The whole event is late (its updates share one event time):
+			// its earlier updates, sequenced before the cut, go too.
+			keep = false
+			clear(s.log[s.ready:])
+			s.log = s.log[:s.ready]
+		} else {
+			s.lateDue = true
+		}
+	}
+	if keep {
+		s.log = append(s.log, o)
+		if o.flags&opEnd != 0 {
+			s.ready = len(s.log)
+		}
+	}
+	if len(s.hbs) > 0 && s.hbs[0].seq < s.next {
+		s.satisfy()
+	}
+	s.updatePassed()
+}
+
+// satisfy turns heartbeats whose sequence has been applied into the watermark.
+func (s *source[K, V]) satisfy() {
+	i := 0
+	for ; i < len(s.hbs) && s.hbs[i].seq < s.next; i++ {
+		if h := s.hbs[i]; h.t > s.wm {
+			s.wm, s.wmSeq = h.t, h.seq
+		}
+	}
+	s.hbs = append(s.hbs[:0], s.hbs[i:]...)
+}
+
+// drain sequences buffered updates that have become contiguous.
+func (s *source[K, V]) drain() {
+	mask := uint64(len(s.buf) - 1)
+	for s.bufN > 0 {
+		i := s.next & mask
+		if !s.bufOK[i] || s.buf[i].seq != s.next {
+			return
+		}
+		o := s.buf[i]
+		s.buf[i] = op[K, V]{}
+		s.bufOK[i] = false
+		s.bufN--
+		if o.t <= s.folded && s.c.cfg.Late == LateReject {
+			s.late++
+			s.invalid = inputErr("apply", s.name, o.seq, ErrLate,
+				"buffered update became late (event time %s, cut taken at %s) and was refused; the source is invalid until a reset",
+				fmtTime(o.t), fmtTime(s.folded))
+			return
+		}
+		s.sequence(o)
+	}
+}
+
+// dropBuffered removes buffered updates at or below seq.
+func (s *source[K, V]) dropBuffered(seq uint64) {
+	if s.bufN == 0 {
+		return
+	}
+	s.bufMaxT = minTime
+	for i := range s.buf {
+		if !s.bufOK[i] {
+			continue
+		}
+		if s.buf[i].seq <= seq {
+			s.buf[i] = op[K, V]{}
+			s.bufOK[i] = false
+			s.bufN--
+		} else if s.buf[i].t > s.bufMaxT {
+			s.bufMaxT = s.buf[i].t
+		}
+	}
+}
+
+// foldLate folds late updates into the store at once.
+func (s *source[K, V]) foldLate() {
+	if s.lateDue {
+		s.lateDue = false
+		before := s.st.ndirty
+		s.foldTo(s.folded)
+		if s.st.ndirty != before || s.c.cfg.Late == LateRevise {
+			s.revised = true
+		}
+	}
+}
+
+// foldTo moves the sequenced updates with event time ≤ t (whole events only)
+// from the log into the store.
+func (s *source[K, V]) foldTo(t int64) {
+	if t > s.folded {
+		s.folded = t
+	}
+	if s.disorder == 0 {
+		i := s.head
+		for ; i < s.ready && s.log[i].t <= t; i++ {
+			s.st.apply(&s.log[i])
+		}
+		s.head = i
+	} else {
+		w := s.head
+		for i := s.head; i < s.ready; i++ {
+			if s.log[i].t <= t {
+				s.st.apply(&s.log[i])
+			} else {
+				s.log[w] = s.log[i]
+				w++
+			}
+		}
+		n := copy(s.log[w:], s.log[s.ready:])
+		clear(s.log[w+n:])
+		s.log = s.log[:w+n]
+		s.ready = w
+	}
+	switch {
+	case s.head == len(s.log):
+		s.log, s.head, s.ready = s.log[:0], 0, 0
+	case s.head > 1024 && s.head > len(s.log)/2:
+		n := copy(s.log, s.log[s.head:])
+		clear(s.log[n:])
+		s.log, s.ready, s.head = s.log[:n], s.ready-s.head, 0
+	}
+	if s.holeHi != 0 && t >= s.holeHi {
+		s.holeLo, s.holeHi = 0, 0
+	}
+}
+
+func (s *source[K, V]) pending() int { return len(s.log) - s.head }
+
+// topSeq is the highest sequence number the source is known to have sent.
+func (s *source[K, V]) topSeq() uint64 {
+	top := s.next - 1
+	if s.bufN > 0 && s.bufMax > top {
+		top = s.bufMax
+	}
+	if n := len(s.hbs); n > 0 && s.hbs[n-1].seq > top {
+		top = s.hbs[n-1].seq
+	}
+	return top
+}
+
+func (s *source[K, V]) isBuffered(q uint64) bool {
+	if s.bufN == 0 {
+		return false
+	}
+	i := q & uint64(len(s.buf)-1)
+	return s.bufOK[i] && s.buf[i].seq == q
+}
+
+// missing lists the missing sequence numbers, at most max ranges, and counts them.
+func (s *source[K, V]) missing(max int) ([]SeqRange, uint64) {
+	top := s.topSeq()
+	var out []SeqRange
+	var count uint64
+	for q := s.next; q <= top; q++ {
+		if s.isBuffered(q) {
+			continue
+		}
+		first := q
+		for q < top && !s.isBuffered(q+1) {
+			q++
+		}
+		count += q - first + 1
+		if len(out) < max {
+			out = append(out, SeqRange{First: first, Last: q})
+		}
+	}
+	return out, count
+}
+
+// gapSpan returns the missing sequence numbers not yet reported to GapFill.
+func (s *source[K, V]) gapSpan() (first, last uint64, ok bool) {
+	top := s.topSeq()
+	for top >= s.next && s.isBuffered(top) {
+		top--
+	}
+	first = max(s.next, s.gapTold+1)
+	if top < first {
+		return 0, 0, false
+	}
+	return first, top, true
+}
+
+// suspects lists keys that the buffered updates show, by their per-key
+// sequence numbers, to have missed an update in the gap.
+func (s *source[K, V]) suspects() []K {
+	if s.bufN == 0 {
+		return nil
+	}
+	last := make(map[K]uint64)
+	known := func(k K) uint64 {
+		if v, ok := last[k]; ok {
+			return v
+		}
+		if id, ok := s.st.ids[k]; ok {
+			return s.st.kseq[id]
+		}
+		return 0
+	}
+	for i := s.head; i < len(s.log); i++ {
+		o := &s.log[i]
+		if o.flags&opImage != 0 {
+			for _, e := range o.img {
+				last[e.Key] = e.KeySeq
+			}
+		} else if o.kseq != 0 {
+			last[o.key] = o.kseq
+		}
+	}
+	var out []K
+	seen := make(map[K]bool)
+	mask := uint64(len(s.buf) - 1)
+	for q := s.next; q <= s.bufMax; q++ {
+		if !s.bufOK[q&mask] || s.buf[q&mask].seq != q {
+			continue
+		}
+		o := &s.buf[q&mask]
+		if o.kseq == 0 {
+			continue
+		}
+		if o.kseq > known(o.key)+1 && !seen[o.key] {
+			seen[o.key] = true
+			out = append(out, o.key)
+		}
+		last[o.key] = o.kseq
+	}
+	return out
+}
+
+// heartbeat handles one heartbeat; mu is held. It validates fully before
+// changing anything; register (may be nil) is called last, to record an epoch,
+// and may refuse it.
+func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) error {
+	fail := func(sentinel error, format string, args ...any) error {
+		return inputErr("heartbeat", s.name, h.Seq, sentinel, format, args...)
+	}
+	// Heartbeats may arrive in any order: each one's claim is checked on
+	// its own against what has been received.
+	// The claim: every update after h.Seq has an event time after t.
+	useful := true
+	if h.Seq < s.next {
+		if t > s.passed && h.Seq < s.next-1 {
+			if s.disorder == 0 {
+				return fail(ErrTime, "announces %s complete at seq %d, but seq %d (already applied) has event time %s",
+					fmtTime(t), h.Seq, s.next-1, fmtTime(s.maxT))
+			}
+			// Check what is still in the log; if part of (h.Seq, next) is
+			// folded already it cannot be checked, and the heartbeat only
+			// counts as a sign of life.
+			seen := uint64(0)
+			for i := s.head; i < len(s.log); i++ {
+				if o := &s.log[i]; o.seq > h.Seq {
+					seen++
+					if o.t <= t {
+						return fail(ErrTime, "announces %s complete at seq %d, but seq %d (already applied) has event time %s",
+							fmtTime(t), h.Seq, o.seq, fmtTime(o.t))
+					}
+				}
+			}
+			useful = seen == s.next-1-h.Seq
+		}
+		if s.events && s.evOpen && h.Seq >= s.evSeq && t >= s.evT {
+			return fail(ErrTime, "announces %s complete inside the event begun at seq %d with event time %s",
+				fmtTime(t), s.evSeq, fmtTime(s.evT))
+		}
+	}
+	if s.bufN > 0 {
+		mask := uint64(len(s.buf) - 1)
+		for q := max(h.Seq+1, s.next); q <= s.bufMax; q++ {
+			if o := &s.buf[q&mask]; s.bufOK[q&mask] && o.seq == q && o.t <= t {
+				return fail(ErrTime, "announces %s complete at seq %d, but buffered seq %d has event time %s",
+					fmtTime(t), h.Seq, q, fmtTime(o.t))
+			}
+		}
+	}
+	if register != nil {
+		if err := register(); err != nil {
+			return err
+		}
+	}
+	s.heard = true
+	s.msgs++
+	if h.Seq < s.next {
+		if useful && t > s.wm {
+			s.wm, s.wmSeq = t, h.Seq
+		}
+	} else {
+		// Keep pending heartbeats sorted by sequence; when full, drop the
+		// one furthest ahead (its progress is announced later, if ever).
+		i, _ := slices.BinarySearchFunc(s.hbs, h.Seq, func(x heartbeat, seq uint64) int { return cmp.Compare(x.seq, seq) })
+		if len(s.hbs) < maxPendingHeartbeats {
+			s.hbs = slices.Insert(s.hbs, i, heartbeat{seq: h.Seq, t: t})
+		} else if i < len(s.hbs) {
+			copy(s.hbs[i+1:], s.hbs[i:len(s.hbs)-1])
+			s.hbs[i] = heartbeat{seq: h.Seq, t: t}
+		}
+		s.gapDue = true
+	}
+	s.updatePassed()
+	return nil
+}
+
+// reset installs an image; mu is held.
+func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
+	n := img.Seq
+	fail := func(sentinel error, format string, args ...any) error {
+		return inputErr("reset", s.name, n, sentinel, format, args...)
+	}
+	if n == 0 {
+		return fail(ErrSequence, "an image needs the sequence number it is current to (Seq ≥ 1)")
+	}
+	if applied := s.next - 1; n < applied {
+		return fail(ErrSequence, "image at seq %d is behind the applied seq %d", n, applied)
+	}
+	if s.maxT != minTime && t < s.maxT-s.disorder {
+		return fail(ErrTime, "image time %s is before %s of the applied seq %d", fmtTime(t), fmtTime(s.maxT), s.next-1)
+	}
+	if s.bufN > 0 {
+		mask := uint64(len(s.buf) - 1)
+		for q := n + 1; q <= s.bufMax; q++ {
+			if o := &s.buf[q&mask]; s.bufOK[q&mask] && o.seq == q && o.t < t-s.disorder {
+				return fail(ErrTime, "image time %s is after %s of the buffered seq %d that follows it", fmtTime(t), fmtTime(o.t), q)
+			}
+		}
+	}
+	entries := slices.Clone(img.Entries)
+	skipped := n > s.next-1
+	s.dropBuffered(n)
+	// A partly sequenced event is superseded by the image.
+	clear(s.log[s.ready:])
+	s.log = s.log[:s.ready]
+	s.evOpen = false
+	if skipped && t > s.folded && t-1 > s.passed {
+		if s.holeHi != 0 { // an earlier image's hole is still open: join them
+			s.holeLo, s.holeHi = min(s.holeLo, s.passed), max(s.holeHi, t)
+		} else {
+			s.holeLo, s.holeHi = s.passed, t
+		}
+	}
+	s.overflow, s.invalid = nil, nil
+	s.gapTold = max(s.gapTold, n)
+	s.heard = true
+	s.msgs++
+	s.sequence(op[K, V]{seq: n, t: t, flags: opImage | opEnd, img: entries})
+	s.drain()
+	return nil
+}
+
+// refuseInvalid records a verify failure for u; mu is held.
+func (s *source[K, V]) refuseInvalid(u *Update[K, V], cause error) error {
+	err := &InputError{Op: "apply", Source: s.name, Seq: u.Seq, Err: ErrInvalid, Cause: cause,
+		Reason: "the Verify hook refused it; the source is invalid until a reset"}
+	if u.Seq >= s.next && !s.isBuffered(u.Seq) && s.overflow == nil {
+		s.invalid = err
+	}
+	return err
+}
