@@ -16,9 +16,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"slices"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,8 +60,8 @@ type genSource struct {
 // params shape a scenario.
 type params struct {
 	sources   int
-	ops       int   // per source
-	keys      int   // distinct keys per source
+	ops       int // per source
+	keys      int // distinct keys per source
 	shuffle   float64
 	dups      float64
 	gaps      float64 // chance an update starts a gap (re-delivered later or covered by an image)

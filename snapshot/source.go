@@ -62,9 +62,9 @@ type source[K comparable, V any] struct {
 	// holeLo < T < holeHi: an image replaced updates that were never seen,
 	// so the source's state at T is unknown (it is resetting).
 	holeLo, holeHi int64
-	folded         int64 // every sequenced update with time ≤ folded is in the store (or was dropped late)
+	folded         int64       // every sequenced update with time ≤ folded is in the store (or was dropped late)
 	hbs            []heartbeat // pending: seq ≥ next, ascending
-	evOpen         bool // an event is partly sequenced
+	evOpen         bool        // an event is partly sequenced
 	evT            int64
 	evSeq          uint64
 
