@@ -178,10 +178,11 @@ func (t *table) goals(w io.Writer) {
 			r := ns(impl) / ns("floor.goroutines")
 			fmt.Fprintf(w, "  %-18s %.3f× the floor's ns/task (goal ≤ 1.15×): %s\n", impl, r, check(r <= 1.15, r))
 		}
-		r := ns("gather.Settled") / ns("floor.goroutines.results")
-		fmt.Fprintf(w, "  %-18s %.3f× floor.goroutines.results (the floor writing 24-byte Results)\n", "gather.Settled", r)
+		if r := ns("gather.Settled") / ns("floor.goroutines.results"); !math.IsNaN(r) {
+			fmt.Fprintf(w, "  %-18s %.3f× floor.goroutines.results (the floor writing 24-byte Results)\n", "gather.Settled", r)
+		}
 		m := "gather.Map.limit8"
-		r = ns("errgroup.limit8") / ns(m)
+		r := ns("errgroup.limit8") / ns(m)
 		fmt.Fprintf(w, "  %-18s %s faster than errgroup.limit8 (goal ≥ 20×): %s\n", m, ratio(r), check(r >= 20, r))
 		allocs := t.get(n, m, "allocs/task") * float64(n)
 		extra := (t.get(n, m, "B/task") - 8) * float64(n) // the []int result slice: 8 B a task
