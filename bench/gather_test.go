@@ -7,7 +7,8 @@
 // sub-benchmark is named BenchmarkFanout/n=N/impl=NAME and reports, besides the usual
 // per-call ns/op, B/op and allocs/op:
 //
-//   - ns/task: b.Elapsed() / (b.N * N), the timed wall time per task;
+//   - ns/task: b.Elapsed() / (b.N * N), the timed wall time per task (and its inverse,
+//     tasks/s);
 //   - allocs/task and B/task: the runtime.MemStats Mallocs and TotalAlloc deltas across the
 //     timed loop (the counters behind allocs/op and B/op) divided by b.N * N. The deltas
 //     include whatever the runtime and the testing package allocate meanwhile (nothing,
@@ -317,6 +318,7 @@ func BenchmarkFanout(b *testing.B) {
 					runtime.ReadMemStats(&after)
 					tasks := float64(b.N) * float64(n)
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/tasks, "ns/task")
+					b.ReportMetric(tasks/b.Elapsed().Seconds(), "tasks/s")
 					b.ReportMetric(float64(after.Mallocs-before.Mallocs)/tasks, "allocs/task")
 					b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/tasks, "B/task")
 				})
