@@ -327,8 +327,9 @@ func (w *Worker) beat() {
 			return
 		case <-t.C:
 		}
+		held = held[:0]
 		for _, s := range w.slots {
-			held = s.held(held[:0])
+			held = s.held(held)
 		}
 		if len(held) == 0 {
 			continue

@@ -42,6 +42,8 @@ type Config struct {
 	// leased): Enqueue returns queue.ErrQueueFull beyond it. Default
 	// DefaultMaxDepth; negative is an error.
 	MaxDepth int
+	// QueueMaxDepth overrides MaxDepth for the named queues.
+	QueueMaxDepth map[string]int
 	// Retention is how long a finished batch's results stay available to
 	// Subscribe (and Attach). Default DefaultRetention.
 	Retention time.Duration
@@ -56,6 +58,7 @@ var errClosed = errors.New("membroker: broker closed")
 // queue.Stats too. It is safe for concurrent use; Close stops its timer.
 type Broker struct {
 	maxDepth  int
+	qdepth    map[string]int
 	retention time.Duration
 	maxDead   int
 
@@ -87,6 +90,12 @@ func New(cfg *Config) (*Broker, error) {
 		} else if cfg.MaxDepth > 0 {
 			b.maxDepth = cfg.MaxDepth
 		}
+		for name, n := range cfg.QueueMaxDepth {
+			if n < 1 {
+				errs = append(errs, fmt.Errorf("membroker: Config.QueueMaxDepth[%q] is %d: want at least 1", name, n))
+			}
+		}
+		b.qdepth = cfg.QueueMaxDepth
 		if cfg.Retention < 0 {
 			errs = append(errs, fmt.Errorf("membroker: Config.Retention is %v: want 0 (default %v) or more", cfg.Retention, DefaultRetention))
 		} else if cfg.Retention > 0 {
@@ -243,9 +252,13 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("membroker: enqueue: batch ID %s is in use", s.BatchID)
 	}
 	q := b.queue(s.Queue)
-	if q.total+n > b.maxDepth {
+	bound := b.maxDepth
+	if d, ok := b.qdepth[s.Queue]; ok {
+		bound = d
+	}
+	if q.total+n > bound {
 		return "", fmt.Errorf("membroker: enqueue %d tasks on queue %q holding %d of at most %d: %w",
-			n, s.Queue, q.total, b.maxDepth, queue.ErrQueueFull)
+			n, s.Queue, q.total, bound, queue.ErrQueueFull)
 	}
 	bt := &batch{
 		sub:      s,
