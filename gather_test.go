@@ -1,10 +1,12 @@
 package gather_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,46 +230,62 @@ func TestJoinErrorsRunsEveryTaskAndKeepsEveryIndex(t *testing.T) {
 }
 
 // TestLimitIsNeverExceededAndUsesNoGoroutinePerTask runs many tasks under a limit and
-// checks both the number running at once and the number of goroutines alive.
+// checks both the number running at once and the number of distinct goroutines that
+// ran them.
 func TestLimitIsNeverExceededAndUsesNoGoroutinePerTask(t *testing.T) {
+	t.Parallel()
 	for _, limit := range []int{1, 3, 8} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
-			base := runtime.NumGoroutine()
-			var running, peak, maxG atomic.Int64
+			t.Parallel()
+			var running, peak atomic.Int64
+			var mu sync.Mutex
+			var goroutines map[uint64]bool
 			in := make([]int, 500)
 			task := func(ctx context.Context, n int) (int, error) {
 				r := running.Add(1)
 				defer running.Add(-1)
-				for {
-					p := peak.Load()
-					if r <= p || peak.CompareAndSwap(p, r) {
-						break
-					}
+				for p := peak.Load(); r > p && !peak.CompareAndSwap(p, r); p = peak.Load() {
 				}
-				g := int64(runtime.NumGoroutine() - base)
-				for {
-					m := maxG.Load()
-					if g <= m || maxG.CompareAndSwap(m, g) {
-						break
-					}
-				}
+				mu.Lock()
+				goroutines[goroutineID()] = true
+				mu.Unlock()
 				runtime.Gosched()
 				return n, nil
 			}
-			if _, err := gather.Map(context.Background(), in, task, gather.Limit(limit)); err != nil {
-				t.Fatal(err)
+			calls := map[string]func(){
+				"Map":        func() { gather.Map(context.Background(), in, task, gather.Limit(limit)) },
+				"MapSettled": func() { gather.MapSettled(context.Background(), in, task, gather.Limit(limit)) },
+				"Stream": func() {
+					for range gather.Stream(context.Background(), in, task, gather.Limit(limit)) {
+					}
+				},
+				"StreamOrdered": func() {
+					for range gather.StreamOrdered(context.Background(), in, task, 2*limit, gather.Limit(limit)) {
+					}
+				},
 			}
-			gather.MapSettled(context.Background(), in, task, gather.Limit(limit))
-			for range gather.Stream(context.Background(), in, task, gather.Limit(limit)) {
+			for name, call := range calls {
+				goroutines = map[uint64]bool{}
+				call()
+				if len(goroutines) > limit {
+					t.Errorf("%s: %d goroutines ran tasks, limit %d", name, len(goroutines), limit)
+				}
 			}
 			if peak.Load() > int64(limit) {
 				t.Errorf("peak %d tasks running, limit %d", peak.Load(), limit)
 			}
-			if maxG.Load() > int64(limit) {
-				t.Errorf("%d extra goroutines alive, limit %d", maxG.Load(), limit)
-			}
 		})
 	}
+}
+
+// goroutineID returns the ID of the calling goroutine, from the header of its stack
+// trace ("goroutine 7 [running]:"): for tests only.
+func goroutineID() uint64 {
+	var buf [32]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	id, _ := strconv.ParseUint(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return id
 }
 
 func TestLimitSpreadsSlowTasksOverEveryWorker(t *testing.T) {
@@ -410,70 +428,92 @@ func TestPanicIsReraisedInTheCaller(t *testing.T) {
 		},
 	}
 	for name, c := range calls {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			var siblingsReturned atomic.Int32
-			var ready sync.WaitGroup
-			ready.Add(1)
-			task := func(ctx context.Context, i int) (int, error) {
-				if i == 1 {
-					ready.Wait() // let a sibling start, so it must be waited for
-					panicInTask()
+		for _, panicking := range []int{1, 3} { // 3 runs on the caller's goroutine without a limit
+			t.Run(fmt.Sprintf("%s/task=%d", name, panicking), func(t *testing.T) {
+				t.Parallel()
+				var siblingsReturned atomic.Int32
+				var ready sync.WaitGroup
+				ready.Add(1)
+				task := func(ctx context.Context, i int) (int, error) {
+					if i == panicking {
+						ready.Wait() // let a sibling start, so it must be waited for
+						panicInTask()
+					}
+					if i == 0 {
+						ready.Done()
+						<-ctx.Done() // the panic cancels the siblings
+						time.Sleep(time.Millisecond)
+					}
+					siblingsReturned.Add(1)
+					return i, nil
 				}
-				if i == 0 {
-					ready.Done()
-					<-ctx.Done() // the panic cancels the siblings
-					time.Sleep(time.Millisecond)
-				}
-				siblingsReturned.Add(1)
-				return i, nil
-			}
-			defer func() {
-				v := recover()
-				pe, ok := v.(*gather.PanicError)
-				if !ok {
-					t.Fatalf("recovered %#v, want *gather.PanicError", v)
-				}
-				if pe.Index != 1 || pe.Value != "task failed hard" {
-					t.Errorf("PanicError{Index: %d, Value: %v}", pe.Index, pe.Value)
-				}
-				if !strings.Contains(string(pe.Stack), "panicInTask") {
-					t.Errorf("the stack does not show the task:\n%s", pe.Stack)
-				}
-				if siblingsReturned.Load() == 0 {
-					t.Error("the panic was re-raised before the blocked sibling returned")
-				}
-			}()
-			c(task)
-			t.Fatal("no panic")
-		})
+				defer func() {
+					v := recover()
+					pe, ok := v.(*gather.PanicError)
+					if !ok {
+						t.Fatalf("recovered %#v, want *gather.PanicError", v)
+					}
+					if pe.Index != panicking || pe.Value != "task failed hard" {
+						t.Errorf("PanicError{Index: %d, Value: %v}", pe.Index, pe.Value)
+					}
+					if !strings.Contains(string(pe.Stack), "panicInTask") {
+						t.Errorf("the stack does not show the task:\n%s", pe.Stack)
+					}
+					if siblingsReturned.Load() == 0 {
+						t.Error("the panic was re-raised before the blocked sibling returned")
+					}
+				}()
+				c(task)
+				t.Fatal("no panic")
+			})
+		}
 	}
 }
 
 //go:noinline
 func panicInTask() { panic("task failed hard") }
 
+// TestGoexitEndsTheCallersGoroutine has a task call runtime.Goexit, the first or the
+// last one (the last runs on the caller's goroutine without a limit), while a sibling
+// is still running: the caller's goroutine must exit too, and only after the sibling.
 func TestGoexitEndsTheCallersGoroutine(t *testing.T) {
 	t.Parallel()
-	for _, limit := range []int{0, 2} {
-		done := make(chan bool)
-		go func() {
-			returned := false
-			defer func() { done <- returned }()
-			opts := []gather.Option{}
-			if limit > 0 {
-				opts = append(opts, gather.Limit(limit))
-			}
-			gather.Map(context.Background(), []int{0, 1, 2}, func(ctx context.Context, i int) (int, error) {
-				if i == 1 {
-					runtime.Goexit()
+	for _, limit := range []int{0, 1, 2} {
+		for _, exiting := range []int{0, 2} {
+			var siblingReturned atomic.Bool
+			started := make(chan struct{})
+			done := make(chan [2]bool)
+			go func() {
+				returned := false
+				defer func() { done <- [2]bool{returned, siblingReturned.Load()} }()
+				opts := []gather.Option{}
+				if limit > 0 {
+					opts = append(opts, gather.Limit(limit))
 				}
-				return i, nil
-			}, opts...)
-			returned = true
-		}()
-		if <-done {
-			t.Errorf("limit %d: the caller went on after a task called runtime.Goexit", limit)
+				gather.Map(context.Background(), []int{0, 1, 2}, func(ctx context.Context, i int) (int, error) {
+					switch {
+					case i == exiting:
+						if limit != 1 {
+							<-started
+						}
+						runtime.Goexit()
+					case i == 1 && limit != 1:
+						close(started)
+						<-ctx.Done() // the Goexit cancels the siblings
+						time.Sleep(time.Millisecond)
+						siblingReturned.Store(true)
+					}
+					return i, nil
+				}, opts...)
+				returned = true
+			}()
+			got := <-done
+			if got[0] {
+				t.Errorf("limit %d, task %d: the caller went on after a task called runtime.Goexit", limit, exiting)
+			}
+			if limit != 1 && !got[1] {
+				t.Errorf("limit %d, task %d: the caller exited before a sibling returned", limit, exiting)
+			}
 		}
 	}
 }

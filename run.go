@@ -27,49 +27,33 @@ const (
 // reader of a stream stopped early.
 var errAborted = errors.New("gather: call aborted")
 
-// item is a finished task on its way to a stream's reader.
-type item[T any] struct {
-	i int
-	r Result[T]
-}
+// core is one call's scheduling and failure handling, apart from the types of its
+// tasks: the goroutine started per task closes over a *core and an index only, which
+// keeps its closure to the size of a plain `go f(i)`. Every goroutine a call starts
+// is counted in wg, and the call returns only after wg.Wait.
+type core struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	done   <-chan struct{}
+	mode   mode
+	n      int64
 
-// job is one call: the tasks, where their outcomes go, and what ended it early.
-// Every goroutine a job starts is counted in wg, and the call returns only after
-// wg.Wait.
-type job[In, Out any] struct {
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	done    <-chan struct{}
-	in      []In
-	fn      func(context.Context, In) (Out, error)
-	mode    mode
-	timeout time.Duration
-
-	out  []Out          // failFast, joinAll
-	res  []Result[Out]  // settled
-	sink chan item[Out] // streaming; unbuffered
-	quit chan struct{}  // streaming; closed by halt so blocked senders give up
+	// runTask runs task i and records its outcome; skipTask records that task i was
+	// not started because the context ended. Both are set by newJob.
+	runTask, skipTask func(i int)
 
 	workers int64        // how many workers claim indices; 0 with a goroutine per task
 	next    atomic.Int64 // workers: the next index to claim
-	skipped atomic.Int64 // joinAll: tasks not started because the context ended
 	failed  atomic.Bool  // failFast: err is set
 	err     *TaskError   // failFast: the first failure
 	stopped atomic.Bool  // fail or halt was called: start nothing more, record nothing more
 	wg      sync.WaitGroup
 
 	mu       sync.Mutex
-	errs     []error     // joinAll: every failure
-	panicked *PanicError // the first panic, re-raised by wait
-	goexit   bool        // a task called runtime.Goexit
-	halted   bool        // quit is closed
-}
-
-func newJob[In, Out any](ctx context.Context, in []In, fn func(context.Context, In) (Out, error), m mode, c config) *job[In, Out] {
-	j := &job[In, Out]{in: in, fn: fn, mode: m, timeout: c.timeout}
-	j.ctx, j.cancel = context.WithCancelCause(ctx)
-	j.done = j.ctx.Done()
-	return j
+	panicked *PanicError   // the first panic, re-raised by wait
+	goexit   bool          // a task called runtime.Goexit
+	quit     chan struct{} // streaming: closed by halt so blocked senders give up
+	halted   bool          // quit is closed
 }
 
 func checkArgs(ctx context.Context, fnIsNil bool, caller string) {
@@ -81,71 +65,105 @@ func checkArgs(ctx context.Context, fnIsNil bool, caller string) {
 	}
 }
 
-// run starts the tasks and waits for them: a goroutine per task without a limit, or
-// min(limit, len(in)) workers claiming indices with one.
-func (j *job[In, Out]) run(limit int) {
-	j.start(limit)
-	j.wait()
+// run runs every task and waits for them, with the caller's goroutine taking a share:
+// without a limit, a goroutine per task but the last, which the caller runs; with one,
+// min(limit, n)-1 workers claiming indices, and the caller as one more.
+func (c *core) run(limit int) {
+	if limit > 0 {
+		c.workers = int64(min(limit, int(c.n)))
+		c.wg.Add(int(c.workers) - 1)
+		for range c.workers - 1 {
+			go c.work(false)
+		}
+		c.work(true)
+	} else {
+		n := int(c.n)
+		c.wg.Add(n - 1)
+		for i := range n - 1 {
+			if c.isDone() {
+				c.wg.Add(i - (n - 1))
+				c.skipFrom(i)
+				c.wait()
+				return
+			}
+			go c.one(i, false)
+		}
+		c.one(n-1, true)
+	}
+	c.wait()
 }
 
-func (j *job[In, Out]) start(limit int) {
-	n := len(j.in)
+// start starts a stream's tasks on goroutines of their own, since the caller's goroutine
+// reads their outcomes.
+func (c *core) start(limit int) {
 	if limit > 0 {
-		j.workers = int64(min(limit, n))
-		j.wg.Add(int(j.workers))
-		for range j.workers {
-			go j.work()
+		c.workers = int64(min(limit, int(c.n)))
+		c.wg.Add(int(c.workers))
+		for range c.workers {
+			go c.work(false)
 		}
 		return
 	}
-	j.wg.Add(n)
-	for i := range n {
-		// A stream's reader has not started reading yet, so its skipped tasks are
-		// reported by their own goroutines; the other modes record them here.
-		if j.mode != streaming && j.isDone() {
-			j.wg.Add(i - n)
-			j.skipRange(i, n)
-			return
-		}
-		go j.one(i)
+	c.wg.Add(int(c.n))
+	for i := range int(c.n) {
+		go c.one(i, false) // skipped tasks are reported by their own goroutines
 	}
 }
 
-// wait waits for every goroutine of the job, then re-raises a task's panic or Goexit
+// wait waits for every goroutine of the call, then re-raises a task's panic or Goexit
 // in the caller's goroutine.
-func (j *job[In, Out]) wait() {
-	j.wg.Wait()
-	j.cancel(nil)
-	if j.panicked != nil {
-		panic(j.panicked)
+func (c *core) wait() {
+	c.wg.Wait()
+	c.cancel(nil)
+	if c.panicked != nil {
+		panic(c.panicked)
 	}
-	if j.goexit {
+	if c.goexit {
 		runtime.Goexit()
 	}
 }
 
-func (j *job[In, Out]) isDone() bool {
+func (c *core) isDone() bool {
 	select {
-	case <-j.done:
+	case <-c.done:
 		return true
 	default:
 		return false
 	}
 }
 
-// one runs task i on its own goroutine.
-func (j *job[In, Out]) one(i int) {
+// exit ends a task's goroutine, or the caller's share of the tasks (inline): it records
+// a panic or Goexit if the task did not return, and counts the goroutine out.
+//
+// When the caller's own task calls runtime.Goexit, the caller's goroutine is already
+// on its way out: exit waits for the other goroutines first, so the Goexit still
+// happens after every sibling has returned. A panic there is recovered, and re-raised
+// by wait like any other.
+func (c *core) exit(i int, ok, inline bool, v any) {
+	if !ok {
+		c.abort(i, v)
+	}
+	if !inline {
+		c.wg.Done()
+	} else if !ok && v == nil {
+		c.wg.Wait()
+	}
+}
+
+// one runs task i alone.
+func (c *core) one(i int, inline bool) {
 	ok := false
 	defer func() {
+		var v any
 		if !ok {
-			j.abort(i, recover())
+			v = recover()
 		}
-		j.wg.Done()
+		c.exit(i, ok, inline, v)
 	}()
-	if j.isDone() {
-		j.skip(i)
+	if c.isDone() {
+		c.skipTask(i)
 	} else {
-		j.runOne(i)
+		c.runTask(i)
 	}
 	ok = true
 }
@@ -154,7 +172,7 @@ func (j *job[In, Out]) one(i int) {
 // while its tasks are cheap, so that tasks of a few nanoseconds are not dominated by
 // the claim, while a task that waits on I/O is claimed alone and never holds cheap
 // ones back for long. A run is kept to about chunkTarget of work, and to a share of
-// what is left so the last runs spread over every worker.
+// what is left so the last runs spread over every worker. One clock read per run.
 const (
 	chunkTarget = 20 * time.Microsecond
 	maxChunk    = 4096
@@ -162,46 +180,125 @@ const (
 
 // work is a worker: it claims runs of indices until none are left. It checks for the
 // end of the context once a run (the run is short: see chunkTarget) and for a halt,
-// which is this job's own decision to stop, before every task.
-func (j *job[In, Out]) work() {
+// which is this call's own decision to stop, before every task.
+func (c *core) work(inline bool) {
 	cur, ok := -1, false
 	defer func() {
+		var v any
 		if !ok {
-			j.abort(cur, recover())
+			v = recover()
 		}
-		j.wg.Done()
+		c.exit(cur, ok, inline, v)
 	}()
-	n := int64(len(j.in))
 	chunk := int64(1)
-	for !j.stopped.Load() {
-		start := j.next.Add(chunk) - chunk
-		if start >= n {
+	t0 := time.Now()
+	for !c.stopped.Load() {
+		start := c.next.Add(chunk) - chunk
+		if start >= c.n {
 			break
 		}
-		end := min(start+chunk, n)
-		if j.isDone() {
-			for i := start; i < end && !j.stopped.Load(); i++ {
-				j.skip(int(i))
+		end := min(start+chunk, c.n)
+		if c.isDone() {
+			for i := start; i < end && !c.stopped.Load(); i++ {
+				c.skipTask(int(i))
 			}
 			continue
 		}
-		t0 := time.Now()
-		for i := start; i < end && !j.stopped.Load(); i++ {
+		for i := start; i < end && !c.stopped.Load(); i++ {
 			cur = int(i)
-			j.runOne(cur)
+			c.runTask(cur)
 		}
-		elapsed := time.Since(t0)
-		switch {
-		case elapsed < chunkTarget/2 && chunk < maxChunk:
+		t1 := time.Now()
+		switch elapsed := t1.Sub(t0); {
+		case elapsed < chunkTarget/8:
+			chunk *= 4
+		case elapsed < chunkTarget/2:
 			chunk *= 2
-		case elapsed > chunkTarget && chunk > 1:
+		case elapsed > chunkTarget:
 			chunk /= 2
 		}
-		if share := (n - end) / (2 * j.workers); chunk > share {
-			chunk = max(share, 1)
-		}
+		t0 = t1
+		// A share of what is left, so the last runs spread over every worker.
+		chunk = max(min(chunk, maxChunk, (c.n-end)/(2*c.workers)), 1)
 	}
 	ok = true
+}
+
+// skipFrom records that the tasks from i on were not started.
+func (c *core) skipFrom(i int) {
+	for ; i < int(c.n) && !c.stopped.Load(); i++ {
+		c.skipTask(i)
+	}
+}
+
+func (c *core) fail(i int, err error) {
+	if c.failed.CompareAndSwap(false, true) {
+		c.err = &TaskError{Index: i, Err: err}
+		c.stopped.Store(true)
+		c.cancel(c.err)
+	}
+}
+
+// abort records a task's panic (v != nil) or Goexit (v == nil) and stops the call.
+func (c *core) abort(i int, v any) {
+	var stack []byte
+	if v != nil {
+		stack = debug.Stack()
+	}
+	c.mu.Lock()
+	if c.panicked == nil && !c.goexit {
+		if v != nil {
+			c.panicked = &PanicError{Index: i, Value: v, Stack: stack}
+		} else {
+			c.goexit = true
+		}
+	}
+	c.mu.Unlock()
+	c.halt(errAborted)
+}
+
+// halt stops the call: nothing more starts, nothing more is recorded, and blocked
+// stream senders give up.
+func (c *core) halt(cause error) {
+	c.stopped.Store(true)
+	c.cancel(cause)
+	c.mu.Lock()
+	if c.quit != nil && !c.halted {
+		c.halted = true
+		close(c.quit)
+	}
+	c.mu.Unlock()
+}
+
+// item is a finished task on its way to a stream's reader.
+type item[T any] struct {
+	i int
+	r Result[T]
+}
+
+// job is one call with the types of its tasks: the inputs, the function, and where the
+// outcomes go.
+type job[In, Out any] struct {
+	core
+	in      []In
+	fn      func(context.Context, In) (Out, error)
+	timeout time.Duration
+
+	out     []Out          // failFast, joinAll
+	res     []Result[Out]  // settled
+	sink    chan item[Out] // streaming; unbuffered
+	skipped atomic.Int64   // joinAll: tasks not started because the context ended
+	errMu   sync.Mutex
+	errs    []error // joinAll: every failure
+}
+
+func newJob[In, Out any](ctx context.Context, in []In, fn func(context.Context, In) (Out, error), m mode, c config) *job[In, Out] {
+	j := &job[In, Out]{in: in, fn: fn, timeout: c.timeout}
+	j.mode, j.n = m, int64(len(in))
+	j.ctx, j.cancel = context.WithCancelCause(ctx)
+	j.done = j.ctx.Done()
+	j.runTask, j.skipTask = j.runOne, j.skip
+	return j
 }
 
 // runOne runs task i and records its outcome.
@@ -224,9 +321,9 @@ func (j *job[In, Out]) runOne(i int) {
 		j.out[i] = v
 	case joinAll:
 		if err != nil {
-			j.mu.Lock()
+			j.errMu.Lock()
 			j.errs = append(j.errs, &TaskError{Index: i, Err: err})
-			j.mu.Unlock()
+			j.errMu.Unlock()
 			return
 		}
 		j.out[i] = v
@@ -255,63 +352,11 @@ func (j *job[In, Out]) skip(i int) {
 	}
 }
 
-func (j *job[In, Out]) skipRange(from, to int) {
-	switch j.mode {
-	case settled:
-		for i := from; i < to; i++ {
-			j.skip(i)
-		}
-	case joinAll:
-		j.skipped.Add(int64(to - from))
-	default:
-		j.skip(from)
-	}
-}
-
-func (j *job[In, Out]) fail(i int, err error) {
-	if j.failed.CompareAndSwap(false, true) {
-		j.err = &TaskError{Index: i, Err: err}
-		j.stopped.Store(true)
-		j.cancel(j.err)
-	}
-}
-
 func (j *job[In, Out]) emit(i int, r Result[Out]) {
 	select {
 	case j.sink <- item[Out]{i, r}:
 	case <-j.quit:
 	}
-}
-
-// abort records a task's panic (v != nil) or Goexit (v == nil) and stops the job.
-func (j *job[In, Out]) abort(i int, v any) {
-	var stack []byte
-	if v != nil {
-		stack = debug.Stack()
-	}
-	j.mu.Lock()
-	if j.panicked == nil && !j.goexit {
-		if v != nil {
-			j.panicked = &PanicError{Index: i, Value: v, Stack: stack}
-		} else {
-			j.goexit = true
-		}
-	}
-	j.mu.Unlock()
-	j.halt(errAborted)
-}
-
-// halt stops the job: nothing more starts, nothing more is recorded, and blocked
-// stream senders give up.
-func (j *job[In, Out]) halt(cause error) {
-	j.stopped.Store(true)
-	j.cancel(cause)
-	j.mu.Lock()
-	if j.quit != nil && !j.halted {
-		j.halted = true
-		close(j.quit)
-	}
-	j.mu.Unlock()
 }
 
 // values returns a failFast or joinAll job's outcome, after wait.
