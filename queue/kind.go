@@ -110,7 +110,7 @@ func plainASCII(s string) bool {
 // parseInt parses a JSON integer without exponent or fraction, within
 // [lo, hi]; anything else reports false (and goes to encoding/json).
 func parseInt(b []byte, lo, hi int64) (int64, bool) {
-	if len(b) == 0 || len(b) > 19 {
+	if len(b) == 0 || len(b) > 19 { // 18 digits and a sign cannot overflow
 		return 0, false
 	}
 	neg := b[0] == '-'
@@ -120,7 +120,7 @@ func parseInt(b []byte, lo, hi int64) (int64, bool) {
 			return 0, false
 		}
 	}
-	if len(b) > 1 && b[0] == '0' {
+	if len(b) > 18 || len(b) > 1 && b[0] == '0' {
 		return 0, false
 	}
 	var n int64
