@@ -36,7 +36,6 @@ type Collector[K comparable, V any] struct {
 	newest  atomic.Pointer[Cut[K, V]]
 	latest  atomic.Pointer[Cut[K, V]]
 	hist    []*Cut[K, V]
-	seen    []seenAt
 	waiters []*waiter[K, V]
 	chg     []change[V]
 	stores  []slotStore[V]
@@ -51,11 +50,6 @@ type Collector[K comparable, V any] struct {
 type registry[K comparable, V any] struct {
 	list   []*source[K, V]
 	byName map[string]*source[K, V]
-}
-
-type seenAt struct {
-	msgs uint64
-	at   int64
 }
 
 type waiter[K comparable, V any] struct {
@@ -104,10 +98,6 @@ func New[K comparable, V any](cfg *Config[K, V]) (*Collector[K, V], error) {
 		r.byName[sc.Name] = s
 	}
 	c.reg.Store(r)
-	now := time.Now().UnixNano()
-	for range r.list {
-		c.seen = append(c.seen, seenAt{at: now})
-	}
 	c.recomputeDue()
 	return c, nil
 }
@@ -217,13 +207,14 @@ func (c *Collector[K, V]) applyRun(s *source[K, V], us []Update[K, V]) (int, err
 	if err == nil && verr != nil {
 		err = s.refuseInvalid(&us[nv], verr)
 	}
-	c.unlock(s, old)
+	c.unlock(s, old, false)
 	return k, err
 }
 
 // unlock finishes a call that changed s: folds late updates, reports gaps,
 // releases s.mu, and takes the cuts the call made due.
-func (c *Collector[K, V]) unlock(s *source[K, V], old int64) {
+func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
+	s.stamp(always)
 	if s.lateDue {
 		s.foldLate()
 	}
@@ -322,7 +313,7 @@ func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
 		c.lowerDue(t)
 		old = minTime // make sure the new epoch is looked at
 	}
-	c.unlock(s, old)
+	c.unlock(s, old, true)
 	return nil
 }
 
@@ -351,7 +342,7 @@ func (c *Collector[K, V]) Reset(img Image[K, V]) error {
 		s.mu.Unlock()
 		return err
 	}
-	c.unlock(s, old)
+	c.unlock(s, old, true)
 	return nil
 }
 
@@ -543,33 +534,18 @@ func (c *Collector[K, V]) Stats() Stats {
 func (c *Collector[K, V]) describe(t int64) string {
 	now := time.Now().UnixNano()
 	var parts []string
-	c.cutMu.Lock()
-	defer c.cutMu.Unlock()
 	for _, s := range c.reg.Load().list {
 		if !s.required {
 			continue
 		}
 		s.mu.Lock()
-		st := s.status(t, now, c.observe(s, now), c.cfg.SilentAfter)
+		st := s.status(t, now, c.cfg.SilentAfter)
 		s.mu.Unlock()
 		if st.State != Current {
 			parts = append(parts, st.String())
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-// observe notes whether s has sent anything since it was last looked at and
-// returns the wall time since which it has been silent; cutMu and s.mu are held.
-func (c *Collector[K, V]) observe(s *source[K, V], now int64) int64 {
-	for len(c.seen) <= s.idx {
-		c.seen = append(c.seen, seenAt{at: now})
-	}
-	sn := &c.seen[s.idx]
-	if sn.msgs != s.msgs {
-		sn.msgs, sn.at = s.msgs, now
-	}
-	return sn.at
 }
 
 func (e *InputError) suffix() string {

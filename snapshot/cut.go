@@ -268,9 +268,9 @@ type SourceStatus[K comparable] struct {
 	// Lag is the cut's time minus Passed, for a source that has not
 	// passed the cut but has shown progress.
 	Lag time.Duration
-	// Since is, for a silent source, when it was last heard from (as seen
-	// by the collector at its cuts, so late by at most the time between
-	// cuts).
+	// Since is, for a silent source, when it was last heard from: exact
+	// for heartbeats and images; for updates, within 64 updates or the
+	// time between two cuts.
 	Since time.Time
 	// Missing lists the missing sequence numbers of a gapped source (at
 	// most 8 ranges, lowest first); MissingCount counts all of them.
@@ -321,7 +321,7 @@ func (s SourceStatus[K]) String() string {
 }
 
 // status describes the source at cut time t; mu is held.
-func (s *source[K, V]) status(t, now, silentSince int64, silentAfter time.Duration) SourceStatus[K] {
+func (s *source[K, V]) status(t, now int64, silentAfter time.Duration) SourceStatus[K] {
 	st := SourceStatus[K]{
 		Source:     s.name,
 		Required:   s.required,
@@ -350,8 +350,8 @@ func (s *source[K, V]) status(t, now, silentSince int64, silentAfter time.Durati
 		st.State = Gapped
 		st.Missing, st.MissingCount = s.missing(8)
 		st.Suspect = s.suspects()
-	case now-silentSince >= int64(silentAfter):
-		st.State, st.Since = Silent, time.Unix(0, silentSince).UTC()
+	case now-s.heardAt >= int64(silentAfter):
+		st.State, st.Since = Silent, time.Unix(0, s.heardAt).UTC()
 	default:
 		st.State = Stale
 	}
@@ -360,6 +360,12 @@ func (s *source[K, V]) status(t, now, silentSince int64, silentAfter time.Durati
 	}
 	return st
 }
+
+// slabSize is how many published values share one allocation. A slab stays
+// in memory while any of its values is still current (or held by a kept cut),
+// so it bounds the memory wasted on superseded values to slabSize−1 per
+// current one, while cutting allocations per changed key by as much.
+const slabSize = 16
 
 // take folds every source to t and publishes the cut at t (a revision when t
 // is the newest cut's time). cutMu is held and t ≥ c.clock.
@@ -386,7 +392,11 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 		s.mu.Lock()
 		s.foldTo(t)
 		s.revised = false
-		cs.status = s.status(t, nowNs, c.observe(s, nowNs), c.cfg.SilentAfter)
+		if s.msgs != s.stampMsgs { // heard since the last stamp: by now at the latest
+			s.heardAt, s.stampMsgs = nowNs, s.msgs
+		}
+		s.stampDue = true
+		cs.status = s.status(t, nowNs, c.cfg.SilentAfter)
 		prevN := s.st.pubN
 		chg := s.st.collect(c.chg[:0])
 		cs.kt = s.st.publishKeys()
@@ -399,14 +409,19 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 		if tr != nil && len(chg) > 0 {
 			olds = make([]oldValue[V], 0, len(chg))
 		}
+		var slab []V
 		for j := range chg {
 			ch := &chg[j]
 			slot := &cs.sdir[ch.id>>chunkBits][ch.id&chunkMask]
 			old := slot.Load()
 			var p *V
 			if ch.live {
-				p = new(V)
-				*p = ch.v
+				if len(slab) == 0 {
+					slab = make([]V, min(slabSize, len(chg)-j))
+				}
+				slab[0] = ch.v
+				p = &slab[0]
+				slab = slab[1:]
 			} else if old == nil {
 				continue
 			}

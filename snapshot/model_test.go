@@ -660,7 +660,7 @@ func runScenario(t failer, seed uint64, p params) {
 	}
 	// Everything delivered: the final cut at the end is complete unless a
 	// gap was never closed (rejected late updates, or an unfilled gap).
-	end := dataMax + 100*tick
+	end := max(dataMax, m.clock) + 100*tick
 	cut, err := c.Cut(time.Unix(0, end))
 	if err != nil {
 		t.Fatalf("%s: final Cut: %v", where(len(sched)), err)

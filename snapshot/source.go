@@ -51,14 +51,21 @@ type source[K comparable, V any] struct {
 
 	passedA atomic.Int64 // mirror of passed, read without the lock
 
-	mu     sync.Mutex
-	heard  bool
-	msgs   uint64 // messages accepted, for silence detection
-	next   uint64 // next sequence number expected
-	maxT   int64  // latest event time sequenced
-	wm     int64  // latest watermark whose sequence has been applied
-	wmSeq  uint64
-	passed int64 // every update with event time ≤ passed has been sequenced
+	mu    sync.Mutex
+	heard bool
+	msgs  uint64 // messages accepted
+	// Silence detection without reading the clock per update: heardAt is
+	// stamped (wall clock) by heartbeats and images, by the first update
+	// after each cut and every 64 updates; a cut that finds unstamped
+	// messages stamps its own time, an upper bound.
+	heardAt   int64
+	stampMsgs uint64
+	stampDue  bool
+	next      uint64 // next sequence number expected
+	maxT      int64  // latest event time sequenced
+	wm        int64  // latest watermark whose sequence has been applied
+	wmSeq     uint64
+	passed    int64 // every update with event time ≤ passed has been sequenced
 	// holeLo < T < holeHi: an image replaced updates that were never seen,
 	// so the source's state at T is unknown (it is resetting).
 	holeLo, holeHi int64
@@ -106,6 +113,8 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 		wm:       minTime,
 		passed:   minTime,
 		folded:   folded,
+		heardAt:  time.Now().UnixNano(),
+		stampDue: true,
 		st:       newStore[K, V](cfg.Disorder > 0),
 	}
 	s.passedA.Store(minTime)
@@ -144,7 +153,7 @@ func (s *source[K, V]) update(u *Update[K, V], t int64) error {
 		if u.EndOfEvent {
 			flags |= opEnd
 		}
-		s.sequence(op[K, V]{key: u.Key, val: u.Value, seq: u.Seq, kseq: u.KeySeq, t: t, flags: flags})
+		s.sequence(&op[K, V]{key: u.Key, val: u.Value, seq: u.Seq, kseq: u.KeySeq, t: t, flags: flags})
 		if s.bufN > 0 {
 			s.drain()
 		}
@@ -311,7 +320,7 @@ func (s *source[K, V]) checkBuffered(seq uint64, t int64, end bool, fail func(er
 }
 
 // sequence takes the next op in sequence order.
-func (s *source[K, V]) sequence(o op[K, V]) {
+func (s *source[K, V]) sequence(o *op[K, V]) {
 	s.next = o.seq + 1
 	s.applied++
 	if o.t > s.maxT {
@@ -341,7 +350,7 @@ func (s *source[K, V]) sequence(o op[K, V]) {
 		}
 	}
 	if keep {
-		s.log = append(s.log, o)
+		s.log = append(s.log, *o)
 		if o.flags&opEnd != 0 {
 			s.ready = len(s.log)
 		}
@@ -382,7 +391,7 @@ func (s *source[K, V]) drain() {
 				fmtTime(o.t), fmtTime(s.folded))
 			return
 		}
-		s.sequence(o)
+		s.sequence(&o)
 	}
 }
 
@@ -459,6 +468,14 @@ func (s *source[K, V]) foldTo(t int64) {
 }
 
 func (s *source[K, V]) pending() int { return len(s.log) - s.head }
+
+// stamp records when the source was last heard from; mu is held. always is
+// set for heartbeats and images, which idle sources send to stay alive.
+func (s *source[K, V]) stamp(always bool) {
+	if s.msgs != s.stampMsgs && (always || s.stampDue || s.msgs-s.stampMsgs >= 64) {
+		s.heardAt, s.stampMsgs, s.stampDue = time.Now().UnixNano(), s.msgs, false
+	}
+}
 
 // topSeq is the highest sequence number the source is known to have sent.
 func (s *source[K, V]) topSeq() uint64 {
@@ -674,7 +691,7 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 	s.gapTold = max(s.gapTold, n)
 	s.heard = true
 	s.msgs++
-	s.sequence(op[K, V]{seq: n, t: t, flags: opImage | opEnd, img: entries})
+	s.sequence(&op[K, V]{seq: n, t: t, flags: opImage | opEnd, img: entries})
 	s.drain()
 	return nil
 }
