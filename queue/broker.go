@@ -239,7 +239,7 @@ type DeadLetterer interface {
 
 // Stats is the optional interface of brokers that can count ready tasks.
 type Stats interface {
-	// Depth returns how many tasks of queue wait to run (ready or delayed,
-	// not leased), per priority level.
+	// Depth returns how many tasks of queue are unfinished (ready, delayed
+	// or leased), per priority level: what a queue bound counts.
 	Depth(ctx context.Context, queue string) ([NumPriorities]int, error)
 }
