@@ -70,6 +70,14 @@ type slotStore[V any] struct {
 	p    *V
 }
 
+// now reads the wall clock (Config.Now).
+func (c *Collector[K, V]) now() time.Time {
+	if c.cfg.Now != nil {
+		return c.cfg.Now()
+	}
+	return time.Now()
+}
+
 // maxKept bounds the cuts kept for as-of reads, whatever the horizon.
 const maxKept = 4096
 
@@ -223,7 +231,7 @@ func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
 	var gapFirst, gapLast uint64
 	callGap := false
 	if s.gapDue && c.cfg.GapFill != nil {
-		if now := time.Now().UnixNano(); now >= s.gapNext {
+		if now := c.now().UnixNano(); now >= s.gapNext {
 			s.gapDue = false
 			if gapFirst, gapLast, callGap = s.gapSpan(); callGap {
 				s.gapTold = gapLast
@@ -532,7 +540,7 @@ func (c *Collector[K, V]) Stats() Stats {
 
 // describe returns a short reason per required source not passed at t.
 func (c *Collector[K, V]) describe(t int64) string {
-	now := time.Now().UnixNano()
+	now := c.now().UnixNano()
 	var parts []string
 	for _, s := range c.reg.Load().list {
 		if !s.required {

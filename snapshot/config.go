@@ -109,6 +109,11 @@ type Config[K comparable, V any] struct {
 	GapFill func(source string, first, last uint64)
 	// GapFillInterval rate-limits GapFill per source. Default 100ms.
 	GapFillInterval time.Duration
+	// Now, if set, replaces time.Now wherever the collector reads the wall
+	// clock: silence, Fresh, Cut.Taken, Every's alignment, the GapFill rate
+	// limit. A simulation can pass its own clock. Timers (At and Every
+	// deadlines) still run on the runtime's clock. Default time.Now.
+	Now func() time.Time
 	// Verify, if set, checks every update on arrival (a checksum, a price
 	// band). An error refuses the update and marks its source invalid until
 	// a reset; Apply returns an error wrapping [ErrInvalid] and the hook's

@@ -268,9 +268,10 @@ type SourceStatus[K comparable] struct {
 	// Lag is the cut's time minus Passed, for a source that has not
 	// passed the cut but has shown progress.
 	Lag time.Duration
-	// Since is, for a silent source, when it was last heard from: exact
-	// for heartbeats and images; for updates, within 64 updates or the
-	// time between two cuts.
+	// Since is, for a silent source, the last time it is known to have
+	// sent something (heartbeats and images are stamped on arrival,
+	// updates at the first after each cut and every 64th). A source is
+	// reported silent only once it surely has been for SilentAfter.
 	Since time.Time
 	// Missing lists the missing sequence numbers of a gapped source (at
 	// most 8 ranges, lowest first); MissingCount counts all of them.
@@ -350,7 +351,7 @@ func (s *source[K, V]) status(t, now int64, silentAfter time.Duration) SourceSta
 		st.State = Gapped
 		st.Missing, st.MissingCount = s.missing(8)
 		st.Suspect = s.suspects()
-	case now-s.heardAt >= int64(silentAfter):
+	case now-s.lastHeardBy(now) >= int64(silentAfter):
 		st.State, st.Since = Silent, time.Unix(0, s.heardAt).UTC()
 	default:
 		st.State = Stale
@@ -372,7 +373,7 @@ const slabSize = 16
 func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 	c.revise.Store(false)
 	srcs := c.reg.Load().list
-	now := time.Now()
+	now := c.now()
 	nowNs := now.UnixNano()
 	prev := c.newest.Load()
 	c.cutSeq++
@@ -392,8 +393,8 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 		s.mu.Lock()
 		s.foldTo(t)
 		s.revised = false
-		if s.msgs != s.stampMsgs { // heard since the last stamp: by now at the latest
-			s.heardAt, s.stampMsgs = nowNs, s.msgs
+		if s.msgs != s.stampMsgs && s.msgs != s.laterMsgs { // heard since: by now at the latest
+			s.laterBy, s.laterMsgs = nowNs, s.msgs
 		}
 		s.stampDue = true
 		cs.status = s.status(t, nowNs, c.cfg.SilentAfter)

@@ -60,7 +60,7 @@ func (c *Collector[K, V]) await(ctx context.Context, t, deadline int64, hasDeadl
 
 	var timer <-chan time.Time
 	if hasDeadline {
-		tm := time.NewTimer(time.Duration(deadline - time.Now().UnixNano()))
+		tm := time.NewTimer(time.Duration(deadline - c.now().UnixNano()))
 		defer tm.Stop()
 		timer = tm.C
 	}
@@ -148,7 +148,7 @@ func (c *Collector[K, V]) Latest() *Cut[K, V] {
 // an error wrapping [ErrStale] that names the sources behind.
 func (c *Collector[K, V]) Fresh(maxAge time.Duration) (*Cut[K, V], error) {
 	c.reviseIfPending()
-	oldest := time.Now().Add(-maxAge).UnixNano()
+	oldest := c.now().Add(-maxAge).UnixNano()
 	if l := c.latest.Load(); l != nil && l.t >= oldest {
 		return l, nil
 	}
@@ -193,7 +193,8 @@ func (c *Collector[K, V]) AsOf(t time.Time) (*Cut[K, V], error) {
 // Unix epoch) from now on. Each cut is yielded as soon as it is complete, or
 // incomplete once the wall clock is grace past its time. The second value
 // counts the aligned times skipped since the previous cut: a reader slower
-// than interval gets the newest due cut, never a backlog.
+// than interval gets the newest due cut (complete, or past its grace; never
+// one ahead of the wall clock), never a backlog.
 //
 // The iterator is single-use and runs in the caller's goroutine; it ends when
 // ctx ends or the loop breaks, and leaves nothing running. It panics if
@@ -204,7 +205,7 @@ func (c *Collector[K, V]) Every(ctx context.Context, interval, grace time.Durati
 	}
 	iv, gr := int64(interval), int64(grace)
 	return func(yield func(*Cut[K, V], int) bool) {
-		next := alignUp(time.Now().UnixNano(), iv)
+		next := alignUp(c.now().UnixNano(), iv)
 		skipped := 0
 		for ctx.Err() == nil {
 			cut, err := c.await(ctx, next, next+gr, true, false)
@@ -222,9 +223,12 @@ func (c *Collector[K, V]) Every(ctx context.Context, interval, grace time.Durati
 			}
 			next += iv
 			skipped = 0
-			due := alignDown(time.Now().UnixNano()-gr, iv)
+			// The newest due time: past its grace, or complete and not
+			// ahead of the wall clock.
+			now := c.now().UnixNano()
+			due := alignDown(now-gr, iv)
 			if g := c.frontier(); g != minTime {
-				due = max(due, alignDown(g, iv))
+				due = max(due, alignDown(min(g, now), iv))
 			}
 			if due > next {
 				skipped = int((due - next) / iv)

@@ -56,11 +56,14 @@ type source[K comparable, V any] struct {
 	msgs  uint64 // messages accepted
 	// Silence detection without reading the clock per update: heardAt is
 	// stamped (wall clock) by heartbeats and images, by the first update
-	// after each cut and every 64 updates; a cut that finds unstamped
-	// messages stamps its own time, an upper bound.
+	// after each cut and every 64 updates, so the last message came at or
+	// after it. A cut that finds messages since the stamp notes its own time
+	// in laterBy: the last message came at or before it.
 	heardAt   int64
 	stampMsgs uint64
 	stampDue  bool
+	laterBy   int64
+	laterMsgs uint64
 	next      uint64 // next sequence number expected
 	maxT      int64  // latest event time sequenced
 	wm        int64  // latest watermark whose sequence has been applied
@@ -113,7 +116,7 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 		wm:       minTime,
 		passed:   minTime,
 		folded:   folded,
-		heardAt:  time.Now().UnixNano(),
+		heardAt:  c.now().UnixNano(),
 		stampDue: true,
 		st:       newStore[K, V](cfg.Disorder > 0),
 	}
@@ -469,11 +472,22 @@ func (s *source[K, V]) foldTo(t int64) {
 
 func (s *source[K, V]) pending() int { return len(s.log) - s.head }
 
+// lastHeardBy returns a time at or after the source's last message; mu is held.
+func (s *source[K, V]) lastHeardBy(now int64) int64 {
+	switch s.msgs {
+	case s.stampMsgs:
+		return s.heardAt
+	case s.laterMsgs:
+		return s.laterBy
+	}
+	return now
+}
+
 // stamp records when the source was last heard from; mu is held. always is
 // set for heartbeats and images, which idle sources send to stay alive.
 func (s *source[K, V]) stamp(always bool) {
 	if s.msgs != s.stampMsgs && (always || s.stampDue || s.msgs-s.stampMsgs >= 64) {
-		s.heardAt, s.stampMsgs, s.stampDue = time.Now().UnixNano(), s.msgs, false
+		s.heardAt, s.stampMsgs, s.stampDue = s.c.now().UnixNano(), s.msgs, false
 	}
 }
 

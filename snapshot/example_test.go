@@ -1,0 +1,174 @@
+package snapshot_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gather-go/gather/snapshot"
+)
+
+// Two venues quote one symbol at their own pace. A cut at 09:30:00.005 holds,
+// for each venue, exactly its quotes up to that time, and is complete once
+// both have passed it.
+func Example() {
+	open := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return open.Add(time.Duration(ms) * time.Millisecond) }
+	c, err := snapshot.New(&snapshot.Config[string, float64]{
+		Sources: []snapshot.Source{{Name: "XNAS"}, {Name: "BATS"}},
+	})
+	if err != nil {
+		panic(err)
+	}
+	_ = c.Apply(
+		snapshot.Update[string, float64]{Source: "XNAS", Seq: 1, Time: at(1), Key: "AAPL", Value: 189.10},
+		snapshot.Update[string, float64]{Source: "XNAS", Seq: 2, Time: at(7), Key: "AAPL", Value: 189.12},
+		snapshot.Update[string, float64]{Source: "BATS", Seq: 1, Time: at(2), Key: "AAPL", Value: 189.11},
+	)
+	cut, _ := c.Cut(at(5))
+	fmt.Println(cut)
+	xnas, _ := cut.Get("XNAS", "AAPL")
+	fmt.Println("XNAS AAPL", xnas)
+
+	// BATS announces it has nothing more up to 09:30:00.010.
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "BATS", Seq: 1, Time: at(10)})
+	cut, _ = c.Cut(at(6))
+	fmt.Println(cut)
+	// Output:
+	// cut 2024-01-02T09:30:00.005Z incomplete: "BATS" stale by 3.000001ms
+	// XNAS AAPL 189.1
+	// cut 2024-01-02T09:30:00.006Z complete
+}
+
+// At waits until every required source has passed the requested time; the
+// cut is taken by the update that completes it.
+func ExampleCollector_At() {
+	open := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	c, _ := snapshot.New(&snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}, {Name: "B"}}})
+	_ = c.Apply(snapshot.Update[string, int]{Source: "A", Seq: 1, Time: open.Add(time.Second / 2), Key: "x", Value: 1})
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "A", Seq: 1, Time: open.Add(time.Second)})
+	go func() {
+		// B arrives later.
+		_ = c.Apply(snapshot.Update[string, int]{Source: "B", Seq: 1, Time: open.Add(2 * time.Second), Key: "y", Value: 2})
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cut, err := c.At(ctx, open.Add(time.Second))
+	fmt.Println(cut, err)
+	fmt.Println(cut.Len("A"), cut.Len("B"))
+	// Output:
+	// cut 2024-01-02T09:30:01Z complete <nil>
+	// 1 0
+}
+
+// An incomplete cut says, source by source, why.
+func ExampleCut_Err() {
+	open := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	c, _ := snapshot.New(&snapshot.Config[string, int]{
+		Sources: []snapshot.Source{{Name: "A"}, {Name: "B"}, {Name: "C"}, {Name: "D", Optional: true}},
+	})
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "A", Time: open.Add(time.Minute)})
+	_ = c.Apply(
+		snapshot.Update[string, int]{Source: "B", Seq: 1, Time: open, Key: "x", Value: 1},
+		snapshot.Update[string, int]{Source: "B", Seq: 4, Time: open, Key: "x", Value: 4},
+	)
+	cut, _ := c.Cut(open.Add(time.Second))
+	fmt.Println(cut.Err())
+	for _, st := range cut.Sources() {
+		fmt.Println(st.Source, st.State, st.Required)
+	}
+	// Output:
+	// snapshot: cut incomplete at 2024-01-02T09:30:01Z: "B" gapped: missing 2-3 (2), 1 buffered; "C" never heard
+	// A current true
+	// B gapped true
+	// C never heard true
+	// D never heard false
+}
+
+// With an Interval, the collector cuts at every aligned time the moment it
+// completes, and Latest returns the newest complete cut without blocking.
+func ExampleCollector_Latest() {
+	open := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	c, _ := snapshot.New(&snapshot.Config[string, int]{
+		Sources:  []snapshot.Source{{Name: "A"}, {Name: "B"}},
+		Interval: 100 * time.Millisecond,
+	})
+	for i, ms := range []int{40, 120, 250, 260} {
+		for _, src := range []string{"A", "B"} {
+			_ = c.Apply(snapshot.Update[string, int]{Source: src, Seq: uint64(i + 1), Time: open.Add(time.Duration(ms) * time.Millisecond), Key: "n", Value: ms})
+		}
+		fmt.Println(c.Latest())
+	}
+	// Output:
+	// cut 2024-01-02T09:30:00Z complete
+	// cut 2024-01-02T09:30:00.1Z complete
+	// cut 2024-01-02T09:30:00.2Z complete
+	// cut 2024-01-02T09:30:00.2Z complete
+}
+
+// A lost update holds its source back until it is resent or, as here, a full
+// image recovers the source (the snapshot-and-incremental recovery of
+// exchange feeds).
+func ExampleCollector_Reset() {
+	open := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return open.Add(time.Duration(ms) * time.Millisecond) }
+	c, _ := snapshot.New(&snapshot.Config[string, int]{
+		Sources: []snapshot.Source{{Name: "A"}},
+		GapFill: func(src string, first, last uint64) { fmt.Println("ask", src, "to resend", first, "to", last) },
+	})
+	_ = c.Apply(snapshot.Update[string, int]{Source: "A", Seq: 1, Time: at(1), Key: "x", Value: 1})
+	_ = c.Apply(snapshot.Update[string, int]{Source: "A", Seq: 4, Time: at(4), Key: "x", Value: 4}) // 2 and 3 lost
+	cut, _ := c.Cut(at(4))
+	fmt.Println(cut)
+	_ = c.Reset(snapshot.Image[string, int]{Source: "A", Seq: 3, Time: at(3),
+		Entries: []snapshot.Entry[string, int]{{Key: "x", Value: 3}, {Key: "y", Value: 3}}})
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "A", Seq: 4, Time: at(9)})
+	cut, _ = c.Cut(at(5))
+	fmt.Println(cut)
+	x, _ := cut.Get("A", "x")
+	y, _ := cut.Get("A", "y")
+	fmt.Println(x, y)
+	// Output:
+	// ask A to resend 2 to 3
+	// cut 2024-01-02T09:30:00.004Z incomplete: "A" gapped: missing 2-3 (2), 1 buffered
+	// cut 2024-01-02T09:30:00.005Z complete
+	// 4 3
+}
+
+// Every yields a cut at each aligned time as soon as it is complete.
+func ExampleCollector_Every() {
+	c, _ := snapshot.New(&snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}}})
+	// A announces that it has passed the next minute.
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "A", Time: time.Now().Add(time.Minute)})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n := 0
+	for cut, skipped := range c.Every(ctx, time.Millisecond, time.Millisecond) {
+		fmt.Println(cut.Complete(), skipped)
+		if n++; n == 3 {
+			break
+		}
+	}
+	// Output:
+	// true 0
+	// true 0
+	// true 0
+}
+
+// Barrier heartbeats close an epoch (an auction, a trading session) at one
+// time across sources; AtEpoch returns the cut at that time once complete.
+func ExampleCollector_AtEpoch() {
+	close := time.Date(2024, 1, 2, 16, 0, 0, 0, time.UTC)
+	c, _ := snapshot.New(&snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}, {Name: "B"}}})
+	_ = c.Apply(snapshot.Update[string, int]{Source: "A", Seq: 1, Time: close.Add(-time.Second), Key: "px", Value: 100})
+	_ = c.Apply(snapshot.Update[string, int]{Source: "B", Seq: 1, Time: close.Add(-time.Second), Key: "px", Value: 101})
+	for _, src := range []string{"A", "B"} {
+		_ = c.Heartbeat(snapshot.Heartbeat{Source: src, Seq: 1, Time: close, Epoch: 20240102})
+	}
+	cut, err := c.AtEpoch(context.Background(), 20240102)
+	a, _ := cut.Get("A", "px")
+	b, _ := cut.Get("B", "px")
+	fmt.Println(cut, err, a, b)
+	// Output:
+	// cut 2024-01-02T16:00:00Z complete <nil> 100 101
+}
