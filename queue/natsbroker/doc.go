@@ -1,0 +1,75 @@
+// Package natsbroker is the queue.Broker on NATS JetStream: use it when
+// tasks must outlive the process that enqueued them or be shared by workers
+// on several processes or machines; use queue/membroker when producers and
+// workers share one process and speed matters more than surviving a
+// restart. It takes a jetstream.JetStream the caller built, so importing it
+// does not link nats-server; queue/natsbroker/natsserver starts an embedded
+// server (the program's default) when there is no cluster to connect to.
+//
+// # Layout
+//
+// Per queue, a work-queue stream "<prefix>_q_<queue>" with one subject and
+// one durable pull consumer per priority level (JetStream has no per-message
+// priority; the worker's scheduler picks the level), and one more subject
+// and consumer for delayed tasks. Claim is a no-wait fetch from the level's
+// consumer; a lease is the consumer's AckWait, renewed by InProgress (see
+// Config.AckWait for leases shorter than it); Retry is a negative
+// acknowledgement delayed until the retry is due, so JetStream's delivery
+// count is the attempt number. Delayed tasks wait on the delay subject and
+// are moved to their level when due (by whichever broker claims next; a
+// duplicate move is dropped by the stream's de-duplication).
+//
+// One limits stream "<prefix>_state" (kept for Config.Retention) holds the
+// rest, one subject per use: the batch record (size, kind, queue,
+// cancelled; written first-write-wins, so a batch ID is used once),
+// the batch's results (several outcomes per message, written before the
+// task is acknowledged), idempotency keys (first-write-wins with a
+// per-message TTL), the errors of failed attempts, and dead letters.
+// The first outcome of a task in the results subject wins: every reader
+// reads the subject in stream order and drops later ones, so a task that
+// ran twice is recorded once, and every process agrees on which run counts.
+// Cancelling a batch appends one marker that stands for every task without
+// an outcome before it: O(1), not O(batch). Subscribe is an ordered
+// consumer on the results subject from its start: replay and follow from
+// one cursor, so no outcome is missed between the two.
+//
+// Idle workers sleep on a core-NATS wake-up subject that Enqueue, Retry,
+// expired leases and promoted delayed tasks publish to; delays and retries
+// this process scheduled wake it by a timer; Config.IdleRecheck bounds the
+// sleep for what nobody could announce (a crashed process's retry or lease).
+// There is no polling loop.
+//
+// # Bad wire data
+//
+// A task message whose body does not decode (not an envelope, a truncated
+// or out-of-range field), whose Gather-Task header is missing or disagrees
+// with the body, is dead-lettered with the reason and removed from the
+// queue; when the header names a task, that task gets a bad_input failure
+// so its batch still completes. A worker never sees it, and the queue keeps
+// flowing. An unknown kind is the worker's to fail (queue.ErrUnknownKind).
+//
+// # Durability
+//
+// What an acknowledged Enqueue or Complete survives:
+//
+//   - One embedded server, default sync interval (natsserver.Config
+//     SyncAlways false): the file store writes every message to the
+//     operating system before acknowledging it and fsyncs every 2 minutes.
+//     A crash of the process (kill -9, panic) loses nothing: the data is in
+//     the kernel's page cache and the server recovers it on restart. A power
+//     loss or kernel crash can lose what was written since the last fsync,
+//     up to the sync interval.
+//   - One embedded server with SyncAlways: every write is fsynced before it
+//     is acknowledged, so a power loss loses nothing acknowledged. It costs
+//     an fsync per write batch: on a typical SSD from a few hundred
+//     microseconds to a few milliseconds per publish round, so single-task
+//     latency grows accordingly while large pipelined batches amortise it.
+//   - A cluster with Config.Replicas 3 (R3): a write is acknowledged once a
+//     majority of the three servers has it, so the loss of any one server
+//     (process, disk or machine) loses nothing and the queue keeps working;
+//     with SyncAlways off, losing power to a majority at once can lose the
+//     last sync interval.
+//
+// Execution is at least once: a task runs again if its worker dies or its
+// lease expires, and its first recorded outcome wins.
+package natsbroker

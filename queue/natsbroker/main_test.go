@@ -1,0 +1,71 @@
+package natsbroker_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/gather-go/gather/queue"
+	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// embedded starts a standalone embedded server in a temporary directory,
+// shut down at cleanup.
+func embedded(t testing.TB, syncAlways bool) *natsserver.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), SyncAlways: syncAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func connect(t testing.TB, s *natsserver.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+var prefixes atomic.Int64
+
+// newBroker returns a broker with a prefix of its own on js, closed at
+// cleanup.
+func newBroker(t testing.TB, js jetstream.JetStream, cfg natsbroker.Config) *natsbroker.Broker {
+	t.Helper()
+	if cfg.Prefix == "" {
+		cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := natsbroker.New(ctx, js, &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+var _ = nats.Connect
+var _ queue.Broker = (*natsbroker.Broker)(nil)

@@ -1,0 +1,662 @@
+package natsbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gather-go/gather/queue"
+)
+
+// Defaults for Config.
+const (
+	DefaultPrefix      = "gather"
+	DefaultAckWait     = queue.DefaultLease
+	DefaultRetention   = 24 * time.Hour
+	DefaultMaxDepth    = 1 << 24
+	DefaultIdleRecheck = time.Second
+)
+
+// Config configures a Broker. A nil *Config means every default.
+type Config struct {
+	// Prefix names the broker's streams ("<prefix>_q_<queue>",
+	// "<prefix>_state") and subjects ("<prefix>.>"), so that several
+	// deployments can share one NATS account. Letters, digits, '-' and '_'.
+	// Default DefaultPrefix.
+	Prefix string
+	// Replicas is the replication factor of every stream: 1 for a single
+	// server, 3 for a cluster (R3). Default 1.
+	Replicas int
+	// Memory keeps the streams in memory instead of files: faster, and lost
+	// when the server stops. Default false (file store).
+	Memory bool
+	// AckWait is how long the server waits for a claimed task's heartbeat
+	// before delivering it again: the lease that survives the claiming
+	// process. Shorter leases asked of Claim are enforced by the claiming
+	// process (and fall back to AckWait if it dies); longer ones are capped
+	// at AckWait (Delivery.Expires says so). Default DefaultAckWait, which is
+	// the worker's default lease.
+	AckWait time.Duration
+	// MaxDepth bounds the tasks of one queue that wait, are delayed or are
+	// leased: Enqueue returns queue.ErrQueueFull beyond it. Default
+	// DefaultMaxDepth.
+	MaxDepth int
+	// QueueMaxDepth overrides MaxDepth for the named queues.
+	QueueMaxDepth map[string]int
+	// Retention is how long batch state, results, idempotency keys and dead
+	// letters are kept. Default DefaultRetention.
+	Retention time.Duration
+	// IdleRecheck is the longest an idle worker sleeps before claiming
+	// again, which bounds how late it sees work whose wake-up it could not
+	// be told about: a delay or retry that another process scheduled and
+	// did not live to announce, a lease of a crashed worker expiring. Every
+	// other wake-up is pushed. Default DefaultIdleRecheck.
+	IdleRecheck time.Duration
+	// Logger receives what the broker cannot return: bad wire data it
+	// dead-lettered, wake-ups it failed to publish. Default: discard.
+	Logger *slog.Logger
+}
+
+// Broker is a queue.Broker on NATS JetStream. It implements
+// queue.DeadLetterer too. It is safe for concurrent use. It owns no goroutine
+// of its own (timers and NATS subscription callbacks only); Close releases
+// its subscriptions and timers, and the caller still owns the connection.
+type Broker struct {
+	js        jetstream.JetStream
+	nc        *nats.Conn
+	prefix    string
+	replicas  int
+	storage   jetstream.StorageType
+	ackWait   time.Duration
+	maxDepth  int
+	qdepth    map[string]int
+	retention time.Duration
+	recheck   time.Duration
+	log       *slog.Logger
+
+	state     jetstream.Stream
+	stateName string
+	wakeSubj  string
+	cancSubj  string
+	subs      []*nats.Subscription
+
+	qmu    sync.Mutex // serialises stream creation
+	mu     sync.Mutex
+	queues map[string]*bqueue
+	// batches caches the cancellation state of batches this broker claimed
+	// tasks of.
+	batches   map[string]*binfo
+	wake      chan struct{} // closed when work may be ready; nil until someone waits
+	wakeTimes timeHeap      // local wake-ups to come (delays, retries)
+	wakeTimer *time.Timer
+	wakeAt    time.Time
+	recheckT  *time.Timer
+	closed    bool
+}
+
+type bqueue struct {
+	name, tok string
+	maxDepth  int
+	stream    jetstream.Stream
+	levels    [queue.NumPriorities]jetstream.Consumer
+	delay     jetstream.Consumer
+	promote   atomic.Bool // delayed tasks may be due
+	promoting atomic.Bool
+}
+
+type binfo struct {
+	canceled chan struct{}
+	done     bool
+	used     time.Time
+}
+
+// batchRecord is the stored state of a batch.
+type batchRecord struct {
+	Size     int       `json:"size"`
+	Kind     string    `json:"kind"`
+	Queue    string    `json:"queue"`
+	Canceled bool      `json:"canceled,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+var errClosed = errors.New("natsbroker: broker closed")
+
+// New returns a Broker on js, creating its state stream and the default
+// queue's stream if needed (other queue streams are created on first use).
+// js's connection must stay open while the broker is used.
+func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, error) {
+	if js == nil {
+		return nil, fmt.Errorf("natsbroker: New with a nil JetStream: %w", queue.ErrBadConfig)
+	}
+	b := &Broker{
+		js: js, nc: js.Conn(), prefix: DefaultPrefix, replicas: 1, storage: jetstream.FileStorage,
+		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
+		recheck: DefaultIdleRecheck, log: slog.New(slog.DiscardHandler),
+		queues: map[string]*bqueue{}, batches: map[string]*binfo{},
+	}
+	if cfg != nil {
+		var errs []error
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("natsbroker: %w: "+format, append([]any{queue.ErrBadConfig}, args...)...))
+		}
+		if cfg.Prefix != "" {
+			if tok(cfg.Prefix) != cfg.Prefix {
+				bad("Config.Prefix %q: want letters, digits, '-' and '_' only", cfg.Prefix)
+			}
+			b.prefix = cfg.Prefix
+		}
+		switch {
+		case cfg.Replicas < 0 || cfg.Replicas > 5:
+			bad("Config.Replicas is %d: want 0 (default 1) to 5", cfg.Replicas)
+		case cfg.Replicas > 0:
+			b.replicas = cfg.Replicas
+		}
+		if cfg.Memory {
+			b.storage = jetstream.MemoryStorage
+		}
+		for _, d := range []struct {
+			name string
+			v    time.Duration
+			dst  *time.Duration
+		}{{"AckWait", cfg.AckWait, &b.ackWait}, {"Retention", cfg.Retention, &b.retention}, {"IdleRecheck", cfg.IdleRecheck, &b.recheck}} {
+			switch {
+			case d.v < 0:
+				bad("Config.%s is %v: want 0 (default %v) or more", d.name, d.v, *d.dst)
+			case d.v > 0:
+				*d.dst = d.v
+			}
+		}
+		switch {
+		case cfg.MaxDepth < 0:
+			bad("Config.MaxDepth is %d: want 0 (default %d) or more", cfg.MaxDepth, DefaultMaxDepth)
+		case cfg.MaxDepth > 0:
+			b.maxDepth = cfg.MaxDepth
+		}
+		for name, n := range cfg.QueueMaxDepth {
+			if n < 1 {
+				bad("Config.QueueMaxDepth[%q] is %d: want at least 1", name, n)
+			}
+		}
+		b.qdepth = cfg.QueueMaxDepth
+		if cfg.Logger != nil {
+			b.log = cfg.Logger
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, err
+		}
+	}
+	b.stateName = b.prefix + "_state"
+	b.wakeSubj = b.prefix + ".wake"
+	b.cancSubj = b.prefix + ".cancel"
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        b.stateName,
+		Description: "gather task queue: batches, results, idempotency keys, attempts, dead letters",
+		Subjects:    []string{b.prefix + ".b.*", b.prefix + ".r.*", b.prefix + ".i.*.*", b.prefix + ".a.*.*", b.prefix + ".d.*.*.*"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      b.retention,
+		Storage:     b.storage,
+		Replicas:    b.replicas,
+		AllowMsgTTL: true,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", b.stateName, err)
+	}
+	b.state = st
+	// Subscribe before anything can be published that we must not miss,
+	// and flush so the server has the interest.
+	ws, err := b.nc.Subscribe(b.wakeSubj, b.onWake)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
+	}
+	cs, err := b.nc.Subscribe(b.cancSubj, b.onCancel)
+	if err != nil {
+		_ = ws.Unsubscribe()
+		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
+	}
+	b.subs = []*nats.Subscription{ws, cs}
+	if err := b.nc.FlushWithContext(ctx); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("natsbroker: flushing subscriptions: %w", err)
+	}
+	// The default queue is made now, so its first enqueue and claim do not
+	// wait for a stream and five consumers to be created.
+	if _, err := b.queue(ctx, queue.DefaultQueue); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close releases the broker's subscriptions and timers. Leases it holds
+// expire on the server (AckWait). Calls after Close return an error. Close
+// does not close the NATS connection.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	if b.wakeTimer != nil {
+		b.wakeTimer.Stop()
+	}
+	if b.recheckT != nil {
+		b.recheckT.Stop()
+	}
+	b.wakeLocked()
+	subs := b.subs
+	b.mu.Unlock()
+	var errs []error
+	for _, s := range subs {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tok makes s a valid subject token and stream-name part: letters, digits,
+// '-' and '_' stay, every other byte becomes '=' and two hex digits.
+func tok(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if !tokByte(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean && s != "" {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; tokByte(c) {
+			sb.WriteByte(c)
+		} else {
+			sb.WriteByte('=')
+			sb.WriteString(strings.ToUpper(hex.EncodeToString([]byte{c})))
+		}
+	}
+	if sb.Len() == 0 {
+		return "="
+	}
+	return sb.String()
+}
+
+func tokByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+}
+
+func (b *Broker) levelSubj(q *bqueue, l queue.Priority) string {
+	return b.prefix + ".q." + q.tok + "." + strconv.Itoa(int(l))
+}
+func (b *Broker) delaySubj(q *bqueue) string { return b.prefix + ".q." + q.tok + ".delay" }
+func (b *Broker) batchSubj(id string) string { return b.prefix + ".b." + tok(id) }
+func (b *Broker) resSubj(id string) string   { return b.prefix + ".r." + tok(id) }
+func (b *Broker) attSubj(id string, i int) string {
+	return b.prefix + ".a." + tok(id) + "." + strconv.Itoa(i)
+}
+func (b *Broker) deadSubj(qname, id string, i int) string {
+	return b.prefix + ".d." + tok(qname) + "." + tok(id) + "." + strconv.Itoa(i)
+}
+
+// queue returns the named queue, creating its stream and consumers on
+// first use.
+func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, errClosed
+	}
+	q := b.queues[name]
+	b.mu.Unlock()
+	if q != nil {
+		return q, nil
+	}
+	if name == "" {
+		return nil, fmt.Errorf("natsbroker: %w: empty queue name", queue.ErrBadInput)
+	}
+	b.qmu.Lock()
+	defer b.qmu.Unlock()
+	b.mu.Lock()
+	q = b.queues[name]
+	b.mu.Unlock()
+	if q != nil {
+		return q, nil
+	}
+	q = &bqueue{name: name, tok: tok(name), maxDepth: b.maxDepth}
+	if n, ok := b.qdepth[name]; ok {
+		q.maxDepth = n
+	}
+	q.promote.Store(true)
+	sname := b.prefix + "_q_" + q.tok
+	st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        sname,
+		Description: "gather task queue " + strconv.Quote(name),
+		Subjects:    []string{b.prefix + ".q." + q.tok + ".*"},
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxMsgs:     int64(q.maxDepth),
+		Discard:     jetstream.DiscardNew,
+		Storage:     b.storage,
+		Replicas:    b.replicas,
+		Duplicates:  time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", sname, err)
+	}
+	q.stream = st
+	mk := func(durable, subject string) (jetstream.Consumer, error) {
+		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable:       durable,
+			FilterSubject: subject,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       b.ackWait,
+			MaxDeliver:    -1,
+			MaxAckPending: -1,
+			Replicas:      b.replicas,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: creating consumer %s on %s: %w", durable, sname, err)
+		}
+		return c, nil
+	}
+	// The five consumers are created concurrently: each is a round trip
+	// and, on a file store, a few file writes.
+	var wg sync.WaitGroup
+	errs := make([]error, queue.NumPriorities+1)
+	for l := range queue.NumPriorities {
+		wg.Go(func() { q.levels[l], errs[l] = mk("L"+strconv.Itoa(l), b.levelSubj(q, queue.Priority(l))) })
+	}
+	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk("delay", b.delaySubj(q)) })
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.queues[name] = q
+	b.mu.Unlock()
+	return q, nil
+}
+
+// ---- wake-ups ----
+
+// Notify implements queue.Broker. The channel closes on a wake-up published
+// by any broker of the same prefix (an enqueue, a retry, an expired lease,
+// promoted delayed tasks), on a local timer for delays and retries this
+// broker scheduled, and at the latest after Config.IdleRecheck.
+func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, errClosed
+	}
+	if b.wake == nil {
+		b.wake = make(chan struct{})
+	}
+	if b.recheckT == nil {
+		b.recheckT = time.AfterFunc(b.recheck, b.onRecheck)
+	}
+	return b.wake, nil
+}
+
+func (b *Broker) wakeLocked() {
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
+}
+
+func (b *Broker) onWake(m *nats.Msg) {
+	// 'l': an enqueue ("l", level, queue); 'w': a retry or an expired lease;
+	// 'p': delayed tasks may be due.
+	if len(m.Data) > 0 && m.Data[0] == 'p' {
+		b.setPromote()
+	}
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+func (b *Broker) onRecheck() {
+	b.setPromote()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.wakeLocked()
+	if b.wake == nil {
+		// Nobody waits: re-armed by the next Notify.
+		b.recheckT = nil
+		return
+	}
+	b.recheckT.Reset(b.recheck)
+}
+
+func (b *Broker) setPromote() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range b.queues {
+		q.promote.Store(true)
+	}
+}
+
+// publishWake tells every broker of the prefix that work may be ready;
+// promote says delayed tasks may be due.
+func (b *Broker) publishWake(promote bool) {
+	data := []byte{'w'}
+	if promote {
+		data[0] = 'p'
+		b.setPromote()
+	}
+	if err := b.nc.Publish(b.wakeSubj, data); err != nil {
+		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
+	}
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// publishLevelWake tells every broker of the prefix that tasks were
+// enqueued at level l of q.
+func (b *Broker) publishLevelWake(q *bqueue, l queue.Priority) {
+	if err := b.nc.Publish(b.wakeSubj, append([]byte{'l', byte(l)}, q.name...)); err != nil {
+		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
+	}
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// wakeLater schedules a local wake-up (and a published one, with promote)
+// at t.
+func (b *Broker) wakeLater(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.wakeTimes.push(t)
+	b.armLocked()
+}
+
+func (b *Broker) armLocked() {
+	if len(b.wakeTimes) == 0 {
+		return
+	}
+	next := b.wakeTimes[0]
+	if b.wakeTimer != nil && !b.wakeAt.IsZero() && !next.Before(b.wakeAt) {
+		return
+	}
+	b.wakeAt = next
+	if b.wakeTimer == nil {
+		b.wakeTimer = time.AfterFunc(time.Until(next), b.onWakeTimer)
+	} else {
+		b.wakeTimer.Reset(time.Until(next))
+	}
+}
+
+func (b *Broker) onWakeTimer() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	for len(b.wakeTimes) > 0 && !b.wakeTimes[0].After(now) {
+		b.wakeTimes.pop()
+	}
+	b.wakeAt = time.Time{}
+	b.armLocked()
+	b.mu.Unlock()
+	b.setPromote()
+	b.publishWake(true)
+}
+
+// wakeAfterAck wakes workers now and twice more shortly after: acks and
+// naks are processed by the server asynchronously, so a worker woken at
+// once may claim before the server has made the task available again.
+func (b *Broker) wakeAfterAck() {
+	b.publishWake(false)
+	now := time.Now()
+	b.wakeLater(now.Add(3 * time.Millisecond))
+	b.wakeLater(now.Add(30 * time.Millisecond))
+}
+
+type timeHeap []time.Time
+
+func (h *timeHeap) push(t time.Time) {
+	*h = append(*h, t)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !s[i].Before(s[p]) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *timeHeap) pop() {
+	s := *h
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l].Before(s[m]) {
+			m = l
+		}
+		if r < n && s[r].Before(s[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+}
+
+// ---- batch state ----
+
+func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint64, error) {
+	m, err := b.state.GetLastMsgForSubject(ctx, b.batchSubj(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, fmt.Errorf("batch %s: %w", id, queue.ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	var r batchRecord
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return nil, 0, fmt.Errorf("batch %s: bad state record: %v", id, err)
+	}
+	return &r, m.Sequence, nil
+}
+
+// canceled returns the channel closed when batch id is cancelled, looking
+// the batch up on first use.
+func (b *Broker) canceled(ctx context.Context, id string) <-chan struct{} {
+	now := time.Now()
+	b.mu.Lock()
+	bi := b.batches[id]
+	if bi != nil {
+		bi.used = now
+		b.mu.Unlock()
+		return bi.canceled
+	}
+	if len(b.batches) > 1<<14 {
+		for k, v := range b.batches {
+			if now.Sub(v.used) > 10*time.Minute {
+				delete(b.batches, k)
+			}
+		}
+	}
+	// Registered before the lookup, so a cancel notice arriving meanwhile
+	// is not missed.
+	bi = &binfo{canceled: make(chan struct{}), used: now}
+	b.batches[id] = bi
+	b.mu.Unlock()
+	r, _, err := b.batchRecord(ctx, id)
+	if err == nil && r.Canceled {
+		b.markCanceled(id)
+	}
+	return bi.canceled
+}
+
+func (b *Broker) markCanceled(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if bi := b.batches[id]; bi != nil && !bi.done {
+		bi.done = true
+		close(bi.canceled)
+	}
+}
+
+func (b *Broker) onCancel(m *nats.Msg) { b.markCanceled(string(m.Data)) }
+
+// isWrongLastSeq reports a failed first-write-wins publish.
+func isWrongLastSeq(err error) bool {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return false
+}
+
+func isFull(err error) bool {
+	var ae *jetstream.APIError
+	if errors.As(err, &ae) {
+		d := ae.Description
+		return strings.Contains(d, "maximum messages exceeded") || strings.Contains(d, "maximum bytes exceeded")
+	}
+	return false
+}
+
+var _ interface {
+	queue.Broker
+	queue.DeadLetterer
+} = (*Broker)(nil)
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

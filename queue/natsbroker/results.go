@@ -1,0 +1,272 @@
+package natsbroker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gather-go/gather/queue"
+)
+
+// Subscribe implements queue.Broker with an ordered consumer on the batch's
+// results subject, from its first message: it replays what was recorded and
+// follows what comes, from one server-side cursor, so nothing recorded
+// between the replay and the follow is missed. The first outcome of each
+// index wins; a cancel marker stands for every index without an outcome.
+func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, error) {
+	r, _, err := b.batchRecord(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
+	}
+	cons, err := b.js.OrderedConsumer(ctx, b.stateName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{b.resSubj(id)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)
+	}
+	return &subscription{b: b, id: id, rec: r, it: it, seen: make([]bool, r.Size)}, nil
+}
+
+type subscription struct {
+	b       *Broker
+	id      string
+	rec     *batchRecord
+	it      jetstream.MessagesContext
+	seen    []bool
+	count   int
+	pending []queue.Outcome // decoded, not yet returned
+	cancel  bool            // a cancel marker was read: fill the rest
+	cursor  int             // next index to fill after a cancel marker
+}
+
+func (s *subscription) Size() int     { return s.rec.Size }
+func (s *subscription) Kind() string  { return s.rec.Kind }
+func (s *subscription) Queue() string { return s.rec.Queue }
+
+func (s *subscription) Close() error {
+	s.it.Stop()
+	return nil
+}
+
+var canceledFailure = queue.Failure{Code: queue.CodeCanceled, Message: "batch canceled"}
+
+func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, error) {
+	if len(dst) == 0 {
+		return 0, nil
+	}
+	for {
+		n := 0
+		for n < len(dst) && len(s.pending) > 0 {
+			dst[n] = s.pending[0]
+			s.pending = s.pending[1:]
+			n++
+		}
+		for s.cancel && n < len(dst) && s.cursor < len(s.seen) {
+			if !s.seen[s.cursor] {
+				s.seen[s.cursor] = true
+				s.count++
+				f := canceledFailure
+				dst[n] = queue.Outcome{Index: s.cursor, Err: &f}
+				n++
+			}
+			s.cursor++
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if s.count == len(s.seen) {
+			return 0, io.EOF
+		}
+		msg, err := s.it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, context.Cause(ctx)
+			}
+			return 0, fmt.Errorf("natsbroker: following batch %s: %w", s.id, err)
+		}
+		s.pending = s.pending[:0]
+		cancel, err := decodeResults(msg.Data(), len(s.seen), func(o queue.Outcome) {
+			if !s.seen[o.Index] {
+				s.seen[o.Index] = true
+				s.count++
+				s.pending = append(s.pending, o)
+			}
+		})
+		if err != nil {
+			s.b.log.Error("natsbroker: skipping a results message that does not decode", "batch", s.id, "err", err)
+		}
+		if cancel {
+			s.cancel = true
+		}
+	}
+}
+
+// ---- dead letters ----
+
+// bury keeps a dead task, with its recorded attempts, in the dead-letter
+// subject of its queue.
+func (b *Broker) bury(ctx context.Context, c *queue.Completion) error {
+	d := c.Delivery
+	now := time.Now()
+	dl := queue.DeadLetter{Message: d.Message, At: now}
+	asub := b.attSubj(d.BatchID, d.Index)
+	for seq := uint64(1); ; {
+		m, err := b.state.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(asub))
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgNotFound) {
+				b.log.Warn("natsbroker: reading attempts", "task", d.ID(), "err", err)
+			}
+			break
+		}
+		var a queue.AttemptError
+		if json.Unmarshal(m.Data, &a) == nil {
+			dl.Attempts = append(dl.Attempts, a)
+		}
+		seq = m.Sequence + 1
+	}
+	if f := c.Outcome.Err; f != nil {
+		dl.Attempts = append(dl.Attempts, queue.AttemptError{Attempt: d.Attempt, At: now, Error: string(f.Code) + ": " + f.Message})
+	}
+	data, err := json.Marshal(&dl)
+	if err != nil {
+		return fmt.Errorf("natsbroker: dead-lettering task %s: %w", d.ID(), err)
+	}
+	if _, err := b.js.Publish(ctx, b.deadSubj(d.Queue, d.BatchID, d.Index), data); err != nil {
+		return fmt.Errorf("natsbroker: dead-lettering task %s: %w", d.ID(), err)
+	}
+	if err := b.state.Purge(ctx, jetstream.WithPurgeSubject(asub)); err != nil {
+		b.log.Warn("natsbroker: purging attempts", "task", d.ID(), "err", err)
+	}
+	return nil
+}
+
+// buryBad dead-letters a task message that does not decode, with the
+// reason, records a failure for its task when the Gather-Task header names
+// one (so its batch still completes), and removes it from the queue.
+func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg jetstream.Msg, delivered uint64, reason string) {
+	now := time.Now()
+	reason = "natsbroker: bad wire data: " + reason
+	var dl queue.DeadLetter
+	dl.Queue, dl.Payload, dl.At, dl.Attempt = q.name, msg.Data(), now, int(delivered)
+	dl.Attempts = []queue.AttemptError{{Attempt: int(delivered), At: now, Error: reason}}
+	id := msg.Headers().Get(hdrTask)
+	batch, index, err := queue.ParseTaskID(id)
+	if err == nil {
+		dl.BatchID, dl.Index = batch, index
+		var buf []byte
+		buf = startResults(buf, resOutcomes)
+		buf = appendOutcome(buf, &queue.Outcome{Index: index, Err: &queue.Failure{Code: queue.CodeBadInput, Message: reason, Attempts: int(delivered)}})
+		if _, err := b.js.Publish(ctx, b.resSubj(batch), buf); err != nil {
+			b.log.Error("natsbroker: recording the failure of a bad task message", "task", id, "err", err)
+		}
+	} else {
+		seq := uint64(0)
+		if meta, err := msg.Metadata(); err == nil {
+			seq = meta.Sequence.Stream
+		}
+		dl.BatchID = "bad-" + q.tok + "-" + strconv.FormatUint(seq, 10)
+		reason += fmt.Sprintf(" (and header %s is %q: %v)", hdrTask, id, err)
+		dl.Attempts[0].Error = reason
+	}
+	b.log.Error("natsbroker: dead-lettering a task message", "queue", q.name, "task", id, "reason", reason)
+	data, _ := json.Marshal(&dl)
+	if _, err := b.js.Publish(ctx, b.deadSubj(q.name, dl.BatchID, dl.Index), data); err != nil {
+		// Keep it rather than lose it; it comes back later.
+		b.log.Error("natsbroker: dead-lettering a bad task message", "err", err)
+		_ = msg.NakWithDelay(b.ackWait)
+		return
+	}
+	_ = msg.Term()
+}
+
+// DeadLetters implements queue.DeadLetterer.
+func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int) ([]queue.DeadLetter, error) {
+	filter := b.prefix + ".d." + tok(name) + ".>"
+	seq := uint64(1)
+	if after != "" {
+		batch, index, err := queue.ParseTaskID(after)
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: dead letters: %w", err)
+		}
+		m, err := b.state.GetLastMsgForSubject(ctx, b.deadSubj(name, batch, index))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: dead letters: %w", err)
+		}
+		seq = m.Sequence + 1
+	}
+	var out []queue.DeadLetter
+	for limit <= 0 || len(out) < limit {
+		m, err := b.state.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("natsbroker: dead letters: %w", err)
+		}
+		seq = m.Sequence + 1
+		var dl queue.DeadLetter
+		if err := json.Unmarshal(m.Data, &dl); err != nil {
+			b.log.Error("natsbroker: skipping a dead letter that does not decode", "seq", m.Sequence, "err", err)
+			continue
+		}
+		out = append(out, dl)
+	}
+	return out, nil
+}
+
+// Redrive implements queue.DeadLetterer. It removes the dead letter first
+// (so two concurrent redrives enqueue once) and puts it back if the enqueue
+// fails.
+func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
+	batch, index, err := queue.ParseTaskID(id)
+	if err != nil {
+		return "", fmt.Errorf("natsbroker: redrive: %w", err)
+	}
+	subj := b.prefix + ".d.*." + tok(batch) + "." + strconv.Itoa(index)
+	m, err := b.state.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", fmt.Errorf("natsbroker: redrive %s: %w", id, queue.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("natsbroker: redrive %s: %w", id, err)
+	}
+	var dl queue.DeadLetter
+	if err := json.Unmarshal(m.Data, &dl); err != nil {
+		return "", fmt.Errorf("natsbroker: redrive %s: bad dead letter: %v", id, err)
+	}
+	if err := b.state.DeleteMsg(ctx, m.Sequence); err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return "", fmt.Errorf("natsbroker: redrive %s: %w", id, queue.ErrNotFound)
+		}
+		return "", fmt.Errorf("natsbroker: redrive %s: %w", id, err)
+	}
+	msg := &dl.Message
+	s := &queue.Submission{
+		BatchID: newID(), Queue: msg.Queue, Kind: msg.Kind, Priority: msg.Priority, MaxAttempts: max(msg.MaxAttempts, 1),
+		Timeout: msg.Timeout, BackoffMin: msg.BackoffMin, BackoffMax: msg.BackoffMax, EnqueuedAt: time.Now(),
+		Payloads: [][]byte{msg.Payload},
+	}
+	nid, err := b.Enqueue(ctx, s)
+	if err != nil {
+		if _, perr := b.js.PublishMsg(context.WithoutCancel(ctx), &nats.Msg{Subject: m.Subject, Data: m.Data}); perr != nil {
+			b.log.Error("natsbroker: restoring a dead letter after a failed redrive", "task", id, "err", perr)
+		}
+		return "", fmt.Errorf("natsbroker: redrive %s: %w", id, err)
+	}
+	return nid, nil
+}

@@ -1,0 +1,253 @@
+package natsbroker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gather-go/gather/queue"
+)
+
+// The wire formats. A task message's body is an envelope: a three-byte
+// magic and version, then the Message fields (strings and bytes length
+// prefixed, integers as varints, times as Unix nanoseconds, zero for the zero
+// time), then the payload as the rest of the body. A results message carries
+// one or more outcomes of one batch, or the batch's cancel marker. Binary and
+// hand-written rather than JSON: about 10x cheaper to encode and decode, and
+// the decoders are fuzzed (FuzzDecodeEnvelope, FuzzDecodeResults).
+const (
+	envMagic0, envMagic1, envVersion = 'G', 'Q', 1
+	resMagic0, resMagic1, resVersion = 'G', 'R', 1
+
+	resOutcomes byte = 0
+	resCancel   byte = 1
+
+	outOK   byte = 0
+	outFail byte = 1
+)
+
+// hdrTask is the header naming the task a message carries ("<batch>/<index>"),
+// so that a message whose body does not decode can still be reported to its
+// batch.
+const hdrTask = "Gather-Task"
+
+var errShort = errors.New("truncated")
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return binary.AppendVarint(b, 0)
+	}
+	return binary.AppendVarint(b, t.UnixNano())
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendEnvelope appends the envelope of task i of s.
+func appendEnvelope(b []byte, s *queue.Submission, i int) []byte {
+	b = append(b, envMagic0, envMagic1, envVersion)
+	b = appendString(b, s.BatchID)
+	b = binary.AppendUvarint(b, uint64(i))
+	b = appendString(b, s.Queue)
+	b = appendString(b, s.Kind)
+	b = binary.AppendUvarint(b, uint64(s.Priority))
+	b = binary.AppendUvarint(b, uint64(s.MaxAttempts))
+	b = binary.AppendVarint(b, int64(s.Timeout))
+	b = appendTime(b, s.Deadline)
+	b = appendTime(b, s.RunAt)
+	b = binary.AppendVarint(b, int64(s.BackoffMin))
+	b = binary.AppendVarint(b, int64(s.BackoffMax))
+	b = appendTime(b, s.EnqueuedAt)
+	return append(b, s.Payloads[i]...)
+}
+
+// reader decodes the fields of a wire message; the first error sticks.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string, err error) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%s: %w", what, err)
+	}
+}
+
+func (r *reader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what, errShort)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint(what string) int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what, errShort)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// int reads a non-negative int no larger than max.
+func (r *reader) int(what string, max uint64) int {
+	v := r.uvarint(what)
+	if v > max {
+		r.fail(what, fmt.Errorf("%d out of range [0, %d]", v, max))
+		return 0
+	}
+	return int(v)
+}
+
+func (r *reader) bytes(what string) []byte {
+	n := r.uvarint(what)
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.fail(what, errShort)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) string(what string) string { return string(r.bytes(what)) }
+
+func (r *reader) time(what string) time.Time {
+	v := r.varint(what)
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v)
+}
+
+func (r *reader) duration(what string) time.Duration {
+	v := r.varint(what)
+	if v < 0 {
+		r.fail(what, fmt.Errorf("negative duration %d", v))
+		return 0
+	}
+	return time.Duration(v)
+}
+
+const maxIndex = 1<<31 - 1
+
+// decodeEnvelope decodes a task message's body into m (Attempt is left as
+// is). m.Payload aliases body. The error says which field is wrong.
+func decodeEnvelope(body []byte, m *queue.Message) error {
+	if len(body) < 3 || body[0] != envMagic0 || body[1] != envMagic1 {
+		return errors.New("not a gather task envelope (no GQ magic)")
+	}
+	if body[2] != envVersion {
+		return fmt.Errorf("task envelope version %d: this broker reads version %d", body[2], envVersion)
+	}
+	r := reader{b: body[3:]}
+	m.BatchID = r.string("batch ID")
+	m.Index = r.int("index", maxIndex)
+	m.Queue = r.string("queue")
+	m.Kind = r.string("kind")
+	m.Priority = queue.Priority(r.int("priority", queue.NumPriorities-1))
+	m.MaxAttempts = r.int("max attempts", maxIndex)
+	m.Timeout = r.duration("timeout")
+	m.Deadline = r.time("deadline")
+	m.RunAt = r.time("run at")
+	m.BackoffMin = r.duration("backoff min")
+	m.BackoffMax = r.duration("backoff max")
+	m.EnqueuedAt = r.time("enqueued at")
+	if r.err != nil {
+		return fmt.Errorf("task envelope field %w", r.err)
+	}
+	switch {
+	case m.BatchID == "":
+		return errors.New("task envelope has an empty batch ID")
+	case m.Kind == "":
+		return errors.New("task envelope has an empty kind")
+	case m.MaxAttempts < 1:
+		return fmt.Errorf("task envelope has max attempts %d: want at least 1", m.MaxAttempts)
+	}
+	m.Payload = r.b
+	return nil
+}
+
+// appendOutcome appends one outcome to a results message started with
+// startResults.
+func appendOutcome(b []byte, o *queue.Outcome) []byte {
+	b = binary.AppendUvarint(b, uint64(o.Index))
+	if o.Err == nil {
+		b = append(b, outOK)
+		return appendString(b, string(o.Output)) // no copy: appendString takes a string view
+	}
+	b = append(b, outFail)
+	b = appendString(b, string(o.Err.Code))
+	b = appendString(b, o.Err.Message)
+	return binary.AppendUvarint(b, uint64(o.Err.Attempts))
+}
+
+func startResults(b []byte, kind byte) []byte {
+	return append(b, resMagic0, resMagic1, resVersion, kind)
+}
+
+// decodeResults calls fn for each outcome of a results message of a batch
+// of size tasks, or reports a cancel marker. Outputs alias body.
+func decodeResults(body []byte, size int, fn func(o queue.Outcome)) (cancel bool, err error) {
+	if len(body) < 4 || body[0] != resMagic0 || body[1] != resMagic1 {
+		return false, errors.New("not a gather results message (no GR magic)")
+	}
+	if body[2] != resVersion {
+		return false, fmt.Errorf("results message version %d: this broker reads version %d", body[2], resVersion)
+	}
+	switch body[3] {
+	case resCancel:
+		return true, nil
+	case resOutcomes:
+	default:
+		return false, fmt.Errorf("results message of unknown type %d", body[3])
+	}
+	r := reader{b: body[4:]}
+	for len(r.b) > 0 && r.err == nil {
+		var o queue.Outcome
+		o.Index = r.int("index", uint64(max(size-1, 0)))
+		if r.err == nil && len(r.b) == 0 {
+			r.fail("status", errShort)
+		}
+		if r.err != nil {
+			break
+		}
+		st := r.b[0]
+		r.b = r.b[1:]
+		switch st {
+		case outOK:
+			o.Output = r.bytes("output")
+		case outFail:
+			f := &queue.Failure{}
+			f.Code = queue.Code(r.string("code"))
+			f.Message = r.string("message")
+			f.Attempts = r.int("attempts", maxIndex)
+			o.Err = f
+		default:
+			r.fail("status", fmt.Errorf("unknown status %d", st))
+		}
+		if r.err == nil {
+			fn(o)
+		}
+	}
+	if r.err != nil {
+		return false, fmt.Errorf("results message field %w", r.err)
+	}
+	return false, nil
+}
