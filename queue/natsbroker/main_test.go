@@ -3,11 +3,11 @@ package natsbroker_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
@@ -17,6 +17,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role))
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -67,5 +70,4 @@ func newBroker(t testing.TB, js jetstream.JetStream, cfg natsbroker.Config) *nat
 	return b
 }
 
-var _ = nats.Connect
 var _ queue.Broker = (*natsbroker.Broker)(nil)

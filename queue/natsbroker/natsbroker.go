@@ -209,7 +209,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		Storage:     b.storage,
 		Replicas:    b.replicas,
 		AllowMsgTTL: true,
-		AllowDirect: true,
+		// No direct gets: on a cluster they may be answered by a replica
+		// that has not caught up, and a batch just enqueued would read as
+		// not found. Reads go through the stream leader.
+		AllowDirect: false,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", b.stateName, err)
@@ -227,7 +230,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
 	b.subs = []*nats.Subscription{ws, cs}
-	if err := b.nc.FlushWithContext(ctx); err != nil {
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	if err := b.nc.FlushWithContext(fctx); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("natsbroker: flushing subscriptions: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -95,7 +96,9 @@ func Start(ctx context.Context, cfg *Config) (*Server, error) {
 			return nil, fmt.Errorf("natsserver: Cluster.Listen: %w", err)
 		}
 		opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port}
-		opts.Routes = server.RoutesFromStr(joinComma(c.Routes))
+		if len(c.Routes) > 0 {
+			opts.Routes = server.RoutesFromStr(strings.Join(c.Routes, ","))
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -130,17 +133,6 @@ func splitHostPort(addr string) (string, int, error) {
 		port = -1 // the server's "any free port"
 	}
 	return host, port, nil
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, r := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += r
-	}
-	return out
 }
 
 // Connect returns a client connection to the server, in-process (no
