@@ -1,0 +1,72 @@
+package natsbroker_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/gather-go/gather/queue"
+	"github.com/gather-go/gather/queue/natsbroker"
+)
+
+// TestBadWireData: task messages that do not decode (junk, no Gather-Task
+// header) are dead-lettered with the reason, the task their header names
+// fails with bad_input so its batch completes, and good tasks behind them
+// still run.
+func TestBadWireData(t *testing.T) {
+	t.Parallel()
+	s := embedded(t, false)
+	js := connect(t, s)
+	b := newBroker(t, js, natsbroker.Config{Prefix: "badwire"})
+	c, _ := queue.NewClient(b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// A batch whose real task waits far in the future: the junk message
+	// below claims to be its task.
+	victim, err := queue.Enqueue(ctx, c, procKind, 1, queue.WithDelay(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := "badwire.q.default.1" // PriorityNormal's subject
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: []byte("junk"), Header: nats.Header{"Gather-Task": []string{victim.ID()}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, subj, []byte("GQ\x01\xff")); err != nil { // truncated, and no header
+		t.Fatal(err)
+	}
+	good, err := queue.EnqueueBatch(ctx, c, procKind, ints(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 2})
+	queue.HandleFunc(w, procKind, func(ctx context.Context, n int) (procOut, error) { return procOut{V: 2 * n}, nil })
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(context.Background())
+	if _, err := good.Await(ctx); err != nil {
+		t.Fatalf("good batch behind the bad messages: %v", err)
+	}
+	if _, err := victim.Wait(ctx); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "bad wire data") {
+		t.Fatalf("task named by a junk message: %v, want ErrBadInput saying bad wire data", err)
+	}
+	dls, err := c.DeadLetters(ctx, queue.DefaultQueue, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 2 {
+		t.Fatalf("%d dead letters, want 2: %+v", len(dls), dls)
+	}
+	for i, want := range []string{"no GQ magic", "truncated"} {
+		if len(dls[i].Attempts) != 1 || !strings.Contains(dls[i].Attempts[0].Error, want) {
+			t.Errorf("dead letter %d: %+v, want a reason saying %q", i, dls[i].Attempts, want)
+		}
+	}
+	if !strings.Contains(dls[1].Attempts[0].Error, "Gather-Task") {
+		t.Errorf("dead letter without a header: %q does not name the header", dls[1].Attempts[0].Error)
+	}
+}
