@@ -69,7 +69,7 @@ func newFeeds(n int) []*feed {
 	return fs
 }
 
-func newBenchCollector(b *testing.B, fs []*feed, interval time.Duration) *snapshot.Collector[string, quote] {
+func newBenchCollector(b testing.TB, fs []*feed, interval time.Duration) *snapshot.Collector[string, quote] {
 	cfg := &snapshot.Config[string, quote]{Interval: interval}
 	for _, f := range fs {
 		cfg.Sources = append(cfg.Sources, snapshot.Source{Name: f.name})
@@ -118,7 +118,32 @@ func BenchmarkWriter(b *testing.B) {
 			mu.Unlock()
 		}
 	})
-	b.Run("collector", func(b *testing.B) {
+	b.Run("collector-apply", func(b *testing.B) {
+		// The writer's own path: Apply of an in-sequence update. The cuts
+		// (one per 1,000 updates) are taken with the timer stopped; see
+		// collector-apply+cuts for the total.
+		fs := newFeeds(1)
+		c := newBenchCollector(b, fs, 0)
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			if err := c.Apply(fs[0].next()); err != nil {
+				b.Fatal(err)
+			}
+			if n++; n == 1000 {
+				n = 0
+				b.StopTimer()
+				if _, err := c.Cut(fs[0].at); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		}
+	})
+	b.Run("collector-apply+cuts", func(b *testing.B) {
+		// The same with the cuts included: the 1ms Interval makes the
+		// writer cut every 1,000 updates, each cut publishing 1,000 changed
+		// keys.
 		fs := newFeeds(1)
 		c := newBenchCollector(b, fs, time.Millisecond)
 		b.ReportAllocs()
@@ -130,7 +155,7 @@ func BenchmarkWriter(b *testing.B) {
 		b.StopTimer()
 		cutsPerUpdate(b, c)
 	})
-	b.Run("collector-batch64", func(b *testing.B) {
+	b.Run("collector-batch64+cuts", func(b *testing.B) {
 		fs := newFeeds(1)
 		c := newBenchCollector(b, fs, time.Millisecond)
 		batch := make([]snapshot.Update[string, quote], 64)
@@ -157,65 +182,85 @@ func cutsPerUpdate(b *testing.B, c *snapshot.Collector[string, quote]) {
 }
 
 // BenchmarkTwoProducers measures updates per second from two goroutines, each
-// feeding its own source of 50k keys, with a cut every 1,000 updates of each
-// source; against a mutex-protected map taking a full copy as its snapshot at
-// the same rate, and without snapshots at all.
+// feeding its own source of 50k keys in batches of 64, stamped with the wall
+// clock as live feeds are (one clock reading per batch). With a 1ms Interval
+// the collector cuts every millisecond in which both feeds progressed. The
+// baselines: a mutex-protected map taking a full copy as its snapshot every
+// millisecond, and the same map with no snapshots at all.
 func BenchmarkTwoProducers(b *testing.B) {
 	const batch = 64
-	run := func(b *testing.B, apply func(p int, f *feed)) {
-		fs := newFeeds(2)
+	run := func(b *testing.B, fs []*feed, origin time.Time, apply func(us []snapshot.Update[string, quote]), done func(f *feed)) {
+		b.ReportAllocs()
 		b.ResetTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
-		per := b.N / 2
+		per := b.N / 2 / batch
 		for p := range 2 {
 			wg.Go(func() {
+				f := fs[p]
+				us := make([]snapshot.Update[string, quote], batch)
 				for range per {
-					apply(p, fs[p])
+					now := origin.Add(time.Since(start))
+					for j := range us {
+						us[j] = f.next()
+						us[j].Time = now.Add(time.Duration(j))
+					}
+					apply(us)
+				}
+				if done != nil {
+					done(f) // a finished feed must not hold the other back
 				}
 			})
 		}
 		wg.Wait()
-		b.ReportMetric(float64(2*per)/time.Since(start).Seconds(), "updates/s")
+		b.ReportMetric(float64(2*per*batch)/time.Since(start).Seconds(), "updates/s")
 	}
 	b.Run("mutexmap-nocopy", func(b *testing.B) {
 		var mu sync.Mutex
 		m := make(map[string]quote, benchKeys)
-		run(b, func(p int, f *feed) {
-			u := f.next()
+		run(b, newFeeds(2), t0, func(us []snapshot.Update[string, quote]) {
 			mu.Lock()
-			m[u.Key] = u.Value
+			for i := range us {
+				m[us[i].Key] = us[i].Value
+			}
 			mu.Unlock()
-		})
+		}, nil)
 	})
 	b.Run("mutexmap-copy", func(b *testing.B) {
 		var mu sync.Mutex
 		m := make(map[string]quote, benchKeys)
+		var last time.Time
 		var sink atomic.Pointer[map[string]quote]
-		run(b, func(p int, f *feed) {
-			u := f.next()
+		run(b, newFeeds(2), t0, func(us []snapshot.Update[string, quote]) {
 			mu.Lock()
-			m[u.Key] = u.Value
-			if u.Seq%1000 == 0 {
+			for i := range us {
+				m[us[i].Key] = us[i].Value
+			}
+			if at := us[0].Time.Truncate(time.Millisecond); at.After(last) {
+				last = at
 				cp := maps.Clone(m)
 				sink.Store(&cp)
 			}
 			mu.Unlock()
-		})
+		}, nil)
 	})
 	b.Run("collector", func(b *testing.B) {
 		fs := newFeeds(2)
 		c := newBenchCollector(b, fs, time.Millisecond)
-		bufs := [2][]snapshot.Update[string, quote]{make([]snapshot.Update[string, quote], 0, batch), make([]snapshot.Update[string, quote], 0, batch)}
-		b.ReportAllocs()
+		origin := t0.Add(time.Second)
+		for _, f := range fs {
+			if err := c.Heartbeat(snapshot.Heartbeat{Source: f.name, Seq: f.seq, Time: origin}); err != nil {
+				b.Fatal(err)
+			}
+		}
 		runtime.GC()
-		run(b, func(p int, _ *feed) {
-			bufs[p] = append(bufs[p], fs[p].next())
-			if len(bufs[p]) == batch {
-				if err := c.Apply(bufs[p]...); err != nil {
-					panic(err)
-				}
-				bufs[p] = bufs[p][:0]
+		run(b, fs, origin.Add(time.Microsecond), func(us []snapshot.Update[string, quote]) {
+			if err := c.Apply(us...); err != nil {
+				panic(err)
+			}
+		}, func(f *feed) {
+			if err := c.Heartbeat(snapshot.Heartbeat{Source: f.name, Seq: f.seq, Time: origin.Add(time.Hour)}); err != nil {
+				panic(err)
 			}
 		})
 		b.StopTimer()
@@ -329,11 +374,12 @@ func BenchmarkCutLatency(b *testing.B) {
 			lat := make([]time.Duration, 0, 1024)
 			b.ResetTimer()
 			for b.Loop() {
-				boundary := f.at.Truncate(time.Millisecond).Add(time.Millisecond)
-				step := boundary.Sub(f.at) / time.Duration(changed+1)
+				from := f.at
+				boundary := from.Truncate(time.Millisecond).Add(time.Millisecond)
+				step := boundary.Sub(from) / time.Duration(changed+1)
 				for j := range batch {
 					u := f.next()
-					u.Time = f.at.Add(step * time.Duration(j))
+					u.Time = from.Add(step * time.Duration(j+1))
 					batch[j] = u
 				}
 				if err := c.Apply(batch...); err != nil {

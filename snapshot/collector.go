@@ -397,11 +397,26 @@ func (c *Collector[K, V]) advance() {
 	c.advanceLocked()
 }
 
+// Triggers work on crossings: a writer advances when its source's progress
+// crosses the due time. Sources that crossed the next due time while a cut
+// was being taken would never cross it again, so after each round the
+// frontier is compared with the new due time and the round repeats while it
+// takes cuts.
 func (c *Collector[K, V]) advanceLocked() {
+	for c.advanceOnce() {
+		if c.frontier() < c.due.Load() {
+			return
+		}
+	}
+}
+
+// advanceOnce takes the due and complete cuts the frontier allows, updates
+// the due time and reports whether it took any.
+func (c *Collector[K, V]) advanceOnce() (took bool) {
 	defer c.recomputeDue()
 	g := c.frontier()
 	if g == minTime {
-		return
+		return false
 	}
 	cands := c.cands[:0]
 	for _, w := range c.waiters {
@@ -435,11 +450,14 @@ func (c *Collector[K, V]) advanceLocked() {
 		if t == c.clock {
 			if n := c.newest.Load(); n != nil && n.t == t && !n.complete {
 				c.take(t)
+				took = true
 			}
 			continue
 		}
 		c.cutThrough(t)
+		took = true
 	}
+	return took
 }
 
 // recomputeDue sets the earliest time at which a cut becomes due; cutMu is held.

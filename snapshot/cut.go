@@ -28,6 +28,7 @@ type Cut[K comparable, V any] struct {
 	complete bool
 	src      []cutSource[K, V]
 	next     atomic.Pointer[transition[K, V]]
+	flat     [][]*V // per source, values by key id: set in a frozen copy, which has no next
 }
 
 // cutSource is one source's part of a cut.
@@ -145,6 +146,9 @@ func (c *Cut[K, V]) All(source string) iter.Seq2[K, V] {
 
 // load returns the published value of key id of source i as of this cut.
 func (c *Cut[K, V]) load(i int, id int32) *V {
+	if c.flat != nil {
+		return c.flat[i][id]
+	}
 	slot := &c.src[i].sdir[id>>chunkBits][id&chunkMask]
 	cur := c
 	for {
@@ -456,7 +460,65 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 	c.clockA.Store(t)
 	c.remember(cut)
 	c.settle(cut)
+	c.unpin(cut)
 	return cut
+}
+
+// freezeAfter is how many cuts the collector's own references (Latest, epoch
+// cuts) may fall behind the newest before they are replaced by frozen copies,
+// so that a long run of incomplete cuts does not keep every change since the
+// last complete one in memory, and reads of them stay cheap.
+const freezeAfter = 256
+
+// freeze returns a copy of old that no longer depends on the cuts taken after
+// it: one pointer per key, values shared. It costs O(keys + changes since old).
+// cutMu is held, so the transitions and slots do not move.
+func (c *Collector[K, V]) freeze(old *Cut[K, V]) *Cut[K, V] {
+	if old.flat != nil {
+		return old
+	}
+	f := &Cut[K, V]{t: old.t, taken: old.taken, seq: old.seq, rev: old.rev, complete: old.complete,
+		src: old.src, flat: make([][]*V, len(old.src))}
+	filled := make([][]bool, len(old.src))
+	for i := range old.src {
+		f.flat[i] = make([]*V, old.src[i].n)
+		filled[i] = make([]bool, old.src[i].n)
+	}
+	// The value at old of a key is the one overwritten by the first later
+	// cut that changed it, or the current one if none did.
+	for tr := old.next.Load(); tr != nil; tr = tr.to.next.Load() {
+		for i := range min(len(tr.old), len(f.flat)) {
+			for _, o := range tr.old[i] {
+				if int(o.id) < len(f.flat[i]) && !filled[i][o.id] {
+					f.flat[i][o.id], filled[i][o.id] = o.p, true
+				}
+			}
+		}
+	}
+	for i := range f.flat {
+		sdir := old.src[i].sdir
+		for id := range f.flat[i] {
+			if !filled[i][id] {
+				f.flat[i][id] = sdir[id>>chunkBits][id&chunkMask].Load()
+			}
+		}
+	}
+	return f
+}
+
+// unpin freezes the collector's own references to cuts that have fallen far
+// behind the newest; cutMu is held.
+func (c *Collector[K, V]) unpin(newest *Cut[K, V]) {
+	if l := c.latest.Load(); l != nil && l.flat == nil && newest.seq-l.seq >= freezeAfter {
+		c.latest.Store(c.freeze(l))
+	}
+	c.emu.Lock()
+	defer c.emu.Unlock()
+	for _, m := range c.epochs {
+		if m.cut != nil && m.cut.flat == nil && newest.seq-m.cut.seq >= freezeAfter {
+			m.cut = c.freeze(m.cut)
+		}
+	}
 }
 
 // remember keeps cut for as-of reads and drops cuts beyond the horizon.

@@ -310,6 +310,28 @@ func TestLatePolicies(t *testing.T) {
 			t.Fatalf("status %+v", st)
 		}
 	})
+	t.Run("drop-whole-event", func(t *testing.T) {
+		// An event that straddles a cut (part sequenced before it, the rest
+		// after) is late as a whole: under LateDrop none of it ever shows.
+		c := newC(t, &snapshot.Config[string, int]{Late: snapshot.LateDrop,
+			Sources: []snapshot.Source{{Name: "E", Events: true}, {Name: "F"}}})
+		must(t, c.Heartbeat(hb("F", 0, 100)))
+		ev := func(seq uint64, at int, key string, end bool) snapshot.Update[string, int] {
+			u := up("E", seq, at, key, int(seq))
+			u.EndOfEvent = end
+			return u
+		}
+		must(t, c.Apply(ev(1, 1, "a", true), ev(2, 5, "b", false)))
+		cutAt(t, c, 10)
+		must(t, c.Apply(ev(3, 5, "c", true)))                         // ends the event after the cut: late
+		must(t, c.Apply(ev(4, 12, "d", false), ev(5, 12, "e", true))) // a later event, in time
+		must(t, c.Heartbeat(hb("E", 5, 20)))
+		cut := cutAt(t, c, 15)
+		wantContents(t, cut, "E", map[string]int{"a": 1, "d": 4, "e": 5})
+		if st, _ := cut.Status("E"); st.Late != 1 {
+			t.Fatalf("Late = %d, want 1", st.Late)
+		}
+	})
 	t.Run("reject", func(t *testing.T) {
 		c, _ := setup(snapshot.LateReject)
 		before := c.Stats()
@@ -657,5 +679,38 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if !strings.HasPrefix(err.Error(), "snapshot: config: ") {
 		t.Errorf("error %q lacks the prefix", err)
+	}
+}
+
+// While a required source stays behind, the newest complete cut falls
+// further behind the newest cut; the collector then keeps a frozen copy of
+// it, which must read exactly as the original did.
+func TestLatestSurvivesLongIncompleteRuns(t *testing.T) {
+	t.Parallel()
+	c := newC(t, &snapshot.Config[string, int]{Sources: sources("A", "B")})
+	for i := 1; i <= 50; i++ {
+		must(t, c.Apply(up("A", uint64(i), i, fmt.Sprint(i%7), i)))
+	}
+	must(t, c.Apply(up("B", 1, 1, "b", 1)))
+	must(t, c.Heartbeat(hb("B", 1, 20)))
+	first := cutAt(t, c, 20)
+	if !first.Complete() {
+		t.Fatal(first.Err())
+	}
+	want := contents(first, "A")
+	// B goes quiet; A keeps changing every key, and 400 incomplete cuts follow.
+	for i := 51; i <= 450; i++ {
+		must(t, c.Apply(up("A", uint64(i), i, fmt.Sprint(i%7), i)))
+		cutAt(t, c, i-1)
+	}
+	l := c.Latest()
+	if l.Seq() != first.Seq() || !l.Time().Equal(first.Time()) || !l.Complete() {
+		t.Fatalf("Latest = %v (seq %d), want the cut at 20ms (seq %d)", l, l.Seq(), first.Seq())
+	}
+	wantContents(t, l, "A", want)
+	wantContents(t, l, "B", map[string]int{"b": 1})
+	wantContents(t, first, "A", want) // the original still reads the same
+	if v, ok := l.Get("A", "6"); !ok || v != 20 {
+		t.Fatalf("Get(A, 6) = %v, %v; want 20", v, ok)
 	}
 }

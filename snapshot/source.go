@@ -18,7 +18,8 @@ const (
 	opImage        // a reset image
 )
 
-// op is one update or image of a source, buffered or sequenced.
+// op is one update or image of a source, as received (buffered behind a gap
+// or on its way to being sequenced).
 type op[K comparable, V any] struct {
 	key   K
 	val   V
@@ -26,7 +27,19 @@ type op[K comparable, V any] struct {
 	kseq  uint64
 	t     int64
 	flags uint8
-	img   []Entry[K, V]
+	img   *[]Entry[K, V]
+}
+
+// logged is a sequenced op waiting in the log: its key is resolved to the
+// source's dense key id, so folding it into the store does no lookup.
+type logged[K comparable, V any] struct {
+	val   V
+	seq   uint64
+	kseq  uint64
+	t     int64
+	id    int32
+	flags uint8
+	img   *[]Entry[K, V]
 }
 
 type heartbeat struct {
@@ -95,7 +108,7 @@ type source[K comparable, V any] struct {
 
 	// log holds sequenced updates not yet folded into the store, in sequence
 	// order; log[head:ready] are whole events, log[ready:] is the open event.
-	log         []op[K, V]
+	log         []logged[K, V]
 	head, ready int
 	lateDue     bool // late updates wait in the log to be folded at once
 	revised     bool // late updates were folded since the last cut
@@ -353,7 +366,11 @@ func (s *source[K, V]) sequence(o *op[K, V]) {
 		}
 	}
 	if keep {
-		s.log = append(s.log, *o)
+		var id int32
+		if o.flags&opImage == 0 {
+			id = s.st.id(o.key)
+		}
+		s.log = append(s.log, logged[K, V]{val: o.val, seq: o.seq, kseq: o.kseq, t: o.t, id: id, flags: o.flags, img: o.img})
 		if o.flags&opEnd != 0 {
 			s.ready = len(s.log)
 		}
@@ -564,11 +581,11 @@ func (s *source[K, V]) suspects() []K {
 	for i := s.head; i < len(s.log); i++ {
 		o := &s.log[i]
 		if o.flags&opImage != 0 {
-			for _, e := range o.img {
+			for _, e := range *o.img {
 				last[e.Key] = e.KeySeq
 			}
 		} else if o.kseq != 0 {
-			last[o.key] = o.kseq
+			last[s.st.key(o.id)] = o.kseq
 		}
 	}
 	var out []K
@@ -705,7 +722,7 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 	s.gapTold = max(s.gapTold, n)
 	s.heard = true
 	s.msgs++
-	s.sequence(&op[K, V]{seq: n, t: t, flags: opImage | opEnd, img: entries})
+	s.sequence(&op[K, V]{seq: n, t: t, flags: opImage | opEnd, img: &entries})
 	s.drain()
 	return nil
 }

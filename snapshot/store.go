@@ -80,13 +80,14 @@ func (st *store[K, V]) mark(id int32) {
 	}
 }
 
-// apply folds one sequenced op into the writer state.
-func (st *store[K, V]) apply(o *op[K, V]) {
+// apply folds one sequenced op into the writer state; o.id was resolved when
+// it was sequenced, so that a cut does no key lookups.
+func (st *store[K, V]) apply(o *logged[K, V]) {
 	if o.flags&opImage != 0 {
 		st.image(o)
 		return
 	}
-	id := st.id(o.key)
+	id := o.id
 	if st.trackSeq {
 		if st.wseq[id] > o.seq {
 			return // a later update of this key already folded
@@ -115,7 +116,7 @@ func (st *store[K, V]) apply(o *op[K, V]) {
 // image replaces the state with an image current to sequence o.seq. With
 // trackSeq, keys written by later sequences (folded earlier because their
 // event times were earlier) are kept.
-func (st *store[K, V]) image(o *op[K, V]) {
+func (st *store[K, V]) image(o *logged[K, V]) {
 	var zero V
 	for id := range st.n {
 		if st.trackSeq {
@@ -131,8 +132,9 @@ func (st *store[K, V]) image(o *op[K, V]) {
 			st.mark(int32(id))
 		}
 	}
-	for i := range o.img {
-		e := &o.img[i]
+	img := *o.img
+	for i := range img {
+		e := &img[i]
 		id := st.id(e.Key)
 		if st.trackSeq {
 			if st.wseq[id] > o.seq {
