@@ -114,6 +114,8 @@ type bqueue struct {
 	delay     jetstream.Consumer
 	promote   atomic.Bool // delayed tasks may be due
 	promoting atomic.Bool
+	// lastEnq[l] is when an enqueue to level l was last announced (Unix ns).
+	lastEnq [queue.NumPriorities]atomic.Int64
 }
 
 type binfo struct {
@@ -434,6 +436,13 @@ func (b *Broker) onWake(m *nats.Msg) {
 	if len(m.Data) > 0 && m.Data[0] == 'p' {
 		b.setPromote()
 	}
+	if len(m.Data) > 2 && m.Data[0] == 'l' {
+		b.mu.Lock()
+		if q, l := b.queues[string(m.Data[2:])], int(m.Data[1]); q != nil && l < queue.NumPriorities {
+			q.lastEnq[l].Store(time.Now().UnixNano())
+		}
+		b.mu.Unlock()
+	}
 	b.mu.Lock()
 	b.wakeLocked()
 	b.mu.Unlock()
@@ -482,6 +491,7 @@ func (b *Broker) publishWake(promote bool) {
 // publishLevelWake tells every broker of the prefix that tasks were
 // enqueued at level l of q.
 func (b *Broker) publishLevelWake(q *bqueue, l queue.Priority) {
+	q.lastEnq[l].Store(time.Now().UnixNano())
 	if err := b.nc.Publish(b.wakeSubj, append([]byte{'l', byte(l)}, q.name...)); err != nil {
 		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
 	}

@@ -294,6 +294,23 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if err != nil {
 		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 	}
+	if time.Now().UnixNano()-q.lastEnq[level].Load() < int64(recentEnqueue) {
+		// Just after an enqueue a replicated consumer may not have seen the
+		// new messages yet and answer a no-wait fetch with "none": ask
+		// again with a short bounded wait rather than report an empty queue.
+		var msgs []jetstream.Msg
+		for msg := range mb.Messages() {
+			msgs = append(msgs, msg)
+		}
+		if len(msgs) == 0 && mb.Error() == nil || errors.Is(mb.Error(), jetstream.ErrNoMessages) {
+			mb, err = q.levels[level].Fetch(len(dst), jetstream.FetchMaxWait(recentWait))
+			if err != nil {
+				return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
+			}
+		} else {
+			mb = &sliceBatch{msgs: msgs, err: mb.Error()}
+		}
+	}
 	now := time.Now()
 	d := min(dur, b.ackWait)
 	l := &lease{b: b, expires: now.Add(d), msgs: make([]jetstream.Msg, 0, len(dst))}
@@ -562,3 +579,28 @@ func (b *Broker) Cancel(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// After an enqueue was announced (recentEnqueue), an empty no-wait fetch is
+// retried once with a wait of recentWait: on a cluster the consumer may lag
+// the stream by a moment.
+const (
+	recentEnqueue = 100 * time.Millisecond
+	recentWait    = 20 * time.Millisecond
+)
+
+// sliceBatch replays messages already taken from a MessageBatch.
+type sliceBatch struct {
+	msgs []jetstream.Msg
+	err  error
+}
+
+func (s *sliceBatch) Messages() <-chan jetstream.Msg {
+	ch := make(chan jetstream.Msg, len(s.msgs))
+	for _, m := range s.msgs {
+		ch <- m
+	}
+	close(ch)
+	return ch
+}
+
+func (s *sliceBatch) Error() error { return s.err }
