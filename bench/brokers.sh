@@ -36,9 +36,9 @@ case "${1:-}" in
 esac
 
 if [[ $mode == smoke ]]; then
-  benchtime=1x count=1 sizes=${SIZES:-1,100} chunk=${CHUNK:-1000} timeout=5m
+  benchtime=1x count=1 sizes=${SIZES:-1,100} chunk=${CHUNK:-1000} timeout=5m optimeout=30s
 else
-  benchtime=${BENCHTIME:-2s} count=${COUNT:-2} sizes=${SIZES:-1,100,1000,10000} chunk=${CHUNK:-10000} timeout=30m
+  benchtime=${BENCHTIME:-2s} count=${COUNT:-2} sizes=${SIZES:-1,100,1000,10000} chunk=${CHUNK:-10000} timeout=30m optimeout=2m
 fi
 pattern=${BENCH:-^BenchmarkBroker\$}
 out=${OUT:-last-brokers.out}
@@ -131,12 +131,20 @@ go test -c -o "$tmp/bench.test" .
   # As in run.sh, each round runs every system once, so a burst of load from elsewhere on
   # the machine spreads over all of them; the table takes the median over rounds.
   for round in $(seq "$count"); do
-    echo "# round $round/$count: go test -c && bench.test -test.run '^\$' -test.bench '$pattern' -test.benchtime $benchtime -broker-sizes=$sizes -broker-chunk=$chunk"
+    echo "# round $round/$count: go test -c && bench.test -test.run '^\$' -test.bench '$pattern' -test.benchtime $benchtime -broker-timeout $optimeout -broker-sizes=$sizes -broker-chunk=$chunk"
+    # A failing system (its rows missing from the table) must not hide the others' figures:
+    # the failure is noted in the output and becomes the script's exit status below.
     "$tmp/bench.test" -test.run '^$' -test.bench "$pattern" -test.benchtime "$benchtime" \
-      -test.timeout "$timeout" -broker-sizes="$sizes" -broker-chunk="$chunk"
+      -test.timeout "$timeout" -broker-timeout "$optimeout" -broker-sizes="$sizes" -broker-chunk="$chunk" ||
+      echo "# round $round/$count FAILED (exit status $?): see the --- FAIL lines above"
   done
   echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$out" >&2
 
 echo "raw output: bench/$out" >&2
 go run ./cmd/brokertable -stat "${STAT:-median}" <"$out"
+[[ $mode == smoke ]] && log "smoke run: one iteration of each, so the figures only show that every benchmark runs"
+if grep -q '^# round .* FAILED' "$out"; then
+  log "some benchmarks failed: their rows are missing (see bench/$out)"
+  exit 1
+fi
