@@ -5,9 +5,9 @@
 # Non-interactive; needs go, and root or the packages already installed.
 #
 #   bench/brokers.sh            full run: batches of 1, 100, 1,000 and 10,000, chunks of
-#                               10,000 for throughput, 2 s a benchmark, 2 rounds (about 8 min)
+#                               10,000 for throughput, 2 s a benchmark, 2 rounds (about 2 min)
 #   bench/brokers.sh --smoke    one iteration of every benchmark with batches of 1 and 100
-#                               and chunks of 1,000, for CI (under a minute once installed)
+#                               and chunks of 1,000, for CI (about 10 s once installed and built)
 #
 # It installs redis-server and PostgreSQL with apt-get if they are missing, starts them in a
 # temporary directory on 127.0.0.1 only, on free non-default ports (from REDIS_PORT and
