@@ -1,28 +1,5 @@
 package bench_test
 
-// BenchmarkBroker measures task queues across processes' worth of machinery, all on this
-// machine in one run (issue 4's "Speed"): gather's queue on queue/natsbroker, the raw
-// JetStream ceiling it is built on, hibiken/asynq on Redis and riverqueue/river on
-// PostgreSQL. brokers.sh starts the servers and prints the table; without them (the
-// environment variables below unset) the asynq and river rows skip, so `go test ./...`
-// still passes.
-//
-// Every task is a no-op. Each system runs one producer and one worker in this process,
-// each with its own connection(s), as two processes would; the servers are real
-// (nats-server embedded with a file store, redis-server and PostgreSQL on loopback).
-// Sub-benchmarks, per system (impl=NAME):
-//
-//   - throughput: each iteration enqueues -broker-chunk tasks and returns once every one
-//     of them has run and its acknowledgement is recorded by the broker (how each
-//     system can tell is in its rig's pump). Reported: tasks/s.
-//   - await/n=N: each iteration enqueues a batch of N tasks and returns once the
-//     producer knows every one has finished: the latency of a distributed gather.
-//     Reported: p50-ms and p99-ms over the iterations (nearest rank: with fewer than
-//     100 iterations p99 is the slowest but one or the slowest), and tasks/s.
-//
-// Each sub-benchmark makes one untimed call first (streams, consumers, connections and
-// prepared statements warmed up) and starts from an emptied queue.
-
 import (
 	"context"
 	"flag"
@@ -76,6 +53,28 @@ var brokerImpls = []brokerImpl{
 	{"river", setupRiver},
 }
 
+// BenchmarkBroker measures task queues whose producers and workers talk through a
+// server, all on this machine in one run (issue 4's "Speed"): gather's queue on
+// queue/natsbroker, the raw JetStream ceiling it is built on, hibiken/asynq on Redis
+// and riverqueue/river on PostgreSQL. brokers.sh starts the servers and prints the
+// table; without them (envRedis and envPostgres unset) the asynq and river rows skip,
+// so `go test ./...` still passes.
+//
+// Every task is a no-op. Each system runs one producer and one worker in this process,
+// each with its own connection(s), as two processes would; the servers are real
+// (nats-server embedded with a file store, redis-server and PostgreSQL on loopback).
+// Sub-benchmarks, per system (impl=NAME):
+//
+//   - throughput: each iteration enqueues -broker-chunk tasks and returns once every one
+//     of them has run and its acknowledgement is recorded by the broker (how each
+//     system can tell is in its rig's pump). Reported: tasks/s.
+//   - await/n=N: each iteration enqueues a batch of N tasks and returns once the
+//     producer knows every one has finished: the latency of a distributed gather.
+//     Reported: p50-ms and p99-ms over the iterations (nearest rank: with fewer than
+//     100 iterations, p99 is the slowest), and tasks/s.
+//
+// Each sub-benchmark makes one untimed call first (streams, consumers, connections and
+// prepared statements warmed up) and starts from an emptied queue.
 func BenchmarkBroker(b *testing.B) {
 	var sizes []int
 	for f := range strings.SplitSeq(*brokerSizes, ",") {

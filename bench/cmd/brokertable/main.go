@@ -172,7 +172,7 @@ func (t *table) write(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\n**Await a batch**: wall time from enqueueing N no-op tasks to the producer knowing that")
 	fmt.Fprintln(w, "every one finished (asynq and River: by polling, as their docs advise), p50 / p99 in ms over")
-	fmt.Fprintln(w, "the iterations (iterations in parentheses: with fewer than 100, p99 is near the worst).")
+	fmt.Fprintln(w, "the iterations (iterations in parentheses: with fewer than 100, p99 is the worst).")
 	fmt.Fprintln(w)
 	fmt.Fprint(w, "| impl |")
 	for _, n := range t.ns {
