@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,20 +95,22 @@ func (c *cluster) connect(t testing.TB) jetstream.JetStream {
 }
 
 // TestConformanceCluster runs the whole suite against a 3-node cluster with
-// R3 streams: the same code, replicated. It is opt-in
-// (NATSBROKER_CLUSTER_SUITE=1) until two timing flakes on a loaded 2-core
-// machine are fixed: QueueFull (on R3 an acknowledged task leaves the
-// work-queue stream a moment after its result is readable, so the bound
-// still counts it) and Deadline (its 40 ms budget from enqueue to run).
+// R3 streams: the same code, replicated. Its time unit is 100 ms, not the
+// suite's 20 ms: every subtest shares two loaded cores with two other
+// servers' replication, and the windows the timed subtests measure (a
+// deadline from enqueue to run, a delay, a lease) must stay well above
+// that noise. On R3 an acknowledged task leaves the work-queue stream a
+// moment after its outcome is readable, so its bound is freed
+// asynchronously: AsyncRelease allows that for up to 5 s.
 func TestConformanceCluster(t *testing.T) {
-	if os.Getenv("NATSBROKER_CLUSTER_SUITE") == "" {
-		t.Skip("opt-in: set NATSBROKER_CLUSTER_SUITE=1 (starts a 3-node cluster; two known timing flakes under load)")
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
 	}
 	c := startCluster(t)
 	js := c.connect(t)
 	queuetest.Run(t, func(t *testing.T) queue.Broker {
 		return newBroker(t, js, natsbroker.Config{Replicas: 3, QueueMaxDepth: map[string]int{"bounded": 100}})
-	}, queuetest.BoundedQueue("bounded", 100))
+	}, queuetest.BoundedQueue("bounded", 100), queuetest.TimeUnit(100*time.Millisecond), queuetest.AsyncRelease(5*time.Second))
 }
 
 // TestClusterNodeStopsMidBatch: a batch runs on a 3-node cluster (R3) with

@@ -10,13 +10,14 @@
 //
 // Per queue, a work-queue stream "<prefix>_q_<queue>" with one subject and
 // one durable pull consumer per priority level (JetStream has no per-message
-// priority; the worker's scheduler picks the level), and one more subject
-// and consumer for delayed tasks. Claim is a no-wait fetch from the level's
+// priority; the worker's scheduler picks the level), plus one delay
+// subject per level and one consumer for all four. Claim is a no-wait fetch from the level's
 // consumer; a lease is the consumer's AckWait, renewed by InProgress (see
 // Config.AckWait for leases shorter than it); Retry is a negative
 // acknowledgement delayed until the retry is due, so JetStream's delivery
-// count is the attempt number. Delayed tasks wait on the delay subject and
-// are moved to their level when due (by whichever broker claims next; a
+// count is the attempt number. Delayed tasks wait on their level's delay
+// subject (so Depth counts them per level from the stream's per-subject
+// totals, without reading them) and are moved to their level when due (by whichever broker claims next; a
 // duplicate move is dropped by the stream's de-duplication).
 //
 // One limits stream "<prefix>_state" (kept for Config.Retention) holds the

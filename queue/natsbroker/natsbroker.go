@@ -70,7 +70,7 @@ type Config struct {
 }
 
 // Broker is a queue.Broker on NATS JetStream. It implements
-// queue.DeadLetterer too. It is safe for concurrent use. It owns no goroutine
+// queue.DeadLetterer and queue.Stats too. It is safe for concurrent use. It owns no goroutine
 // of its own (timers and NATS subscription callbacks only); Close releases
 // its subscriptions and timers, and the caller still owns the connection.
 type Broker struct {
@@ -314,7 +314,12 @@ func tokByte(c byte) bool {
 func (b *Broker) levelSubj(q *bqueue, l queue.Priority) string {
 	return b.prefix + ".q." + q.tok + "." + strconv.Itoa(int(l))
 }
-func (b *Broker) delaySubj(q *bqueue) string { return b.prefix + ".q." + q.tok + ".delay" }
+
+// delaySubj is where tasks of level l wait until they are due: one subject
+// per level, so that Depth can count them per level without reading them.
+func (b *Broker) delaySubj(q *bqueue, l queue.Priority) string {
+	return b.prefix + ".q." + q.tok + ".d" + strconv.Itoa(int(l))
+}
 func (b *Broker) batchSubj(id string) string { return b.prefix + ".b." + tok(id) }
 func (b *Broker) resSubj(id string) string   { return b.prefix + ".r." + tok(id) }
 func (b *Broker) attSubj(id string, i int) string {
@@ -322,6 +327,54 @@ func (b *Broker) attSubj(id string, i int) string {
 }
 func (b *Broker) deadSubj(qname, id string, i int) string {
 	return b.prefix + ".d." + tok(qname) + "." + tok(id) + "." + strconv.Itoa(i)
+}
+
+// Depth implements queue.Stats: the messages of the queue's work-queue
+// stream per level (ready, leased, and delayed ones waiting on the level's
+// delay subject), which is what its bound counts, read from the stream
+// leader in one request. A task leaves the count when its acknowledgement
+// is applied: on a replicated stream a moment after its outcome is
+// readable. Tasks of a cancelled batch count until a worker claims and
+// drops them (delayed ones, once due), as they do against the bound. An
+// unknown queue has depth zero; Depth never creates a queue's stream.
+func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]int, error) {
+	var d [queue.NumPriorities]int
+	b.mu.Lock()
+	closed, q := b.closed, b.queues[name]
+	b.mu.Unlock()
+	if closed {
+		return d, errClosed
+	}
+	t := tok(name)
+	var st jetstream.Stream
+	if q != nil {
+		st = q.stream
+	} else {
+		var err error
+		st, err = b.js.Stream(ctx, b.prefix+"_q_"+t)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return d, nil
+		}
+		if err != nil {
+			return d, fmt.Errorf("natsbroker: depth of queue %q: %w", name, err)
+		}
+	}
+	base := b.prefix + ".q." + t + "."
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+"*"))
+	if err != nil {
+		return d, fmt.Errorf("natsbroker: depth of queue %q: %w", name, err)
+	}
+	for subj, n := range info.State.Subjects {
+		rest, ok := strings.CutPrefix(subj, base)
+		if !ok {
+			continue
+		}
+		rest = strings.TrimPrefix(rest, "d")
+		if l, err := strconv.Atoi(rest); err == nil && l >= 0 && l < queue.NumPriorities {
+			d[l] += int(n)
+		}
+	}
+	return d, nil
 }
 
 // queue returns the named queue, creating its stream and consumers on
@@ -369,15 +422,15 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", sname, err)
 	}
 	q.stream = st
-	mk := func(durable, subject string) (jetstream.Consumer, error) {
+	mk := func(durable string, subjects ...string) (jetstream.Consumer, error) {
 		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-			Durable:       durable,
-			FilterSubject: subject,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       b.ackWait,
-			MaxDeliver:    -1,
-			MaxAckPending: -1,
-			Replicas:      b.replicas,
+			Durable:        durable,
+			FilterSubjects: subjects,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        b.ackWait,
+			MaxDeliver:     -1,
+			MaxAckPending:  -1,
+			Replicas:       b.replicas,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("natsbroker: creating consumer %s on %s: %w", durable, sname, err)
@@ -391,7 +444,11 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	for l := range queue.NumPriorities {
 		wg.Go(func() { q.levels[l], errs[l] = mk("L"+strconv.Itoa(l), b.levelSubj(q, queue.Priority(l))) })
 	}
-	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk("delay", b.delaySubj(q)) })
+	var delays []string
+	for l := range queue.NumPriorities {
+		delays = append(delays, b.delaySubj(q, queue.Priority(l)))
+	}
+	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk("delay", delays...) })
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -672,6 +729,7 @@ func isFull(err error) bool {
 var _ interface {
 	queue.Broker
 	queue.DeadLetterer
+	queue.Stats
 } = (*Broker)(nil)
 
 func newID() string {

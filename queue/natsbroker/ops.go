@@ -108,7 +108,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	delayed := s.RunAt.After(time.Now())
 	subj := b.levelSubj(q, s.Priority)
 	if delayed {
-		subj = b.delaySubj(q)
+		subj = b.delaySubj(q, s.Priority)
 	}
 	p := publisher{js: b.js, futures: make([]jetstream.PubAckFuture, 0, min(n, pubWindow*2))}
 	var buf []byte

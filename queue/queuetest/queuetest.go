@@ -40,11 +40,37 @@ func BoundedQueue(name string, n int) Option {
 	return func(s *suite) { s.boundedQueue, s.maxDepth = name, n }
 }
 
+// TimeUnit sets the time scale of the time-based subtests on the real
+// clock (leases, backoff, delays, timeouts are small multiples of it) to d
+// instead of 20 ms. Networked brokers, replicated ones above all, pass a
+// larger unit (such as 100 ms) so that a loaded machine's scheduling and
+// network delays stay well inside every window the subtests measure. It
+// has no effect with InBubble, where the unit is a second of fake time.
+func TimeUnit(d time.Duration) Option {
+	return func(s *suite) {
+		if d > 0 {
+			s.unit = d
+		}
+	}
+}
+
+// AsyncRelease says that a finished task (its outcome recorded) may keep
+// counting against its queue's bound and Depth for up to d afterwards: a
+// broker that applies acknowledgements asynchronously, such as a
+// replicated JetStream stream, frees its bound a moment after the outcome
+// is readable. The subtests that enqueue into a queue just drained, or
+// read Depth after a Complete, then retry for up to d (briefly pausing in
+// between) before failing. Without it the suite expects the bound freed
+// and Depth updated by the time an outcome is visible.
+func AsyncRelease(d time.Duration) Option { return func(s *suite) { s.release = d } }
+
 type suite struct {
 	newBroker    func(*testing.T) queue.Broker
 	bubble       bool
 	boundedQueue string
 	maxDepth     int
+	unit         time.Duration // real-clock unit; 20 ms unless TimeUnit
+	release      time.Duration // see AsyncRelease
 }
 
 // Run runs the suite against brokers made by newBroker, one fresh broker per
@@ -53,7 +79,7 @@ type suite struct {
 // saying so, only when the broker does not implement it or returns an error
 // wrapping errors.ErrUnsupported.
 func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option) {
-	s := &suite{newBroker: newBroker}
+	s := &suite{newBroker: newBroker, unit: 20 * time.Millisecond}
 	for _, o := range opts {
 		o(s)
 	}
@@ -85,6 +111,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"Idempotency", false, testIdempotency},
 		{"DeadLetterRedrive", false, testDeadLetters},
 		{"QueueFull", false, s.testQueueFull},
+		{"Depth", false, testDepth},
 		{"BadInput", false, testBadInput},
 		{"ConcurrencyLimit", false, testConcurrency},
 		{"ShutdownHandsBack", true, testShutdown},
@@ -109,8 +136,10 @@ type env struct {
 	c      *queue.Client
 	bubble bool
 	// unit is the time scale of time-based tests: a second on the fake
-	// clock, 20 ms on the real one.
+	// clock, 20 ms (or TimeUnit's) on the real one.
 	unit time.Duration
+	// release is AsyncRelease's bound: 0 means strict.
+	release time.Duration
 }
 
 func (s *suite) env(t *testing.T, bubble bool) *env {
@@ -119,7 +148,7 @@ func (s *suite) env(t *testing.T, bubble bool) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, b: b, c: c, bubble: bubble, unit: 20 * time.Millisecond}
+	e := &env{t: t, b: b, c: c, bubble: bubble, unit: s.unit, release: s.release}
 	if bubble {
 		e.unit = time.Second
 	}
@@ -131,6 +160,29 @@ func (e *env) ctx() context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	e.t.Cleanup(cancel)
 	return ctx
+}
+
+// released calls f until it returns nil, for up to e.release (see
+// AsyncRelease) with a short pause between calls, and fails the test with
+// f's last error. With no AsyncRelease f gets one call: strict. The pause
+// polls broker state that announces no event (a replicated stream applying
+// an acknowledgement); it never waits for something the test could observe.
+func (e *env) released(f func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(e.release)
+	pause := time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			e.t.Fatal(err)
+		}
+		timer := time.NewTimer(pause)
+		<-timer.C
+		pause = min(2*pause, 50*time.Millisecond)
+	}
 }
 
 // worker starts a worker with the handlers reg registers, shut down at
@@ -916,7 +968,73 @@ func (s *suite) testQueueFull(t *testing.T, e *env) {
 	if got := try(last.Wait(ctx)).get(t); got != 2000 {
 		t.Fatalf("last task = %d, want 2000", got)
 	}
-	try(try(queue.EnqueueBatch(ctx, e.c, double, ints(s.maxDepth), q)).get(t).Await(ctx)).get(t)
+	// A full batch fits once every finished task has left the bound (with
+	// AsyncRelease, within its window; a bound never freed still fails).
+	var full *queue.Batch[int]
+	e.released(func() error {
+		var err error
+		full, err = queue.EnqueueBatch(ctx, e.c, double, ints(s.maxDepth), q)
+		if err != nil && !errors.Is(err, queue.ErrQueueFull) {
+			t.Fatalf("enqueueing into a drained queue: %v", err)
+		}
+		if err != nil {
+			return fmt.Errorf("enqueueing %d tasks into a drained queue bounded at %d: %w", s.maxDepth, s.maxDepth, err)
+		}
+		return nil
+	})
+	try(full.Await(ctx)).get(t)
+}
+
+// testDepth: Stats.Depth counts a queue's unfinished tasks per level, as
+// its bound does: ready, delayed and leased ones, not finished ones.
+func testDepth(t *testing.T, e *env) {
+	st, ok := e.b.(queue.Stats)
+	if !ok {
+		t.Skipf("broker %T does not implement queue.Stats", e.b)
+	}
+	ctx := e.ctx()
+	const name = "depth"
+	q := queue.WithQueue(name)
+	check := func(what string, want [queue.NumPriorities]int) error {
+		got, err := st.Depth(ctx, name)
+		if errors.Is(err, errors.ErrUnsupported) {
+			t.Skipf("broker %T: Depth unsupported: %v", e.b, err)
+		}
+		if err != nil {
+			t.Fatalf("Depth %s: %v", what, err)
+		}
+		if got != want {
+			return fmt.Errorf("Depth %s = %v, want %v", what, got, want)
+		}
+		return nil
+	}
+	strict := func(what string, want [queue.NumPriorities]int) {
+		t.Helper()
+		if err := check(what, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	strict("of an unused queue", [queue.NumPriorities]int{})
+	try(queue.EnqueueBatch(ctx, e.c, double, ints(3), q)).get(t)
+	try(queue.EnqueueBatch(ctx, e.c, double, ints(2), q, queue.WithPriority(queue.PriorityHigh), queue.WithDelay(time.Hour))).get(t)
+	try(queue.Enqueue(ctx, e.c, double, 1, q, queue.WithPriority(queue.PriorityLow))).get(t)
+	strict("after enqueueing", [queue.NumPriorities]int{1, 3, 2, 0})
+	var dst [2]queue.Delivery
+	if n, err := e.b.Claim(ctx, name, queue.PriorityNormal, time.Minute, dst[:]); n != 2 || err != nil {
+		t.Fatalf("Claim = %d, %v; want 2", n, err)
+	}
+	strict("with two tasks leased", [queue.NumPriorities]int{1, 3, 2, 0})
+	if err := e.b.Retry(ctx, &dst[1], time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	strict("after a release", [queue.NumPriorities]int{1, 3, 2, 0})
+	if err := e.b.Complete(ctx, []queue.Completion{{Delivery: &dst[0], Outcome: queue.Outcome{Index: dst[0].Index, Output: []byte("0")}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.released(func() error { return check("after a completion", [queue.NumPriorities]int{1, 2, 2, 0}) })
+	if other := try(st.Depth(ctx, "depth-unused")).get(t); other != ([queue.NumPriorities]int{}) {
+		t.Fatalf("Depth of another queue = %v, want zeros", other)
+	}
 }
 
 func testBadInput(t *testing.T, e *env) {
