@@ -13,12 +13,14 @@ import (
 // Collector sequences updates from many sources and cuts complete and
 // consistent snapshots of them. Create one with [New].
 //
-// All methods are safe for concurrent use. Updates of different sources are
-// applied in parallel (each source has its own lock); updates of one source
-// are serialized. Readers of a [Cut] never block writers. The Collector owns
-// no goroutine and needs no Close: a cut that becomes complete is taken by the
-// goroutine whose message completed it, before that call returns, and
-// deadlines run in the waiting reader's goroutine.
+// The zero value is not usable. All methods are safe for concurrent use.
+// Updates of different sources are applied in parallel (each source has its
+// own lock); updates of one source are serialized. Readers of a [Cut] never
+// block writers; taking a cut holds each source's lock only while that
+// source's new updates are folded in (array stores, no lookups). The
+// Collector owns no goroutine and needs no Close: a cut that becomes complete
+// is taken by the goroutine whose message completed it, before that call
+// returns, and deadlines run in the waiting reader's goroutine.
 type Collector[K comparable, V any] struct {
 	cfg   Config[K, V]
 	fixed bool
@@ -273,8 +275,10 @@ func (c *Collector[K, V]) lowerDue(t int64) {
 
 // Heartbeat records a source's announcement of its progress (see
 // [Heartbeat]). It is refused with an [*InputError], changing nothing, if it
-// goes backwards or contradicts updates already received. A heartbeat that
-// completes a due cut takes it before Heartbeat returns.
+// contradicts updates already received (one after its Seq with an event time
+// at or before its Time), or closes an epoch at another time than other
+// sources did. A heartbeat that completes a due cut takes it before Heartbeat
+// returns. It reads the wall clock once (for silence detection).
 func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
 	s, err := c.source(h.Source, "heartbeat", h.Seq)
 	if err != nil {

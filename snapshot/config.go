@@ -15,11 +15,14 @@ import (
 type LatePolicy uint8
 
 const (
-	// LateRevise applies the update from the newest cut on: the newest cut
-	// is reissued at the same time with [Cut.Revision] one higher (it may
-	// become complete), lazily on the next read or at once if the update
-	// completes it. Older kept cuts stay as they were taken. Late updates
-	// are counted in [SourceStatus.Late].
+	// LateRevise applies the update from the newest cut on, and revises
+	// the cuts it belongs to: the newest cut, and every cut kept within
+	// [Config.Horizon] at or after the update's time, is reissued at the
+	// same time with [Cut.Revision] one higher and its statuses brought up
+	// to date (it may become complete). They are reissued lazily on the
+	// next read or cut, or at once if the update completes the newest. A
+	// kept cut that no late update changes keeps its status as taken. Late updates are counted in
+	// [SourceStatus.Late].
 	LateRevise LatePolicy = iota
 	// LateDrop discards the update's data (its sequence number is consumed)
 	// and counts it in [SourceStatus.Late]; no cut ever holds it.

@@ -29,6 +29,10 @@ type Cut[K comparable, V any] struct {
 	src      []cutSource[K, V]
 	next     atomic.Pointer[transition[K, V]]
 	flat     [][]*V // per source, values by key id: set in a frozen copy, which has no next
+	// A revision of a kept cut older than the newest: base's values with
+	// late updates laid over them (nil: deleted). It has no next either.
+	base *Cut[K, V]
+	over []map[int32]*V
 }
 
 // cutSource is one source's part of a cut.
@@ -97,7 +101,9 @@ func (c *Cut[K, V]) index(source string) int {
 	return -1
 }
 
-// Get returns a source's value for key in the cut.
+// Get returns a source's value for key in the cut. On the newest cut it costs
+// a map lookup and an atomic load; on an older one, also a binary search per
+// cut taken since.
 func (c *Cut[K, V]) Get(source string, key K) (V, bool) {
 	var zero V
 	i := c.index(source)
@@ -144,10 +150,31 @@ func (c *Cut[K, V]) All(source string) iter.Seq2[K, V] {
 	}
 }
 
+// over0 returns key id's value in this revision's overlay, if it has one.
+func (c *Cut[K, V]) over0(i int, id int32) (*V, bool) {
+	if i < len(c.over) {
+		p, ok := c.over[i][id]
+		return p, ok
+	}
+	return nil, false
+}
+
 // load returns the published value of key id of source i as of this cut.
 func (c *Cut[K, V]) load(i int, id int32) *V {
 	if c.flat != nil {
+		if int(id) >= len(c.flat[i]) {
+			return nil
+		}
 		return c.flat[i][id]
+	}
+	if c.base != nil {
+		if p, ok := c.over0(i, id); ok {
+			return p
+		}
+		if i >= len(c.base.src) || int(id) >= c.base.src[i].n {
+			return nil
+		}
+		return c.base.load(i, id)
 	}
 	slot := &c.src[i].sdir[id>>chunkBits][id&chunkMask]
 	cur := c
@@ -349,7 +376,7 @@ func (s *source[K, V]) status(t, now int64, silentAfter time.Duration) SourceSta
 	case s.overflow != nil:
 		st.State, st.Err = Gapped, s.overflow
 		st.Missing, st.MissingCount = s.missing(8)
-	case t > s.holeLo && t < s.holeHi:
+	case s.inHole(t):
 		st.State = Resetting
 	case s.topSeq() >= s.next:
 		st.State = Gapped
@@ -392,10 +419,20 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 	}
 	complete := true
 	stores := c.stores[:0]
+	var lates [][]lateOp[K, V]
+	lost := false
 	for i, s := range srcs {
 		cs := &cut.src[i]
 		s.mu.Lock()
+		if len(s.lates) > 0 || s.lateLost {
+			if lates == nil {
+				lates = make([][]lateOp[K, V], len(srcs))
+			}
+			lates[i], s.lates = s.lates, nil
+			lost, s.lateLost = lost || s.lateLost, false
+		}
 		s.foldTo(t)
+		s.pruneHoles(c.keptFrom(t))
 		s.revised = false
 		if s.msgs != s.stampMsgs && s.msgs != s.laterMsgs { // heard since: by now at the latest
 			s.laterBy, s.laterMsgs = nowNs, s.msgs
@@ -459,6 +496,9 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 	c.clock = t
 	c.clockA.Store(t)
 	c.remember(cut)
+	if lates != nil && !lost && len(c.hist) > 1 {
+		c.reviseKept(lates)
+	}
 	c.settle(cut)
 	c.unpin(cut)
 	return cut
@@ -476,6 +516,23 @@ const freezeAfter = 256
 func (c *Collector[K, V]) freeze(old *Cut[K, V]) *Cut[K, V] {
 	if old.flat != nil {
 		return old
+	}
+	if old.base != nil { // a revision: freeze its base, then lay the late updates over it
+		fb := c.freeze(old.base)
+		f := &Cut[K, V]{t: old.t, taken: old.taken, seq: old.seq, rev: old.rev, complete: old.complete,
+			src: old.src, flat: make([][]*V, len(old.src))}
+		for i := range old.src {
+			f.flat[i] = make([]*V, old.src[i].n)
+			if i < len(fb.flat) {
+				copy(f.flat[i], fb.flat[i])
+			}
+			if i < len(old.over) {
+				for id, p := range old.over[i] {
+					f.flat[i][id] = p
+				}
+			}
+		}
+		return f
 	}
 	f := &Cut[K, V]{t: old.t, taken: old.taken, seq: old.seq, rev: old.rev, complete: old.complete,
 		src: old.src, flat: make([][]*V, len(old.src))}
@@ -519,6 +576,15 @@ func (c *Collector[K, V]) unpin(newest *Cut[K, V]) {
 			m.cut = c.freeze(m.cut)
 		}
 	}
+}
+
+// keptFrom is the oldest time at which a cut may still be taken or revised,
+// once the cut at t is taken; cutMu is held.
+func (c *Collector[K, V]) keptFrom(t int64) int64 {
+	if len(c.hist) > 0 && c.cfg.Horizon > 0 {
+		return min(c.hist[0].t, t)
+	}
+	return t
 }
 
 // remember keeps cut for as-of reads and drops cuts beyond the horizon.

@@ -72,6 +72,7 @@ type params struct {
 	disorder  bool
 	events    bool
 	keySeqs   bool
+	horizon   bool // keep every cut, and check kept cuts against the model as late data revises them
 }
 
 func randParams(r *rand.Rand) params {
@@ -89,6 +90,7 @@ func randParams(r *rand.Rand) params {
 		disorder:  r.IntN(3) == 0,
 		events:    r.IntN(3) == 0,
 		keySeqs:   r.IntN(2) == 0,
+		horizon:   r.IntN(2) == 0,
 	}
 }
 
@@ -308,8 +310,7 @@ type mSource struct {
 	maxT    int64
 	w       int64
 	pending []ghb
-	holeLo  int64
-	holeHi  int64
+	holes   [][2]int64 // (lo, hi): state unknown, never forgotten
 	invalid bool
 	heard   bool
 }
@@ -338,7 +339,15 @@ func (s *mSource) passed() int64 {
 }
 
 func (s *mSource) passedAt(t int64) bool {
-	return t <= s.passed() && !(t > s.holeLo && t < s.holeHi)
+	if t > s.passed() {
+		return false
+	}
+	for _, h := range s.holes {
+		if t > h[0] && t < h[1] {
+			return false
+		}
+	}
+	return true
 }
 
 // expect says what the collector must answer to a delivery: nil or an error
@@ -383,12 +392,8 @@ func (m *model) deliver(d msg) (want error) {
 		for len(s.seqd) > 0 && !s.seqd[len(s.seqd)-1].end {
 			s.seqd = s.seqd[:len(s.seqd)-1]
 		}
-		if skipped && tImg > m.clock && tImg-1 > p {
-			if s.holeHi != 0 {
-				s.holeLo, s.holeHi = min(s.holeLo, p), max(s.holeHi, tImg)
-			} else {
-				s.holeLo, s.holeHi = p, tImg
-			}
+		if skipped && tImg-1 > p {
+			s.holes = append(s.holes, [2]int64{p, tImg})
 		}
 		s.invalid = false
 		s.maxT = max(s.maxT, tImg)
@@ -483,11 +488,6 @@ func (m *model) complete(t int64) bool {
 // tookCut records that a cut at t was taken.
 func (m *model) tookCut(t int64) {
 	m.clock = max(m.clock, t)
-	for _, s := range m.src {
-		if s.holeHi != 0 && t >= s.holeHi {
-			s.holeLo, s.holeHi = 0, 0
-		}
-	}
 }
 
 // ---------------------------------------------------------------- harness
@@ -509,6 +509,9 @@ func runScenario(t failer, seed uint64, p params) {
 	gs := generate(r, p)
 	sched := schedule(r, p, gs)
 	cfg := &snapshot.Config[string, int]{Late: p.policy, SilentAfter: time.Hour, MaxBuffered: 1 << 12}
+	if p.horizon {
+		cfg.Horizon = time.Hour
+	}
 	for _, g := range gs {
 		cfg.Sources = append(cfg.Sources, g.cfg)
 	}
@@ -539,7 +542,8 @@ func runScenario(t failer, seed uint64, p params) {
 			got := maps.Collect(cut.All(name))
 			want := s.fold(at)
 			if !maps.Equal(got, want) {
-				t.Fatalf("%s: %s cut %s: source %s = %v, model %v", where(step), how, cut, name, got, want)
+				st, _ := cut.Status(name)
+				t.Fatalf("%s: %s cut %s (seq %d rev %d): source %s = %v, model %v; status %+v; model passed %v", where(step), how, cut, cut.Seq(), cut.Revision(), name, got, want, st, s.passedAt(at))
 			}
 			if cut.Len(name) != len(want) {
 				t.Fatalf("%s: Len(%s) = %d, want %d", where(step), name, cut.Len(name), len(want))
@@ -552,8 +556,8 @@ func runScenario(t failer, seed uint64, p params) {
 			st, _ := cut.Status(name)
 			passed := s.passedAt(at)
 			if (st.State == snapshot.Current) != passed {
-				t.Fatalf("%s: %s cut %s: source %s state %v, model passed=%v (passed %v, hole %v..%v)",
-					where(step), how, cut, name, st.State, passed, s.passed(), s.holeLo, s.holeHi)
+				t.Fatalf("%s: %s cut %s: source %s state %v, model passed=%v (passed %v, holes %v)",
+					where(step), how, cut, name, st.State, passed, s.passed(), s.holes)
 			}
 			if st.Seq != s.next-1 {
 				t.Fatalf("%s: %s cut %s (seq %d): source %s Seq %d, model %d", where(step), how, cut, cut.Seq(), name, st.Seq, s.next-1)
@@ -595,12 +599,39 @@ func runScenario(t failer, seed uint64, p params) {
 	// Cuts the collector takes by itself (a revision completed by a late
 	// update) are taken at the end of the call that completed them, so the
 	// model's state right after that call is theirs: look after every call.
+	var cutTimes []int64
+	sawImage := false
+	// A kept cut, revised or not, holds exactly what the model's fold at its
+	// time holds now: late updates revise it (LateRevise), are dropped
+	// (LateDrop) or never sequenced (LateReject). Images are left out: a
+	// late image stops the revision of its source.
+	kept := func(step int) {
+		t.Helper()
+		if !p.horizon || sawImage || len(cutTimes) == 0 {
+			return
+		}
+		at := cutTimes[r.IntN(len(cutTimes))]
+		cut, err := c.AsOf(time.Unix(0, at))
+		if err != nil || cut.Time().UnixNano() != at {
+			t.Fatalf("%s: AsOf(%d) = %v, %v", where(step), at, cut, err)
+		}
+		for _, s := range m.src {
+			name := s.g.cfg.Name
+			if got, want := contents(cut, name), s.fold(at); !maps.Equal(got, want) {
+				t.Fatalf("%s: kept cut %s (seq %d rev %d): source %s = %v, model now %v", where(step), cut, cut.Seq(), cut.Revision(), name, got, want)
+			}
+			if got := cut.Len(name); got != len(s.fold(at)) {
+				t.Fatalf("%s: kept cut %s: Len(%s) = %d, want %d", where(step), cut, name, got, len(s.fold(at)))
+			}
+		}
+	}
 	observe := func(step int) {
 		t.Helper()
 		latest(step)
 		if n, err := c.AsOf(time.Unix(0, math.MaxInt64)); err == nil && !seen[n.Seq()] {
 			check(step, n, "newest")
 		}
+		kept(step)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -615,12 +646,13 @@ func runScenario(t failer, seed uint64, p params) {
 		case 'h':
 			err = c.Heartbeat(snapshot.Heartbeat{Source: name, Seq: d.hb.seq, Time: time.Unix(0, d.hb.t)})
 		case 'i':
+			sawImage = true
 			es, ti := gs[d.src].stateAt(d.img)
 			err = c.Reset(snapshot.Image[string, int]{Source: name, Seq: d.img, Time: time.Unix(0, ti), Entries: es})
 		}
 		want := m.deliver(d)
 		if traceScenario {
-			fmt.Printf("step %d: %c src %d op %+v hb %+v img %d -> %v (model next %d recv %d hole %d..%d passed %d clock %d) stats %+v\n", step, d.kind, d.src, d.op, d.hb, d.img, err, m.src[d.src].next, len(m.src[d.src].recv), m.src[d.src].holeLo, m.src[d.src].holeHi, m.src[d.src].passed(), m.clock, c.Stats())
+			fmt.Printf("step %d: %c src %d op %+v hb %+v img %d -> %v (model next %d recv %d holes %v passed %d clock %d) stats %+v\n", step, d.kind, d.src, d.op, d.hb, d.img, err, m.src[d.src].next, len(m.src[d.src].recv), m.src[d.src].holes, m.src[d.src].passed(), m.clock, c.Stats())
 		}
 		if (err == nil) != (want == nil) || (want != nil && !errors.Is(err, want)) {
 			t.Fatalf("%s: delivering %c %+v %+v img %d: got %v, model wants %v", where(step), d.kind, d.op, d.hb, d.img, err, want)
@@ -655,6 +687,9 @@ func runScenario(t failer, seed uint64, p params) {
 			check(step, cut, how)
 			m.tookCut(at)
 			m.cuts++
+			if len(cutTimes) == 0 || cutTimes[len(cutTimes)-1] != at {
+				cutTimes = append(cutTimes, at)
+			}
 		}
 		observe(step)
 	}
@@ -680,7 +715,7 @@ func TestOneScenario(t *testing.T) {
 	pol, _ := strconv.Atoi(os.Getenv("SNAPSHOT_POLICY"))
 	feat := os.Getenv("SNAPSHOT_FEAT")
 	p := params{sources: 3, ops: 120, keys: 5, shuffle: 0.3, dups: 0.1, gaps: 0.08, images: 0.5,
-		cuts: 0.2, lagSource: true, policy: snapshot.LatePolicy(pol), keySeqs: true,
+		cuts: 0.2, lagSource: true, policy: snapshot.LatePolicy(pol), keySeqs: seed%2 == 0, horizon: seed%3 == 0,
 		disorder: feat == "disorder" || feat == "both", events: feat == "events" || feat == "both"}
 	runScenario(t, seed, p)
 }
@@ -688,8 +723,8 @@ func TestOneScenario(t *testing.T) {
 func TestRandomizedAgainstModel(t *testing.T) {
 	t.Parallel()
 	n := 1500
-	if testing.Short() {
-		n = 200
+	if testing.Short() || raceEnabled {
+		n = 300
 	}
 	if v, err := strconv.Atoi(os.Getenv("SNAPSHOT_SEEDS")); err == nil {
 		n = v // a longer soak
@@ -708,9 +743,13 @@ func TestRandomizedPolicies(t *testing.T) {
 		for _, feat := range []string{"plain", "disorder", "events", "both"} {
 			t.Run(pol.String()+"/"+feat, func(t *testing.T) {
 				t.Parallel()
-				for seed := range uint64(60) {
+				seeds := uint64(60)
+				if raceEnabled {
+					seeds = 20
+				}
+				for seed := range seeds {
 					p := params{sources: 3, ops: 120, keys: 5, shuffle: 0.3, dups: 0.1, gaps: 0.08, images: 0.5,
-						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0,
+						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0,
 						disorder: feat == "disorder" || feat == "both", events: feat == "events" || feat == "both"}
 					runScenario(t, seed*7919+uint64(pol)*31+uint64(len(feat)), p)
 				}
@@ -740,6 +779,7 @@ func FuzzCollector(f *testing.F) {
 			disorder:  flags&8 != 0,
 			events:    flags&16 != 0,
 			keySeqs:   flags&32 != 0,
+			horizon:   flags&64 != 0,
 		}
 		runScenario(t, seed, p)
 	})

@@ -714,3 +714,53 @@ func TestLatestSurvivesLongIncompleteRuns(t *testing.T) {
 		t.Fatalf("Get(A, 6) = %v, %v; want 20", v, ok)
 	}
 }
+
+// With a horizon, a late update revises every kept cut at or after its time:
+// each is reissued with a higher revision, and may become complete.
+func TestLateRevisesKeptCuts(t *testing.T) {
+	t.Parallel()
+	c := newC(t, &snapshot.Config[string, int]{Sources: sources("fast", "slow"), Horizon: time.Second})
+	must(t, c.Apply(up("fast", 1, 1, "k", 1)))
+	must(t, c.Heartbeat(hb("fast", 1, 100)))
+	must(t, c.Apply(up("slow", 1, 1, "k", 1)))
+	for _, at := range []int{10, 20, 30} {
+		if cut := cutAt(t, c, at); cut.Complete() {
+			t.Fatalf("cut at %dms complete while slow is at 1ms", at)
+		}
+	}
+	// slow catches up: its updates at 15ms and 25ms are late for the cuts
+	// at 20ms and 30ms, and its heartbeat passes everything.
+	must(t, c.Apply(up("slow", 2, 15, "k", 15), up("slow", 3, 25, "new", 25)))
+	must(t, c.Heartbeat(hb("slow", 3, 40)))
+	want := map[int]map[string]int{
+		10: {"k": 1},
+		20: {"k": 15},
+		30: {"k": 15, "new": 25},
+	}
+	for at, w := range want {
+		cut, err := c.AsOf(ms(at))
+		if err != nil || !cut.Time().Equal(ms(at)) {
+			t.Fatalf("AsOf(%dms) = %v, %v", at, cut, err)
+		}
+		// Only cuts that late updates change are reissued: the one at
+		// 10ms keeps its content, and its status as taken.
+		if revised := at > 10; cut.Complete() != revised || (cut.Revision() > 0) != revised {
+			t.Fatalf("kept cut at %dms: complete %v, revision %d", at, cut.Complete(), cut.Revision())
+		}
+		wantContents(t, cut, "slow", w)
+		if cut.Len("slow") != len(w) {
+			t.Fatalf("Len = %d, want %d", cut.Len("slow"), len(w))
+		}
+	}
+	if l := c.Latest(); !l.Time().Equal(ms(30)) {
+		t.Fatalf("Latest = %v, want the revised cut at 30ms", l)
+	}
+	// A late image replaces the source's whole state in the kept cuts after it.
+	must(t, c.Apply(up("slow", 6, 45, "k", 45))) // 4, 5 lost
+	cutAt(t, c, 50)
+	must(t, c.Reset(snapshot.Image[string, int]{Source: "slow", Seq: 5, Time: ms(44), Entries: []snapshot.Entry[string, int]{{Key: "img", Value: 44}}}))
+	must(t, c.Heartbeat(hb("slow", 6, 60)))
+	cut, _ := c.AsOf(ms(50))
+	wantContents(t, cut, "slow", map[string]int{"img": 44, "k": 45})
+	wantState(t, cut, "slow", snapshot.Current)
+}

@@ -82,14 +82,15 @@ type source[K comparable, V any] struct {
 	wm        int64  // latest watermark whose sequence has been applied
 	wmSeq     uint64
 	passed    int64 // every update with event time ≤ passed has been sequenced
-	// holeLo < T < holeHi: an image replaced updates that were never seen,
-	// so the source's state at T is unknown (it is resetting).
-	holeLo, holeHi int64
-	folded         int64       // every sequenced update with time ≤ folded is in the store (or was dropped late)
-	hbs            []heartbeat // pending: seq ≥ next, ascending
-	evOpen         bool        // an event is partly sequenced
-	evT            int64
-	evSeq          uint64
+	// holes are open intervals (lo, hi) in which an image replaced updates
+	// that were never seen, so the source's state is unknown (resetting).
+	// They are kept while a cut could still be taken or revised in them.
+	holes  []hole
+	folded int64       // every sequenced update with time ≤ folded is in the store (or was dropped late)
+	hbs    []heartbeat // pending: seq ≥ next, ascending
+	evOpen bool        // an event is partly sequenced
+	evT    int64
+	evSeq  uint64
 
 	// Gap buffer: a ring indexed by sequence number, allocated on the first gap.
 	buf     []op[K, V]
@@ -112,6 +113,11 @@ type source[K comparable, V any] struct {
 	head, ready int
 	lateDue     bool // late updates wait in the log to be folded at once
 	revised     bool // late updates were folded since the last cut
+	// lates records the late updates folded since the kept cuts were last
+	// revised (LateRevise with a Horizon), in sequence order; lost is set
+	// when more came than maxLateKept.
+	lates    []lateOp[K, V]
+	lateLost bool
 
 	st store[K, V]
 }
@@ -152,7 +158,40 @@ func (s *source[K, V]) updatePassed() {
 
 // passedAt reports whether the source's contribution to a cut at T is final.
 func (s *source[K, V]) passedAt(t int64) bool {
-	return t <= s.passed && (t <= s.holeLo || t >= s.holeHi)
+	return t <= s.passed && !s.inHole(t)
+}
+
+type hole struct{ lo, hi int64 }
+
+func (s *source[K, V]) inHole(t int64) bool {
+	for _, h := range s.holes {
+		if t > h.lo && t < h.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// addHole records that the state in (lo, hi) is unknown, joining holes
+// that overlap.
+func (s *source[K, V]) addHole(lo, hi int64) {
+	out := s.holes[:0]
+	for _, h := range s.holes {
+		if h.hi <= lo || h.lo >= hi {
+			out = append(out, h)
+			continue
+		}
+		lo, hi = min(lo, h.lo), max(hi, h.hi)
+	}
+	s.holes = append(out, hole{lo, hi})
+}
+
+// pruneHoles drops holes that end at or before from: no cut will be taken or
+// revised there again.
+func (s *source[K, V]) pruneHoles(from int64) {
+	if len(s.holes) > 0 {
+		s.holes = slices.DeleteFunc(s.holes, func(h hole) bool { return h.hi <= from })
+	}
 }
 
 // update handles one update; mu is held.
@@ -435,15 +474,56 @@ func (s *source[K, V]) dropBuffered(seq uint64) {
 	}
 }
 
+// lateOp is a late update folded into the store, kept to revise the kept
+// cuts at or after its time.
+type lateOp[K comparable, V any] struct {
+	t   int64
+	id  int32
+	p   *V             // nil: deleted
+	img *[]Entry[K, V] // an image: it replaces the whole state
+}
+
+// maxLateKept bounds the late updates recorded per source between reads that
+// revise the kept cuts; beyond it the kept cuts are left as they are.
+const maxLateKept = 1 << 16
+
 // foldLate folds late updates into the store at once.
 func (s *source[K, V]) foldLate() {
 	if s.lateDue {
 		s.lateDue = false
 		before := s.st.ndirty
+		if s.c.cfg.Late == LateRevise && s.c.cfg.Horizon > 0 {
+			s.recordLate()
+		}
 		s.foldTo(s.folded)
 		if s.st.ndirty != before || s.c.cfg.Late == LateRevise {
 			s.revised = true
 		}
+	}
+}
+
+// recordLate notes the late updates that foldTo(s.folded) is about to fold.
+func (s *source[K, V]) recordLate() {
+	for i := s.head; i < s.ready; i++ {
+		o := &s.log[i]
+		if o.t > s.folded {
+			if s.disorder == 0 {
+				break
+			}
+			continue
+		}
+		if len(s.lates) >= maxLateKept {
+			s.lateLost = true
+			return
+		}
+		l := lateOp[K, V]{t: o.t, id: o.id}
+		if o.flags&opImage != 0 {
+			l.img = o.img
+		} else if o.flags&opDelete == 0 {
+			v := o.val
+			l.p = &v
+		}
+		s.lates = append(s.lates, l)
 	}
 }
 
@@ -481,9 +561,6 @@ func (s *source[K, V]) foldTo(t int64) {
 		n := copy(s.log, s.log[s.head:])
 		clear(s.log[n:])
 		s.log, s.ready, s.head = s.log[:n], s.ready-s.head, 0
-	}
-	if s.holeHi != 0 && t >= s.holeHi {
-		s.holeLo, s.holeHi = 0, 0
 	}
 }
 
@@ -711,12 +788,8 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 	clear(s.log[s.ready:])
 	s.log = s.log[:s.ready]
 	s.evOpen = false
-	if skipped && t > s.folded && t-1 > s.passed {
-		if s.holeHi != 0 { // an earlier image's hole is still open: join them
-			s.holeLo, s.holeHi = min(s.holeLo, s.passed), max(s.holeHi, t)
-		} else {
-			s.holeLo, s.holeHi = s.passed, t
-		}
+	if skipped && t-1 > s.passed {
+		s.addHole(s.passed, t)
 	}
 	s.overflow, s.invalid = nil, nil
 	s.gapTold = max(s.gapTold, n)

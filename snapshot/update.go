@@ -33,6 +33,10 @@ type Update[K comparable, V any] struct {
 // been applied up to Seq with no gap and announced T (or sent an update later
 // than T).
 //
+// Heartbeats may arrive in any order and on another channel than the
+// updates: each one's claim is checked on its own against what has been
+// received, and one whose Seq is not applied yet waits for it.
+//
 // A heartbeat with Epoch set is also a barrier: it closes epoch Epoch at Time,
 // and [Collector.AtEpoch] returns the cut at that time. Every source closing
 // the same epoch must give the same Time.
