@@ -133,7 +133,9 @@ func setupRiver(b *testing.B) brokerRig {
 			b.Error("river worker stop: ", err)
 		}
 	})
-	r.client, err = river.NewClient(riverpgxv5.New(ppool), &river.Config{Logger: logger})
+	// The producer's FetchCooldown is how often its inserts may notify the worker
+	// (LISTEN/NOTIFY) of a queue's new jobs: the worker's, not the default 100 ms.
+	r.client, err = river.NewClient(riverpgxv5.New(ppool), &river.Config{FetchCooldown: 2 * time.Millisecond, Logger: logger})
 	if err != nil {
 		b.Fatal(err)
 	}
