@@ -60,9 +60,10 @@ type waiter[K comparable, V any] struct {
 	cut  *Cut[K, V]
 }
 
+// epochMark is an announced epoch: its time, and its cut once taken (missed
+// if a later cut was taken first).
 type epochMark[K comparable, V any] struct {
 	t      int64
-	done   chan struct{}
 	cut    *Cut[K, V]
 	missed bool
 }
@@ -301,7 +302,7 @@ func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
 				}
 				return nil
 			}
-			mark = &epochMark[K, V]{t: t, done: make(chan struct{})}
+			mark = &epochMark[K, V]{t: t}
 			c.epochs[h.Epoch] = mark
 			if h.Epoch > maxEpochs {
 				for e := range c.epochs {

@@ -626,10 +626,8 @@ func (c *Collector[K, V]) settle(cut *Cut[K, V]) {
 		switch {
 		case m.t == cut.t:
 			m.cut = cut
-			close(m.done)
 		case m.t < cut.t:
 			m.missed = true
-			close(m.done)
 		}
 	}
 	c.emu.Unlock()
