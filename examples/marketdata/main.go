@@ -88,6 +88,7 @@ type delivery struct {
 	h   *snapshot.Heartbeat
 }
 
+// queue orders deliveries by arrival time (container/heap).
 type queue []delivery
 
 func (q queue) Len() int { return len(q) }
@@ -97,10 +98,9 @@ func (q queue) Less(i, j int) bool {
 	}
 	return q[i].ord < q[j].ord
 }
-func (q queue) Swap(i, j int)   { q[i], q[j] = q[j], q[i] }
-func (q *queue) Push(x any)     { *q = append(*q, x.(delivery)) }
-func (q *queue) Pop() (x any)   { x, *q = (*q)[len(*q)-1], (*q)[:len(*q)-1]; return x }
-func (q *queue) add(d delivery) { d.ord = len(*q) + d.ord; heap.Push(q, d) }
+func (q queue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *queue) Push(x any)   { *q = append(*q, x.(delivery)) }
+func (q *queue) Pop() (x any) { x, *q = (*q)[len(*q)-1], (*q)[:len(*q)-1]; return x }
 
 // sim is the simulated market: its clock, the messages in flight, and the
 // updates each venue sent (for resends).
