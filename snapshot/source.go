@@ -143,6 +143,9 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 	return s
 }
 
+// updatePassed recomputes the source's progress: the latest watermark whose
+// sequence has been applied, or — from the data itself — just before the
+// latest event time applied, less the declared disorder.
 func (s *source[K, V]) updatePassed() {
 	p := s.wm
 	if s.maxT != minTime {
