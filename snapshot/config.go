@@ -115,7 +115,9 @@ type Config[K comparable, V any] struct {
 	// Now, if set, replaces time.Now wherever the collector reads the wall
 	// clock: silence, Fresh, Cut.Taken, Every's alignment, the GapFill rate
 	// limit. A simulation can pass its own clock. Timers (At and Every
-	// deadlines) still run on the runtime's clock. Default time.Now.
+	// deadlines) still run on the runtime's clock. It may be called with
+	// a source's lock held: it must be cheap and must not call the
+	// Collector. Default time.Now.
 	Now func() time.Time
 	// Verify, if set, checks every update on arrival (a checksum, a price
 	// band). An error refuses the update and marks its source invalid until
