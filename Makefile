@@ -7,8 +7,8 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## run the main job: the seed's examples on gather
-	$(GO) run ./examples/seed
+run: ## run the main job: consistent market snapshots, fanned out with gather
+	$(GO) run ./examples/marketdata
 
 .PHONY: test
 test: ## vet, then every test with the race detector (what CI runs)
