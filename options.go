@@ -14,9 +14,10 @@ type Option struct {
 	join    bool
 }
 
-// Limit lets at most n tasks run at once. With a limit, the call starts at most n
-// goroutines and they take tasks in turn; without one, every task gets its own
-// goroutine. Limit panics if n < 1: a limit that lets nothing run is a programmer error.
+// Limit lets at most n tasks run at once. With a limit, at most n goroutines (the
+// caller's among them, except in a stream) take the tasks in turn, each claiming a run
+// of indices at a time while the tasks are cheap and one at a time while they are not;
+// without a limit, every task gets a goroutine of its own. Limit panics if n < 1: a limit that lets nothing run is a programmer error.
 func Limit(n int) Option {
 	if n < 1 {
 		panic(fmt.Sprintf("gather: Limit(%d): the limit must be at least 1", n))
