@@ -187,7 +187,9 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		return a, nil
 	}
 	c.metrics.enqueued(s.Queue, k.name, len(ins))
-	c.log.DebugContext(ctx, "enqueued", "batch", id, "kind", k.name, "queue", s.Queue, "tasks", len(ins))
+	if c.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost 3 allocations
+		c.log.DebugContext(ctx, "enqueued", "batch", id, "kind", k.name, "queue", s.Queue, "tasks", len(ins))
+	}
 	return b, nil
 }
 
