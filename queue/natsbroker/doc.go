@@ -30,9 +30,14 @@
 // reads the subject in stream order and drops later ones, so a task that
 // ran twice is recorded once, and every process agrees on which run counts.
 // Cancelling a batch appends one marker that stands for every task without
-// an outcome before it: O(1), not O(batch). Subscribe is an ordered
-// consumer on the results subject from its start: replay and follow from
-// one cursor, so no outcome is missed between the two.
+// an outcome before it: O(1), not O(batch). The low-latency result path is
+// one results feed per broker: an ordered consumer on every results
+// subject, started by the first Subscribe, that hands each results message
+// (with its stream sequence) to the live subscriptions of its batch. A
+// subscription registers with the feed, then replays its batch's stored
+// results from the stream leader and drops what the feed brings below the
+// replay's cursor: nothing missed, nothing twice, stream order kept, and no
+// consumer created per await.
 //
 // Idle workers sleep on a core-NATS wake-up subject that Enqueue, Retry,
 // expired leases and promoted delayed tasks publish to; delays and retries

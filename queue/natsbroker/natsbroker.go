@@ -70,9 +70,13 @@ type Config struct {
 }
 
 // Broker is a queue.Broker on NATS JetStream. It implements
-// queue.DeadLetterer and queue.Stats too. It is safe for concurrent use. It owns no goroutine
-// of its own (timers and NATS subscription callbacks only); Close releases
-// its subscriptions and timers, and the caller still owns the connection.
+// queue.DeadLetterer and queue.Stats too. It is safe for concurrent use. It
+// starts no goroutine of its own: timers, NATS subscription callbacks, and
+// the results feed (an ordered consumer started by the first Subscribe,
+// whose goroutines nats.go runs). Close releases its subscriptions, timers
+// and the feed, waiting until the feed has stopped, and makes open
+// subscriptions' Next return an error; the caller still owns the
+// connection.
 type Broker struct {
 	js        jetstream.JetStream
 	nc        *nats.Conn
@@ -91,6 +95,14 @@ type Broker struct {
 	wakeSubj  string
 	cancSubj  string
 	subs      []*nats.Subscription
+
+	// The shared results feed (see Subscribe): fstart serialises its start
+	// and stop; fmu guards the rest.
+	fstart  sync.Mutex
+	fmu     sync.Mutex
+	fcc     jetstream.ConsumeContext
+	fsubs   map[string]map[*subscription]struct{} // by results subject
+	fclosed bool
 
 	qmu    sync.Mutex // serialises stream creation
 	mu     sync.Mutex
@@ -147,6 +159,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
 		recheck: DefaultIdleRecheck, log: slog.New(slog.DiscardHandler),
 		queues: map[string]*bqueue{}, batches: map[string]*binfo{},
+		fsubs: map[string]map[*subscription]struct{}{},
 	}
 	if cfg != nil {
 		var errs []error
@@ -270,6 +283,7 @@ func (b *Broker) Close() error {
 	b.wakeLocked()
 	subs := b.subs
 	b.mu.Unlock()
+	b.stopFeed()
 	var errs []error
 	for _, s := range subs {
 		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {

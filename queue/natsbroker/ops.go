@@ -295,21 +295,38 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 	}
 	if time.Now().UnixNano()-q.lastEnq[level].Load() < int64(recentEnqueue) {
-		// Just after an enqueue a replicated consumer may not have seen the
-		// new messages yet and answer a no-wait fetch with "none": ask
+		// Just after an enqueue a consumer may not have seen the new
+		// messages yet (a replica lags; even a single server counts a
+		// consumer's pending messages asynchronously) and answer a no-wait
+		// fetch with "none": ask
 		// again with a short bounded wait rather than report an empty queue.
+		// The wait asks for one message, so it returns as soon as one
+		// comes (a pull for more holds what it got until it is filled or
+		// expires), then takes whatever else is ready without waiting.
 		var msgs []jetstream.Msg
 		for msg := range mb.Messages() {
 			msgs = append(msgs, msg)
 		}
-		if len(msgs) == 0 && mb.Error() == nil || errors.Is(mb.Error(), jetstream.ErrNoMessages) {
-			mb, err = q.levels[level].Fetch(len(dst), jetstream.FetchMaxWait(recentWait))
+		berr := mb.Error()
+		if len(msgs) == 0 && (berr == nil || errors.Is(berr, jetstream.ErrNoMessages)) {
+			one, err := q.levels[level].Fetch(1, jetstream.FetchMaxWait(recentWait))
 			if err != nil {
 				return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 			}
-		} else {
-			mb = &sliceBatch{msgs: msgs, err: mb.Error()}
+			for msg := range one.Messages() {
+				msgs = append(msgs, msg)
+			}
+			berr = one.Error()
+			if len(msgs) == 1 && len(dst) > 1 {
+				rest, err := q.levels[level].FetchNoWait(len(dst) - 1)
+				if err == nil {
+					for msg := range rest.Messages() {
+						msgs = append(msgs, msg)
+					}
+				}
+			}
 		}
+		mb = &sliceBatch{msgs: msgs, err: berr}
 	}
 	now := time.Now()
 	d := min(dur, b.ackWait)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,40 +16,161 @@ import (
 	"github.com/gather-go/gather/queue"
 )
 
-// Subscribe implements queue.Broker with an ordered consumer on the batch's
-// results subject, from its first message: it replays what was recorded and
-// follows what comes, from one server-side cursor, so nothing recorded
-// between the replay and the follow is missed. The first outcome of each
-// index wins; a cancel marker stands for every index without an outcome.
+// Subscribe implements queue.Broker on the broker's shared results feed:
+// one ordered consumer on every results subject of the prefix, started on
+// the first Subscribe, which hands each results message with its stream
+// sequence to the live subscriptions of its batch. A subscription registers
+// with the feed first, then replays what was stored before by reading its
+// batch's results subject from the stream leader, message by message from
+// sequence 1 until there is none; a message the feed brings with a sequence
+// the replay already passed is dropped. Anything stored after the replay's
+// last read has a higher sequence and was stored after the registration, so
+// the feed brings it: nothing is missed, nothing is returned twice, and the
+// outcomes come in stream order. Following a batch therefore costs no
+// consumer of its own: about one round trip to subscribe and one per stored
+// results message to replay. The first outcome of each index wins; a
+// cancel marker stands for every index without an outcome.
 func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, error) {
 	r, _, err := b.batchRecord(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
 	}
+	if err := b.startFeed(ctx); err != nil {
+		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)
+	}
+	s := &subscription{b: b, id: id, subj: b.resSubj(id), rec: r, seen: make([]bool, r.Size),
+		replay: true, cursor: 1, signal: make(chan struct{}, 1)}
+	b.fmu.Lock()
+	if b.fclosed {
+		b.fmu.Unlock()
+		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, errClosed)
+	}
+	set := b.fsubs[s.subj]
+	if set == nil {
+		set = map[*subscription]struct{}{}
+		b.fsubs[s.subj] = set
+	}
+	set[s] = struct{}{}
+	b.fmu.Unlock()
+	return s, nil
+}
+
+// startFeed starts the shared results feed if it is not running: an
+// ordered consumer on "<prefix>.r.*" from the state stream's next sequence
+// (so that a reset before its first message still starts there).
+func (b *Broker) startFeed(ctx context.Context) error {
+	b.fstart.Lock()
+	defer b.fstart.Unlock()
+	b.fmu.Lock()
+	running, closed := b.fcc != nil, b.fclosed
+	b.fmu.Unlock()
+	if closed {
+		return errClosed
+	}
+	if running {
+		return nil
+	}
+	info, err := b.state.Info(ctx)
+	if err != nil {
+		return err
+	}
 	cons, err := b.js.OrderedConsumer(ctx, b.stateName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{b.resSubj(id)},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		FilterSubjects: []string{b.prefix + ".r.*"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    info.State.LastSeq + 1,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)
+		return err
 	}
-	it, err := cons.Messages()
+	cc, err := cons.Consume(b.onFeed, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		b.log.Warn("natsbroker: results feed", "err", err)
+	}))
 	if err != nil {
-		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)
+		return err
 	}
-	return &subscription{b: b, id: id, rec: r, it: it, seen: make([]bool, r.Size)}, nil
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	if b.fclosed { // closed meanwhile
+		cc.Stop()
+		<-cc.Closed()
+		return errClosed
+	}
+	b.fcc = cc
+	return nil
+}
+
+// onFeed hands a results message to the live subscriptions of its batch.
+func (b *Broker) onFeed(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		b.log.Error("natsbroker: results feed message without metadata", "err", err)
+		return
+	}
+	fm := feedMsg{seq: meta.Sequence.Stream, data: msg.Data()}
+	b.fmu.Lock()
+	for s := range b.fsubs[msg.Subject()] {
+		s.push(fm)
+	}
+	b.fmu.Unlock()
+}
+
+// stopFeed stops the results feed and wakes every subscription (Close).
+func (b *Broker) stopFeed() {
+	b.fstart.Lock()
+	defer b.fstart.Unlock()
+	b.fmu.Lock()
+	b.fclosed = true
+	cc := b.fcc
+	b.fcc = nil
+	for _, set := range b.fsubs {
+		for s := range set {
+			s.wake()
+		}
+	}
+	b.fmu.Unlock()
+	if cc != nil {
+		cc.Stop()
+		<-cc.Closed()
+	}
+}
+
+type feedMsg struct {
+	seq  uint64
+	data []byte
 }
 
 type subscription struct {
 	b       *Broker
 	id      string
+	subj    string
 	rec     *batchRecord
-	it      jetstream.MessagesContext
 	seen    []bool
 	count   int
 	pending []queue.Outcome // decoded, not yet returned
 	cancel  bool            // a cancel marker was read: fill the rest
-	cursor  int             // next index to fill after a cancel marker
+	fill    int             // next index to fill after a cancel marker
+	replay  bool            // still reading what was stored before
+	cursor  uint64          // the next stream sequence to take
+
+	mu     sync.Mutex
+	inbox  []feedMsg // from the feed, in stream order; at most the batch's results
+	signal chan struct{}
+}
+
+func (s *subscription) push(m feedMsg) {
+	s.mu.Lock()
+	s.inbox = append(s.inbox, m)
+	s.mu.Unlock()
+	s.wake()
+}
+
+// wake signals Next; the buffer of one keeps a signal sent while Next is
+// not waiting, and a full buffer already holds one.
+func (s *subscription) wake() {
+	select {
+	case s.signal <- struct{}{}:
+	default:
+	}
 }
 
 func (s *subscription) Size() int     { return s.rec.Size }
@@ -56,7 +178,15 @@ func (s *subscription) Kind() string  { return s.rec.Kind }
 func (s *subscription) Queue() string { return s.rec.Queue }
 
 func (s *subscription) Close() error {
-	s.it.Stop()
+	b := s.b
+	b.fmu.Lock()
+	if set := b.fsubs[s.subj]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.fsubs, s.subj)
+		}
+	}
+	b.fmu.Unlock()
 	return nil
 }
 
@@ -73,15 +203,15 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 			s.pending = s.pending[1:]
 			n++
 		}
-		for s.cancel && n < len(dst) && s.cursor < len(s.seen) {
-			if !s.seen[s.cursor] {
-				s.seen[s.cursor] = true
+		for s.cancel && n < len(dst) && s.fill < len(s.seen) {
+			if !s.seen[s.fill] {
+				s.seen[s.fill] = true
 				s.count++
 				f := canceledFailure
-				dst[n] = queue.Outcome{Index: s.cursor, Err: &f}
+				dst[n] = queue.Outcome{Index: s.fill, Err: &f}
 				n++
 			}
-			s.cursor++
+			s.fill++
 		}
 		if n > 0 {
 			return n, nil
@@ -89,27 +219,65 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 		if s.count == len(s.seen) {
 			return 0, io.EOF
 		}
-		msg, err := s.it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, context.Cause(ctx)
-			}
-			return 0, fmt.Errorf("natsbroker: following batch %s: %w", s.id, err)
-		}
 		s.pending = s.pending[:0]
-		cancel, err := decodeResults(msg.Data(), len(s.seen), func(o queue.Outcome) {
-			if !s.seen[o.Index] {
-				s.seen[o.Index] = true
-				s.count++
-				s.pending = append(s.pending, o)
+		if s.replay {
+			m, err := s.b.state.GetMsg(ctx, s.cursor, jetstream.WithGetMsgSubject(s.subj))
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				s.replay = false
+			case err != nil:
+				if ctx.Err() != nil {
+					return 0, context.Cause(ctx)
+				}
+				return 0, fmt.Errorf("natsbroker: replaying batch %s: %w", s.id, err)
+			default:
+				s.cursor = m.Sequence + 1
+				s.decode(m.Data)
 			}
-		})
-		if err != nil {
-			s.b.log.Error("natsbroker: skipping a results message that does not decode", "batch", s.id, "err", err)
+			continue
 		}
-		if cancel {
-			s.cancel = true
+		s.mu.Lock()
+		inbox := s.inbox
+		s.inbox = nil
+		s.mu.Unlock()
+		for _, m := range inbox {
+			if m.seq >= s.cursor {
+				s.cursor = m.seq + 1
+				s.decode(m.data)
+			}
 		}
+		if len(inbox) > 0 {
+			continue
+		}
+		s.b.fmu.Lock()
+		closed := s.b.fclosed
+		s.b.fmu.Unlock()
+		if closed {
+			return 0, fmt.Errorf("natsbroker: following batch %s: %w", s.id, errClosed)
+		}
+		select {
+		case <-s.signal:
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+	}
+}
+
+// decode adds the outcomes of a results message not seen before to
+// pending.
+func (s *subscription) decode(data []byte) {
+	cancel, err := decodeResults(data, len(s.seen), func(o queue.Outcome) {
+		if !s.seen[o.Index] {
+			s.seen[o.Index] = true
+			s.count++
+			s.pending = append(s.pending, o)
+		}
+	})
+	if err != nil {
+		s.b.log.Error("natsbroker: skipping a results message that does not decode", "batch", s.id, "err", err)
+	}
+	if cancel {
+		s.cancel = true
 	}
 }
 
