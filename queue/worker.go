@@ -468,7 +468,7 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 	var (
 		tctx    context.Context
 		curCh   <-chan struct{}
-		unwatch func()
+		watched *taskCtx // tctx when it is one, to end
 	)
 	for i := range g {
 		d := &g[i]
@@ -483,31 +483,33 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 		}
 		s.pos.Store(int32(i))
 		if tctx == nil || d.Canceled != curCh {
-			if unwatch != nil {
-				unwatch()
+			if watched != nil {
+				watched.end()
 			}
-			tctx, unwatch = s.watch(d.Canceled)
+			tctx, watched = s.watch(d.Canceled)
 			curCh = d.Canceled
 		}
 		s.run(ctx, tctx, d)
 	}
-	if unwatch != nil {
-		unwatch()
+	if watched != nil {
+		watched.end()
 	}
 	s.flush(ctx)
 	s.setGroup(nil)
 }
 
 // watch returns the context for tasks whose batch cancels through ch: the
-// hard-stop context, cancelled also when ch closes. unwatch ends it (its
-// Done is closed afterwards, as a finished handler's context should be) and
-// joins the goroutine that watches ch, if one was started.
-func (s *slot) watch(ch <-chan struct{}) (context.Context, func()) {
+// hard-stop context, cancelled also when ch closes, and the *taskCtx to end
+// when the tasks are done (nil when ch is nil: the hard-stop context is
+// returned as it is). Ending it closes its Done, as a finished handler's
+// context should be, and joins the goroutine that watches ch, if one was
+// started.
+func (s *slot) watch(ch <-chan struct{}) (context.Context, *taskCtx) {
 	if ch == nil {
 		return s.w.hardCtx, nil
 	}
 	c := &taskCtx{hard: s.w.hardCtx, ch: ch}
-	return c, c.end
+	return c, c
 }
 
 // taskCtx is a handler's context when its batch can be cancelled: the

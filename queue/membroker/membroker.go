@@ -145,6 +145,16 @@ type batch struct {
 	isCancel bool
 	notify   chan struct{} // closed on new outcomes; nil until someone waits
 	hist     map[int32][]queue.AttemptError
+	one      oneTask // the per-task slices of a batch of one point here
+}
+
+// oneTask holds the per-task state of a batch of one in its batch record:
+// one allocation for the record instead of five.
+type oneTask struct {
+	attempt [1]int32
+	state   [1]uint8
+	order   [1]int32
+	out     [1]queue.Outcome
 }
 
 func (bt *batch) finished() bool { return len(bt.order) == len(bt.state) }
@@ -187,6 +197,7 @@ type lease struct {
 	idx     int // in the heap; -1 when out
 	refs    []ref
 	open    int
+	one     [1]ref // refs of a lease of one task: no second allocation
 }
 
 type pending struct {
@@ -260,13 +271,14 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("membroker: enqueue %d tasks on queue %q holding %d of at most %d: %w",
 			n, s.Queue, q.total, bound, queue.ErrQueueFull)
 	}
-	bt := &batch{
-		sub:      s,
-		attempt:  make([]int32, n),
-		state:    make([]uint8, n),
-		out:      make([]queue.Outcome, n),
-		order:    make([]int32, 0, n),
-		canceled: make(chan struct{}),
+	bt := &batch{sub: s, canceled: make(chan struct{})}
+	if n == 1 {
+		bt.attempt, bt.state, bt.out, bt.order = bt.one.attempt[:], bt.one.state[:], bt.one.out[:], bt.one.order[:0]
+	} else {
+		bt.attempt = make([]int32, n)
+		bt.state = make([]uint8, n)
+		bt.out = make([]queue.Outcome, n)
+		bt.order = make([]int32, 0, n)
 	}
 	b.batches[s.BatchID] = bt
 	q.total += n
@@ -393,7 +405,12 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 				continue // cancelled, or completed by a stale delivery
 			}
 			if l == nil {
-				l = &lease{expires: expires, refs: make([]ref, 0, min(len(dst), int(sp.hi-i)))}
+				l = &lease{expires: expires}
+				if c := min(len(dst), int(sp.hi-i)); c == 1 {
+					l.refs = l.one[:0]
+				} else {
+					l.refs = make([]ref, 0, c)
+				}
 			}
 			bt.state[i] = stLeased
 			bt.attempt[i]++
