@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"sync"
 
 	"github.com/gather-go/gather"
 )
@@ -129,6 +130,13 @@ type Batch[Out any] struct {
 	kind string
 }
 
+// enqueueBlock is what EnqueueBatch allocates, in one piece.
+type enqueueBlock[Out any] struct {
+	b   Batch[Out]
+	s   Submission
+	one [1][]byte // the payload list of a batch of one
+}
+
 // EnqueueBatch enqueues one task of kind k per input, all or none, and
 // returns the batch. It returns an error wrapping ErrBadInput for an empty
 // ins or an input that does not encode or is larger than the client's
@@ -140,16 +148,22 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 	if len(ins) == 0 {
 		return nil, errorf("%w: EnqueueBatch of kind %q with no inputs: a batch needs at least one task", ErrBadInput, k.name)
 	}
-	s, err := c.submission(opts)
-	if err != nil {
+	// The batch handle, the submission and, for a batch of one, its payload
+	// list share one allocation: the broker may keep the submission as long
+	// as the batch, and the handle lives no longer than that matters.
+	blk := new(enqueueBlock[Out])
+	s := &blk.s
+	if err := c.submission(s, opts); err != nil {
 		return nil, err
 	}
 	s.Kind = k.name
 	s.BatchID = newBatchID()
 	// Encode every input into one buffer, then cut it: one allocation for
-	// the bytes (amortised growth) and one for the slice headers.
+	// the bytes (amortised growth) and one for the slice headers (none for
+	// a batch of one).
 	ends := make([]int, len(ins))
 	var buf []byte
+	var err error
 	for i := range ins {
 		start := len(buf)
 		buf, err = k.in.Append(buf, ins[i])
@@ -162,7 +176,11 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		}
 		ends[i] = len(buf)
 	}
-	s.Payloads = make([][]byte, len(ins))
+	if len(ins) == 1 {
+		s.Payloads = blk.one[:]
+	} else {
+		s.Payloads = make([][]byte, len(ins))
+	}
 	start := 0
 	for i, end := range ends {
 		s.Payloads[i] = buf[start:end:end]
@@ -172,7 +190,8 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 	if err != nil {
 		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, s.Queue, err)
 	}
-	b := &Batch[Out]{c: c, out: k.out, id: id, n: len(ins), kind: k.name}
+	b := &blk.b
+	*b = Batch[Out]{c: c, out: k.out, id: id, n: len(ins), kind: k.name}
 	if id != s.BatchID {
 		// An idempotency key matched an earlier batch: check that it is the
 		// same shape, so its results decode.
@@ -231,6 +250,10 @@ func (b *Batch[Out]) Cancel(ctx context.Context) error {
 // time: a fixed buffer, so awaiting allocates nothing per task.
 const outcomeBuf = 256
 
+// outcomeBufs recycles await buffers (10 KiB each) between calls, so an
+// await allocates its result slice and the broker's subscription only.
+var outcomeBufs = sync.Pool{New: func() any { return new([outcomeBuf]Outcome) }}
+
 // follow calls fn for every outcome of the batch, in completion order, until
 // all were seen or fn returns false. It returns ctx's or the broker's error.
 func (b *Batch[Out]) follow(ctx context.Context, fn func(o *Outcome) bool) error {
@@ -239,7 +262,12 @@ func (b *Batch[Out]) follow(ctx context.Context, fn func(o *Outcome) bool) error
 		return fmt.Errorf("queue: await batch %s: %w", b.id, err)
 	}
 	defer sub.Close()
-	buf := make([]Outcome, min(b.n, outcomeBuf))
+	bp := outcomeBufs.Get().(*[outcomeBuf]Outcome)
+	buf := bp[:min(b.n, outcomeBuf)]
+	defer func() {
+		clear(buf) // drop the outputs: they belong to the broker
+		outcomeBufs.Put(bp)
+	}()
 	for seen := 0; seen < b.n; {
 		n, err := sub.Next(ctx, buf)
 		for i := range n {

@@ -101,9 +101,10 @@ func WithIdempotencyKey(key string, window time.Duration) Option {
 // WithQueue sends the tasks to the named queue (default DefaultQueue).
 func WithQueue(name string) Option { return Option{kind: optQueue, s: name} }
 
-func (c *Client) submission(opts []Option) (*Submission, error) {
+// submission fills s from the defaults and opts.
+func (c *Client) submission(s *Submission, opts []Option) error {
 	now := time.Now()
-	s := &Submission{
+	*s = Submission{
 		Queue: DefaultQueue, Priority: PriorityNormal, MaxAttempts: DefaultMaxAttempts,
 		BackoffMin: DefaultBackoffMin, BackoffMax: DefaultBackoffMax, EnqueuedAt: now,
 	}
@@ -128,11 +129,11 @@ func (c *Client) submission(opts []Option) (*Submission, error) {
 		case optQueue:
 			s.Queue = o.s
 		case optNone:
-			return nil, errorf("%w: zero Option: use the With functions", ErrBadInput)
+			return errorf("%w: zero Option: use the With functions", ErrBadInput)
 		}
 	}
 	if s.Queue == "" {
-		return nil, errorf("%w: empty queue name", ErrBadInput)
+		return errorf("%w: empty queue name", ErrBadInput)
 	}
-	return s, nil
+	return nil
 }
