@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,10 +24,11 @@ import (
 //
 // Tasks go to a work-queue stream (a message is removed when acknowledged) and are
 // pulled by one durable consumer with explicit acks. The producer publishes
-// asynchronously and waits for every publish ack. For a gather it first subscribes to
-// a fresh core-NATS inbox named in each task's header; the worker acks each task and
-// then publishes the task's index to that inbox, and the producer counts distinct
-// indices until it has all N (so a redelivered task is counted once).
+// asynchronously and waits for every publish ack. For a gather each task's header
+// names a core-NATS inbox subject of the batch, under the one subscription the
+// producer keeps; the worker acks each task and then publishes the task's index to
+// that subject, and the producer counts distinct indices until it has all N (so a
+// redelivered task is counted once).
 type jsRig struct {
 	srv    *server.Server
 	pc, wc *nats.Conn // producer's and worker's connections
@@ -37,6 +40,14 @@ type jsRig struct {
 	pubErrs atomic.Int64 // failed async publishes
 	ackErrs atomic.Int64 // failed acks or result publishes
 	lastErr atomic.Value // the last asynchronous error of a connection (a slow consumer)
+
+	// The producer's one results subscription, on inbox.*: a gather's results come
+	// to inbox.<its key>. (A subscription per gather would cost a SUB and an UNSUB,
+	// and the server's subject cache, each time.)
+	inbox   string
+	seq     uint64 // the last gather's key; the producer's goroutine only
+	mu      sync.Mutex
+	batches map[string]*jsBatch // by key; guarded by mu
 }
 
 const (
@@ -62,7 +73,7 @@ func setupJetStream(b *testing.B) brokerRig {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		b.Fatal("nats-server not ready in 10s")
 	}
-	r := &jsRig{srv: srv, pumped: newCountdown()}
+	r := &jsRig{srv: srv, pumped: newCountdown(), inbox: nats.NewInbox(), batches: map[string]*jsBatch{}}
 	connect := func() *nats.Conn {
 		nc, err := nats.Connect("", nats.InProcessServer(srv), nats.ErrorHandler(r.asyncErr))
 		if err != nil {
@@ -72,6 +83,13 @@ func setupJetStream(b *testing.B) brokerRig {
 		return nc
 	}
 	r.pc, r.wc = connect(), connect()
+	sub, err := r.pc.Subscribe(r.inbox+".*", r.result)
+	if err == nil {
+		err = sub.SetPendingLimits(-1, -1)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
 	r.js, err = jetstream.New(r.pc, jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) {
 		r.pubErrs.Add(1)
 	}))
@@ -187,37 +205,50 @@ func (r *jsRig) pump(ctx context.Context, n int) error {
 }
 
 func (r *jsRig) gather(ctx context.Context, n int) error {
-	inbox := r.pc.NewRespInbox()
-	seen := make([]bool, n)
-	left := n
-	done := make(chan struct{})
-	// The callback runs on the subscription's one goroutine: seen and left need no lock.
-	sub, err := r.pc.Subscribe(inbox, func(m *nats.Msg) {
-		if len(m.Data) != 8 {
-			return
-		}
-		i := binary.BigEndian.Uint64(m.Data)
-		if i < uint64(n) && !seen[i] {
-			seen[i] = true
-			if left--; left == 0 {
-				close(done)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	defer sub.Unsubscribe()
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return err
-	}
-	if err := r.publish(ctx, n, nats.Header{jsReply: []string{inbox}}); err != nil {
+	r.seq++
+	key := strconv.FormatUint(r.seq, 36)
+	w := &jsBatch{seen: make([]bool, n), left: n, done: make(chan struct{})}
+	r.mu.Lock()
+	r.batches[key] = w
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.batches, key)
+		r.mu.Unlock()
+	}()
+	if err := r.publish(ctx, n, nats.Header{jsReply: []string{r.inbox + "." + key}}); err != nil {
 		return err
 	}
 	select {
-	case <-done:
+	case <-w.done:
 		return nil
 	case <-ctx.Done():
 		return errors.New("jetstream: results missing: " + ctx.Err().Error())
+	}
+}
+
+// jsBatch is a gather waiting for its results. Only the results subscription's
+// goroutine touches seen and left.
+type jsBatch struct {
+	seen []bool
+	left int
+	done chan struct{} // closed when every index has a result
+}
+
+// result is the producer's results subscription: it counts each index of its batch
+// once.
+func (r *jsRig) result(m *nats.Msg) {
+	r.mu.Lock()
+	w := r.batches[m.Subject[len(r.inbox)+1:]]
+	r.mu.Unlock()
+	if w == nil || len(m.Data) != 8 {
+		return // a late duplicate of a finished batch, or not ours
+	}
+	i := binary.BigEndian.Uint64(m.Data)
+	if i < uint64(len(w.seen)) && !w.seen[i] {
+		w.seen[i] = true
+		if w.left--; w.left == 0 {
+			close(w.done)
+		}
 	}
 }
