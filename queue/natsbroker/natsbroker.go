@@ -128,6 +128,35 @@ type bqueue struct {
 	promoting atomic.Bool
 	// lastEnq[l] is when an enqueue to level l was last announced (Unix ns).
 	lastEnq [queue.NumPriorities]atomic.Int64
+	// emptyAt[l] is when a claim last found level l empty with no wake-up
+	// for it since (Unix ns; 0: unknown). For Config.IdleRecheck after it,
+	// claims of the level return nothing without asking the server, as an
+	// idle worker would sleep that long: a worker that drains one level
+	// does not pay a round trip per empty level above it per claim.
+	// gen[l] counts the wake-ups that may concern level l, so that a
+	// wake-up arriving during a claim keeps the level from being marked.
+	// emptyGen[l] is gen[l] when the claim that set emptyAt[l] started:
+	// the mark holds only while gen[l] is still that.
+	emptyAt  [queue.NumPriorities]atomic.Int64
+	emptyGen [queue.NumPriorities]atomic.Uint64
+	gen      [queue.NumPriorities]atomic.Uint64
+}
+
+// maybe forgets that level l was found empty: a wake-up may concern it.
+func (q *bqueue) maybe(l int) {
+	q.gen[l].Add(1)
+	q.emptyAt[l].Store(0)
+}
+
+// maybeAll forgets every level found empty.
+func (b *Broker) maybeAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range b.queues {
+		for l := range queue.NumPriorities {
+			q.maybe(l)
+		}
+	}
 }
 
 type binfo struct {
@@ -511,8 +540,11 @@ func (b *Broker) onWake(m *nats.Msg) {
 		b.mu.Lock()
 		if q, l := b.queues[string(m.Data[2:])], int(m.Data[1]); q != nil && l < queue.NumPriorities {
 			q.lastEnq[l].Store(time.Now().UnixNano())
+			q.maybe(l)
 		}
 		b.mu.Unlock()
+	} else {
+		b.maybeAll()
 	}
 	b.mu.Lock()
 	b.wakeLocked()
@@ -521,6 +553,7 @@ func (b *Broker) onWake(m *nats.Msg) {
 
 func (b *Broker) onRecheck() {
 	b.setPromote()
+	b.maybeAll()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -551,6 +584,7 @@ func (b *Broker) publishWake(promote bool) {
 		data[0] = 'p'
 		b.setPromote()
 	}
+	b.maybeAll()
 	if err := b.nc.Publish(b.wakeSubj, data); err != nil {
 		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
 	}
@@ -563,6 +597,7 @@ func (b *Broker) publishWake(promote bool) {
 // enqueued at level l of q.
 func (b *Broker) publishLevelWake(q *bqueue, l queue.Priority) {
 	q.lastEnq[l].Store(time.Now().UnixNano())
+	q.maybe(int(l))
 	if err := b.nc.Publish(b.wakeSubj, append([]byte{'l', byte(l)}, q.name...)); err != nil {
 		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
 	}

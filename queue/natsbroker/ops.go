@@ -290,11 +290,17 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if q.promote.Load() {
 		b.promote(ctx, q)
 	}
+	start := time.Now().UnixNano()
+	gen := q.gen[level].Load()
+	if at := q.emptyAt[level].Load(); at != 0 && start-at < int64(b.recheck) && q.emptyGen[level].Load() == gen {
+		return 0, nil // found empty, and no wake-up since
+	}
 	mb, err := q.levels[level].FetchNoWait(len(dst))
 	if err != nil {
 		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 	}
-	if time.Now().UnixNano()-q.lastEnq[level].Load() < int64(recentEnqueue) {
+	recent := start-q.lastEnq[level].Load() < int64(recentEnqueue)
+	if recent {
 		// Just after an enqueue a consumer may not have seen the new
 		// messages yet (a replica lags; even a single server counts a
 		// consumer's pending messages asynchronously) and answer a no-wait
@@ -358,6 +364,14 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	}
 	if err := mb.Error(); err != nil && n == 0 && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
+	}
+	if n == 0 && !recent && q.gen[level].Load() == gen {
+		// Nothing, and no wake-up for the level since the claim started
+		// (one coming later changes gen, which voids the mark); not just
+		// after an enqueue, when the consumer may lag. emptyGen first:
+		// whoever reads the new emptyAt reads it too.
+		q.emptyGen[level].Store(gen)
+		q.emptyAt[level].Store(time.Now().UnixNano())
 	}
 	if n > 0 {
 		l.state = make([]uint8, n)
