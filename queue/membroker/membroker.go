@@ -337,7 +337,11 @@ func (bt *batch) addHistory(i int32, e queue.AttemptError) {
 	bt.hist[i] = append(bt.hist[i], e)
 }
 
-// resetTimer arms the timer for the next delayed task or lease expiry.
+// resetTimer arms the timer for the next delayed task or lease expiry. A
+// timer that fires early is harmless (onTimer advances and re-arms), so an
+// armed timer is only ever moved earlier: never later, never stopped (but
+// by Close). Otherwise every lone task, whose lease is the earliest while it
+// runs and gone when it completes, would reset and stop the runtime timer.
 func (b *Broker) resetTimer() {
 	var next time.Time
 	if len(b.delayed) > 0 {
@@ -346,14 +350,7 @@ func (b *Broker) resetTimer() {
 	if len(b.leases) > 0 && (next.IsZero() || b.leases[0].expires.Before(next)) {
 		next = b.leases[0].expires
 	}
-	if next.IsZero() || b.closed {
-		if b.timer != nil && !b.timerAt.IsZero() {
-			b.timer.Stop()
-			b.timerAt = time.Time{}
-		}
-		return
-	}
-	if next.Equal(b.timerAt) {
+	if next.IsZero() || b.closed || !b.timerAt.IsZero() && !next.Before(b.timerAt) {
 		return
 	}
 	b.timerAt = next
@@ -380,17 +377,21 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if level < 0 || level >= queue.NumPriorities {
 		return 0, fmt.Errorf("membroker: claim: priority %d out of range", level)
 	}
-	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return 0, errClosed
 	}
-	b.advance(now)
 	q := b.queues[name]
-	if q == nil {
+	if q == nil || q.ready[level].head == len(q.ready[level].items) {
+		// Nothing ready at this level. Delayed tasks and expired leases
+		// that are due are the timer's to move (it wakes Notify), so an
+		// empty claim, the common case of a worker trying every level,
+		// does not read the clock.
 		return 0, nil
 	}
+	now := time.Now()
+	b.advance(now)
 	f := &q.ready[level]
 	var l *lease
 	n := 0
