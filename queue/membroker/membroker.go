@@ -136,7 +136,14 @@ const (
 )
 
 type batch struct {
+	// sub is the submission until the batch finishes; then only what
+	// Subscribe needs stays (kind, qname and the outcomes), so a finished
+	// batch kept for Retention does not keep its inputs, the producer's
+	// handle or its cancel channel alive.
 	sub      *queue.Submission
+	kind     string
+	qname    string
+	prio     queue.Priority
 	attempt  []int32
 	state    []uint8
 	out      []queue.Outcome
@@ -158,6 +165,13 @@ type oneTask struct {
 }
 
 func (bt *batch) finished() bool { return len(bt.order) == len(bt.state) }
+
+// settle drops what a finished batch no longer needs: no task of it is
+// claimed, retried, dead-lettered or cancelled any more. Running duplicate
+// deliveries keep their own reference to the cancel channel.
+func (bt *batch) settle() {
+	bt.sub, bt.canceled, bt.hist = nil, nil, nil
+}
 
 type span struct {
 	b      *batch
@@ -271,7 +285,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("membroker: enqueue %d tasks on queue %q holding %d of at most %d: %w",
 			n, s.Queue, q.total, bound, queue.ErrQueueFull)
 	}
-	bt := &batch{sub: s, canceled: make(chan struct{})}
+	bt := &batch{sub: s, kind: s.Kind, qname: s.Queue, prio: s.Priority, canceled: make(chan struct{})}
 	if n == 1 {
 		bt.attempt, bt.state, bt.out, bt.order = bt.one.attempt[:], bt.one.state[:], bt.one.out[:], bt.one.order[:0]
 	} else {
@@ -303,8 +317,8 @@ func (b *Broker) advance(now time.Time) {
 	woke := false
 	for len(b.delayed) > 0 && !b.delayed[0].at.After(now) {
 		p := heap.Pop(&b.delayed).(pending)
-		s := p.s.b.sub
-		b.queue(s.Queue).ready[s.Priority].push(p.s)
+		bt := p.s.b // may be finished (cancelled): Claim skips its tasks
+		b.queue(bt.qname).ready[bt.prio].push(p.s)
 		woke = true
 	}
 	for len(b.leases) > 0 && !b.leases[0].expires.After(now) {
@@ -313,8 +327,7 @@ func (b *Broker) advance(now time.Time) {
 			if r.b.state[r.i] == stLeased && r.b.attempt[r.i] == r.attempt {
 				r.b.state[r.i] = stQueued
 				r.b.addHistory(r.i, queue.AttemptError{Attempt: int(r.attempt), At: now, Error: "lease expired without an acknowledgement"})
-				s := r.b.sub
-				b.queue(s.Queue).ready[s.Priority].push(span{r.b, r.i, r.i + 1})
+				b.queue(r.b.qname).ready[r.b.prio].push(span{r.b, r.i, r.i + 1})
 				woke = true
 			}
 		}
@@ -513,6 +526,9 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		if c.Dead {
 			b.bury(bt, r.i, c.Delivery.Attempt, o.Err, now)
 		}
+		if bt.finished() {
+			bt.settle()
+		}
 		if bt != last {
 			if last != nil {
 				last.wakeSubs()
@@ -529,14 +545,14 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 
 // record stores the outcome of task i; b.mu is held and the task has none.
 func (b *Broker) record(bt *batch, i int32, o queue.Outcome, now time.Time) {
-	q := b.queues[bt.sub.Queue]
+	q := b.queues[bt.qname]
 	q.total--
-	q.depth[bt.sub.Priority]--
+	q.depth[bt.prio]--
 	bt.state[i] = stDone
 	bt.out[i] = o
 	bt.order = append(bt.order, i)
 	if bt.finished() {
-		b.finished = append(b.finished, finishedBatch{now, bt.sub.BatchID})
+		b.finished = append(b.finished, finishedBatch{now, bt.sub.BatchID}) // the caller settles bt
 	}
 }
 
@@ -555,12 +571,12 @@ func (b *Broker) bury(bt *batch, i int32, attempt int, f *queue.Failure, now tim
 	if f != nil {
 		dl.Attempts = append(dl.Attempts, queue.AttemptError{Attempt: attempt, At: now, Error: string(f.Code) + ": " + f.Message})
 	}
-	list := append(b.dead[bt.sub.Queue], dl)
+	list := append(b.dead[bt.qname], dl)
 	if len(list) > b.maxDead {
 		list[0] = nil
 		list = list[1:]
 	}
-	b.dead[bt.sub.Queue] = list
+	b.dead[bt.qname] = list
 }
 
 // Retry implements queue.Broker.
@@ -583,7 +599,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	if at.After(now) {
 		heap.Push(&b.delayed, pending{at, sp})
 	} else {
-		b.queue(bt.sub.Queue).ready[bt.sub.Priority].push(sp)
+		b.queue(bt.qname).ready[bt.prio].push(sp)
 		b.wakeAll()
 	}
 	b.resetTimer()
@@ -610,6 +626,7 @@ func (b *Broker) Cancel(ctx context.Context, id string) error {
 			b.record(bt, int32(i), queue.Outcome{Index: i, Err: f}, now)
 		}
 	}
+	bt.settle()
 	bt.wakeSubs()
 	return nil
 }
@@ -632,8 +649,8 @@ type subscription struct {
 }
 
 func (s *subscription) Size() int     { return len(s.bt.state) }
-func (s *subscription) Kind() string  { return s.bt.sub.Kind }
-func (s *subscription) Queue() string { return s.bt.sub.Queue }
+func (s *subscription) Kind() string  { return s.bt.kind }
+func (s *subscription) Queue() string { return s.bt.qname }
 func (s *subscription) Close() error  { return nil }
 
 func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, error) {
