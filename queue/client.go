@@ -2,13 +2,14 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
+	crand "crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/gather-go/gather"
@@ -37,6 +38,9 @@ type Client struct {
 	maxPayload int
 	log        *slog.Logger
 	metrics    *Metrics
+
+	idMu sync.Mutex
+	ids  *rand.ChaCha8 // batch IDs; seeded from crypto/rand
 }
 
 // NewClient returns a Client that enqueues on b.
@@ -44,7 +48,9 @@ func NewClient(b Broker, cfg *ClientConfig) (*Client, error) {
 	if b == nil {
 		return nil, errorf("%w: NewClient with a nil Broker", ErrBadConfig)
 	}
-	c := &Client{b: b, maxPayload: DefaultMaxPayload, log: discard}
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails (see its doc)
+	c := &Client{b: b, maxPayload: DefaultMaxPayload, log: discard, ids: rand.NewChaCha8(seed)}
 	if cfg != nil {
 		if cfg.MaxPayload < 0 {
 			return nil, errorf("%w: ClientConfig.MaxPayload is %d: want 0 (default %d) or more",
@@ -66,10 +72,18 @@ func (c *Client) Broker() Broker { return c.b }
 
 var discard = slog.New(slog.DiscardHandler)
 
-func newBatchID() string {
+// newBatchID returns 128 random bits in hex. They come from a ChaCha8
+// stream seeded from crypto/rand once per client (cryptographically strong,
+// as math/rand/v2 documents it): about 40 ns, where reading crypto/rand per
+// batch took about 200 ns of a lone task's round trip.
+func (c *Client) newBatchID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	c.idMu.Lock()
+	_, _ = c.ids.Read(b[:])
+	c.idMu.Unlock()
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }
 
 // Task is one enqueued task: a batch of one. Its methods are safe for
@@ -157,7 +171,7 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		return nil, err
 	}
 	s.Kind = k.name
-	s.BatchID = newBatchID()
+	s.BatchID = c.newBatchID()
 	// Encode every input into one buffer, then cut it: one allocation for
 	// the bytes (amortised growth) and one for the slice headers (none for
 	// a batch of one).
