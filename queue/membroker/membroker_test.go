@@ -1,8 +1,12 @@
 package membroker_test
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/membroker"
@@ -47,4 +51,65 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+}
+
+// TestRetention: a finished batch can be subscribed to for Retention, and is
+// forgotten after, in finishing order, across many of the finished list's
+// blocks.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		b, err := membroker.New(&membroker.Config{Retention: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		finish := func(n int) []string {
+			var ids []string
+			for i := range n {
+				s := &queue.Submission{BatchID: fmt.Sprintf("%d-%d", time.Now().Unix(), i), Queue: queue.DefaultQueue,
+					Kind: "k", Priority: queue.PriorityNormal, MaxAttempts: 1, Payloads: [][]byte{[]byte("1")}}
+				id, err := b.Enqueue(ctx, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var d [1]queue.Delivery
+				if n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Hour, d[:]); n != 1 || err != nil {
+					t.Fatalf("Claim = %d, %v", n, err)
+				}
+				if err := b.Complete(ctx, []queue.Completion{{Delivery: &d[0], Outcome: queue.Outcome{Output: []byte("2")}}}); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, id)
+			}
+			return ids
+		}
+		known := func(id string) bool {
+			sub, err := b.Subscribe(ctx, id)
+			if errors.Is(err, queue.ErrNotFound) {
+				return false
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			sub.Close()
+			return true
+		}
+		old := finish(1300)
+		time.Sleep(40 * time.Second)
+		recent := finish(700)
+		time.Sleep(30 * time.Second)
+		finish(1) // brokers forget on their next operation
+		for _, id := range old {
+			if known(id) {
+				t.Fatalf("batch %s is kept past Retention", id)
+			}
+		}
+		for _, id := range recent {
+			if !known(id) {
+				t.Fatalf("batch %s is forgotten within Retention", id)
+			}
+		}
+	})
 }
