@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -725,6 +726,13 @@ func (s *slot) flush(ctx context.Context) {
 	}
 	clear(s.done)
 	s.done = s.done[:0]
+	// Complete usually readied an awaiting goroutine, and the runtime
+	// queues it to run next on this P, where it would wait until this
+	// runner parks: after its next claims, Notify and claims again, about
+	// a microsecond. Yield so the awaiter runs now and that bookkeeping
+	// overlaps its next enqueue. A lone task's round trip: 3.65 µs before,
+	// 2.9 µs after; batches of 100 and 10k unchanged (one yield a flush).
+	runtime.Gosched()
 }
 
 func (s *slot) kindMetrics(d *Delivery) *kindMetrics {
