@@ -32,8 +32,8 @@ func Handle[In, Out any](w *Worker, k Kind[In, Out], h Handler[In, Out]) {
 		panic("queue: Handle with a nil handler")
 	}
 	w.register(k.name, func(ctx context.Context, payload []byte, dst []byte) ([]byte, error) {
-		var in In
-		if err := k.in.Decode(payload, &in); err != nil {
+		in, err := decode(k.in, payload)
+		if err != nil {
 			return dst, &badInputError{kind: k.name, err: err}
 		}
 		out, err := h.Handle(ctx, in)

@@ -57,43 +57,67 @@ func (JSON[T]) Append(dst []byte, v T) ([]byte, error) {
 }
 
 // Decode implements Codec.
-func (JSON[T]) Decode(data []byte, v *T) error {
-	switch p := any(v).(type) {
+func (j JSON[T]) Decode(data []byte, v *T) error {
+	if x, ok := j.decodeValue(data); ok {
+		*v = x
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
+
+// decodeValue decodes the reflection-free types into a value the caller can
+// keep on its stack; ok is false for anything else (use Decode).
+func (JSON[T]) decodeValue(data []byte) (v T, ok bool) {
+	switch p := any(&v).(type) {
 	case *int:
 		if n, ok := parseInt(data, math.MinInt, math.MaxInt); ok {
 			*p = int(n)
-			return nil
+			return v, true
 		}
 	case *int64:
 		if n, ok := parseInt(data, math.MinInt64, math.MaxInt64); ok {
 			*p = n
-			return nil
+			return v, true
 		}
 	case *int32:
 		if n, ok := parseInt(data, math.MinInt32, math.MaxInt32); ok {
 			*p = int32(n)
-			return nil
+			return v, true
 		}
 	case *bool:
 		switch string(data) {
 		case "true":
 			*p = true
-			return nil
+			return v, true
 		case "false":
 			*p = false
-			return nil
+			return v, true
 		}
 	case *struct{}:
 		if string(data) == "{}" {
-			return nil
+			return v, true
 		}
 	case *string:
 		if len(data) >= 2 && data[0] == '"' && data[len(data)-1] == '"' && plainASCII(string(data[1:len(data)-1])) {
 			*p = string(data[1 : len(data)-1])
-			return nil
+			return v, true
 		}
 	}
-	return json.Unmarshal(data, v)
+	return v, false
+}
+
+// decode decodes data with c. The JSON codec's reflection-free types decode
+// into a value on the stack: passing &v through the Codec interface moves v
+// to the heap, one allocation a task.
+func decode[T any](c Codec[T], data []byte) (T, error) {
+	if j, ok := c.(JSON[T]); ok {
+		if v, ok := j.decodeValue(data); ok {
+			return v, nil
+		}
+	}
+	p := new(T)
+	err := c.Decode(data, p)
+	return *p, err
 }
 
 // plainASCII reports whether s encodes in JSON as itself between quotes.
