@@ -10,8 +10,10 @@
 // claims take many tasks at once, and results go to the awaiting batch by
 // waking its subscribers once per Complete call, not once per task. The
 // broker starts no goroutine; a single timer (time.AfterFunc) wakes it when
-// a delayed task, a retry or a lease comes due. Finished batches are
-// forgotten Retention after they finish.
+// a delayed task, a retry or a lease comes due, and that is when those tasks
+// become claimable (a claim of an empty level does not read the clock).
+// Finished batches keep only their outcomes and are forgotten Retention
+// after they finish.
 package membroker
 
 import (
