@@ -26,10 +26,15 @@ bench: ## in-package benchmarks, then gather against its peers (bench/, several 
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	bench/run.sh
 
+.PHONY: bench-brokers
+bench-brokers: ## the queue on JetStream against raw JetStream, asynq on Redis and River on PostgreSQL (installs both)
+	bench/brokers.sh
+
 .PHONY: bench-smoke
-bench-smoke: ## one iteration of every benchmark, to prove they still run
+bench-smoke: ## one iteration of every benchmark, to prove they still run (installs Redis and PostgreSQL)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 	bench/run.sh --smoke
+	bench/brokers.sh --smoke
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
