@@ -151,6 +151,26 @@ func TestClusterNodeStopsMidBatch(t *testing.T) {
 	count := 0
 	for i, r := range batch.Results(ctx) {
 		if r.Err != nil || r.Value.V != 2*i || seen[i] {
+			if i < 0 {
+				// Say where the missing tasks are: still queued, or
+				// recorded but not delivered to this subscription.
+				dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				depth, derr := b.Depth(dctx, queue.DefaultQueue)
+				recorded := 0
+				if sub, err := b.Subscribe(dctx, batch.ID()); err == nil {
+					buf := make([]queue.Outcome, 64)
+					for {
+						k, err := sub.Next(dctx, buf)
+						recorded += k
+						if err != nil {
+							break
+						}
+					}
+					sub.Close()
+				}
+				dcancel()
+				t.Fatalf("after %d of %d outcomes: %v; queue depth %v (%v), %d outcomes recorded", count, n, r.Err, depth, derr, recorded)
+			}
 			t.Fatalf("task %d: %+v, %v (seen before: %v)", i, r.Value, r.Err, seen[i])
 		}
 		seen[i] = true

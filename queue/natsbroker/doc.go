@@ -76,6 +76,34 @@
 //     with SyncAlways off, losing power to a majority at once can lose the
 //     last sync interval.
 //
+// # Known edges
+//
+//   - Leases the server enforces (Claim's lease at least AckWait, or a
+//     holder that stopped heartbeating): JetStream matches an
+//     acknowledgement to the message, not to the delivery, so a stale
+//     holder's negative acknowledgement or heartbeat would act on the copy
+//     the server gave another worker. Retry, Extend and the local hand-back
+//     therefore do nothing once AckWait (less a skew of AckWait/10, at most
+//     500 ms) has passed since the claim or last heartbeat was sent. A
+//     stale Complete still records its outcome (the first recorded wins)
+//     and acknowledges, which ends the live copy's message too: its run
+//     goes on and its outcome is dropped.
+//   - Enqueue's all-or-none is a rollback, not a transaction: the tasks
+//     published before a publish failed (the bound reached by a concurrent
+//     enqueue, a lost connection, ctx ending) are visible to workers until
+//     the rollback deletes them, so a worker may run one of them, and its
+//     outcome goes to a batch that no longer exists. When an
+//     acknowledgement never comes (JetStream client's default timeout) the
+//     publisher stops waiting, and the tasks whose acks are missing cannot
+//     be rolled back: they may be stored and run. Closing this needs
+//     two-phase visibility (publish where no consumer reads, then move).
+//   - Tasks of a cancelled batch stay in the work-queue stream until a
+//     worker claims and drops them (delayed ones once due): until then
+//     they count in Depth and against the bound.
+//   - On a replicated stream a finished task leaves Depth and the bound a
+//     moment after its outcome is readable (acknowledgements are applied
+//     asynchronously).
+//
 // Execution is at least once: a task runs again if its worker dies or its
 // lease expires, and its first recorded outcome wins.
 package natsbroker

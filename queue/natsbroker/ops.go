@@ -20,14 +20,26 @@ import (
 // stall each other.
 const pubWindow = 512
 
-// publisher pipelines asynchronous publishes and collects their acks.
+// publisher pipelines asynchronous publishes and collects their acks. An
+// acknowledgement that does not come within the JetStream client's default
+// timeout (a publish lost while a cluster node stopped or the connection
+// was re-established) or before ctx ends is an error, and the publisher
+// stops waiting for the rest: nats.go never fails such a future by itself.
 type publisher struct {
+	ctx     context.Context
 	js      jetstream.JetStream
 	futures []jetstream.PubAckFuture
 	seqs    []uint64 // stream sequences of acknowledged messages
 	err     error
 	waited  int
+	timer   *time.Timer
 }
+
+func newPublisher(ctx context.Context, js jetstream.JetStream, n int) *publisher {
+	return &publisher{ctx: ctx, js: js, futures: make([]jetstream.PubAckFuture, 0, n)}
+}
+
+var errNoAck = errors.New("no acknowledgement from the server in time")
 
 func (p *publisher) publish(m *nats.Msg, opts ...jetstream.PublishOpt) {
 	if p.err != nil {
@@ -47,13 +59,43 @@ func (p *publisher) publish(m *nats.Msg, opts ...jetstream.PublishOpt) {
 	p.futures = append(p.futures, f)
 }
 
+// await waits for one acknowledgement, at most the client's default
+// timeout.
+func (p *publisher) await(f jetstream.PubAckFuture) (*jetstream.PubAck, error) {
+	d := p.js.Options().DefaultTimeout
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	if p.timer == nil {
+		p.timer = time.NewTimer(d)
+	} else {
+		p.timer.Reset(d)
+	}
+	select {
+	case a := <-f.Ok():
+		return a, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-p.ctx.Done():
+		return nil, context.Cause(p.ctx)
+	case <-p.timer.C:
+		return nil, errNoAck
+	}
+}
+
 func (p *publisher) waitOne() {
 	f := p.futures[p.waited]
 	p.waited++
-	select {
-	case a := <-f.Ok():
+	a, err := p.await(f)
+	switch {
+	case err == nil:
 		p.seqs = append(p.seqs, a.Sequence)
-	case err := <-f.Err():
+	case errors.Is(err, errNoAck) || p.ctx.Err() != nil:
+		// The rest would wait as long: give up on them (their messages
+		// may or may not be stored).
+		p.waited = len(p.futures)
+		fallthrough
+	default:
 		if p.err == nil {
 			p.err = err
 		}
@@ -64,6 +106,9 @@ func (p *publisher) waitOne() {
 func (p *publisher) wait() error {
 	for p.waited < len(p.futures) {
 		p.waitOne()
+	}
+	if p.timer != nil {
+		p.timer.Stop()
 	}
 	return p.err
 }
@@ -110,7 +155,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	if delayed {
 		subj = b.delaySubj(q, s.Priority)
 	}
-	p := publisher{js: b.js, futures: make([]jetstream.PubAckFuture, 0, min(n, pubWindow*2))}
+	p := newPublisher(ctx, b.js, min(n, pubWindow*2))
 	var buf []byte
 	for i := range n {
 		start := len(buf)
@@ -123,11 +168,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		p.publish(m)
 	}
 	var recSeq uint64
-	var recErr error
-	select {
-	case a := <-recFut.Ok():
-		recSeq = a.Sequence
-	case recErr = <-recFut.Err():
+	recAck, recErr := p.await(recFut)
+	if recErr == nil {
+		recSeq = recAck.Sequence
 	}
 	if err := p.wait(); err != nil || recErr != nil {
 		// All or none: take back what was stored.
@@ -211,10 +254,40 @@ type lease struct {
 	b       *Broker
 	mu      sync.Mutex
 	expires time.Time
-	timer   *time.Timer
-	msgs    []jetstream.Msg
-	state   []uint8
-	open    int
+	// serverBy is the earliest the server may deliver the messages again
+	// on its own (AckWait after the claim or the last heartbeat was sent,
+	// less skew): from then on the lease counts as expired, so that a late
+	// Retry, Extend or hand-back never negatively acknowledges or extends
+	// the copy the server gave another worker (JetStream matches an ack to
+	// its message, not to its delivery).
+	serverBy time.Time
+	timer    *time.Timer
+	msgs     []jetstream.Msg
+	state    []uint8
+	open     int
+}
+
+// skew is how much earlier than AckWait after a claim or heartbeat was sent
+// this process stops trusting its lease: for the server's clock and the
+// time a heartbeat takes to arrive.
+func (b *Broker) skew() time.Duration { return min(b.ackWait/10, 500*time.Millisecond) }
+
+// staleLocked reports, with l.mu held, whether the server may have
+// delivered the lease's messages again; it marks the live ones expired.
+func (l *lease) staleLocked(now time.Time) bool {
+	if now.Before(l.serverBy) {
+		return false
+	}
+	for i, st := range l.state {
+		if st == dLive {
+			l.state[i] = dExpired
+		}
+	}
+	l.open = 0
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	return true
 }
 
 // grace is how long after its Expires a lease is handed back when its
@@ -224,7 +297,11 @@ func grace(d time.Duration) time.Duration { return min(d/2, time.Second) }
 
 func (l *lease) onExpire() {
 	l.mu.Lock()
-	if l.open == 0 || time.Now().Before(l.expires.Add(grace(0))) {
+	now := time.Now()
+	if l.open == 0 || now.Before(l.expires.Add(grace(0))) || l.staleLocked(now) {
+		// Nothing held, extended meanwhile, or the server may already
+		// have delivered the messages again: a negative acknowledgement
+		// now would hand back the new copy.
 		l.mu.Unlock()
 		return
 	}
@@ -252,6 +329,9 @@ func (l *lease) take(i uint64) (jetstream.Msg, bool) {
 	defer l.mu.Unlock()
 	if i >= uint64(len(l.msgs)) {
 		return nil, false
+	}
+	if l.state[i] == dLive {
+		l.staleLocked(time.Now())
 	}
 	live := l.state[i] == dLive
 	if l.state[i] == dLive {
@@ -336,7 +416,8 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	}
 	now := time.Now()
 	d := min(dur, b.ackWait)
-	l := &lease{b: b, expires: now.Add(d), msgs: make([]jetstream.Msg, 0, len(dst))}
+	l := &lease{b: b, expires: now.Add(d), msgs: make([]jetstream.Msg, 0, len(dst)),
+		serverBy: time.Unix(0, start).Add(b.ackWait - b.skew())}
 	n := 0
 	for msg := range mb.Messages() {
 		dv := &dst[n]
@@ -402,7 +483,7 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 			q.promote.Store(true)
 			return
 		}
-		p := publisher{js: b.js}
+		p := newPublisher(ctx, b.js, 0)
 		var acks []jetstream.Msg
 		k := 0
 		now := time.Now()
@@ -445,7 +526,9 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 }
 
 // Extend implements queue.Broker: it tells the server the tasks are in
-// progress (resetting AckWait) and moves the local lease expiry.
+// progress (resetting AckWait) and moves the local lease expiry. A lease
+// the server may already have given up on (AckWait since the claim or the
+// last heartbeat) is not extended: its messages may be another worker's.
 func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Delivery) error {
 	now := time.Now()
 	d := min(dur, b.ackWait)
@@ -456,9 +539,10 @@ func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Deli
 			return err
 		}
 		l.mu.Lock()
-		live := l.state[dv.Seq] == dLive
+		live := l.state[dv.Seq] == dLive && !l.staleLocked(now)
 		if live && l != last {
 			l.expires = now.Add(d)
+			l.serverBy = now.Add(b.ackWait - b.skew())
 			if l.timer != nil {
 				l.timer.Reset(d + grace(d))
 			}
@@ -498,7 +582,7 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 			}
 		}
 	}
-	p := publisher{js: b.js}
+	p := newPublisher(ctx, b.js, len(cs))
 	flush := func(g *group) {
 		if len(g.buf) > 4 {
 			p.publish(&nats.Msg{Subject: b.resSubj(g.id), Data: g.buf})

@@ -26,7 +26,11 @@ import (
 // the replay already passed is dropped. Anything stored after the replay's
 // last read has a higher sequence and was stored after the registration, so
 // the feed brings it: nothing is missed, nothing is returned twice, and the
-// outcomes come in stream order. Following a batch therefore costs no
+// outcomes come in stream order. The feed only makes outcomes arrive
+// early: a subscription that hears nothing from it for Config.IdleRecheck
+// reads the stream from its cursor again, so a feed that lost messages
+// (its consumer reset while a cluster node stopped) costs latency, never an
+// outcome. Following a batch therefore costs no
 // consumer of its own: about one round trip to subscribe and one per stored
 // results message to replay. The first outcome of each index wins; a
 // cancel marker stands for every index without an outcome.
@@ -53,6 +57,16 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 	set[s] = struct{}{}
 	b.fmu.Unlock()
 	return s, nil
+}
+
+// readTimeout bounds one read of a subscription: the JetStream client's
+// default timeout, at most 5 s.
+func (b *Broker) readTimeout() time.Duration {
+	d := b.js.Options().DefaultTimeout
+	if d <= 0 || d > 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d
 }
 
 // startFeed starts the shared results feed if it is not running: an
@@ -152,6 +166,8 @@ type subscription struct {
 	replay  bool            // still reading what was stored before
 	cursor  uint64          // the next stream sequence to take
 
+	timer *time.Timer // bounds a wait on the feed (Config.IdleRecheck)
+
 	mu     sync.Mutex
 	inbox  []feedMsg // from the feed, in stream order; at most the batch's results
 	signal chan struct{}
@@ -178,6 +194,9 @@ func (s *subscription) Kind() string  { return s.rec.Kind }
 func (s *subscription) Queue() string { return s.rec.Queue }
 
 func (s *subscription) Close() error {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
 	b := s.b
 	b.fmu.Lock()
 	if set := b.fsubs[s.subj]; set != nil {
@@ -221,14 +240,20 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 		}
 		s.pending = s.pending[:0]
 		if s.replay {
-			m, err := s.b.state.GetMsg(ctx, s.cursor, jetstream.WithGetMsgSubject(s.subj))
+			// Each read is bounded on its own: a request whose reply was
+			// lost (its server stopped, the connection moved to another
+			// node) is asked again rather than waited for until ctx ends.
+			rctx, cancel := context.WithTimeout(ctx, s.b.readTimeout())
+			m, err := s.b.state.GetMsg(rctx, s.cursor, jetstream.WithGetMsgSubject(s.subj))
+			cancel()
 			switch {
 			case errors.Is(err, jetstream.ErrMsgNotFound):
 				s.replay = false
+			case err != nil && ctx.Err() != nil:
+				return 0, context.Cause(ctx)
+			case err != nil && rctx.Err() != nil:
+				s.b.log.Warn("natsbroker: reading results again after a timeout", "batch", s.id)
 			case err != nil:
-				if ctx.Err() != nil {
-					return 0, context.Cause(ctx)
-				}
 				return 0, fmt.Errorf("natsbroker: replaying batch %s: %w", s.id, err)
 			default:
 				s.cursor = m.Sequence + 1
@@ -255,8 +280,18 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 		if closed {
 			return 0, fmt.Errorf("natsbroker: following batch %s: %w", s.id, errClosed)
 		}
+		if s.timer == nil {
+			s.timer = time.NewTimer(s.b.recheck)
+		} else {
+			s.timer.Reset(s.b.recheck)
+		}
 		select {
 		case <-s.signal:
+		case <-s.timer.C:
+			// Nothing from the feed for a while: read the stream from the
+			// cursor, in case the feed lost messages (its consumer was
+			// reset while a cluster node stopped, or it failed).
+			s.replay = true
 		case <-ctx.Done():
 			return 0, context.Cause(ctx)
 		}

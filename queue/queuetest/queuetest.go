@@ -155,9 +155,16 @@ func (s *suite) env(t *testing.T, bubble bool) *env {
 	return e
 }
 
-// ctx bounds a wait: a failure rather than a hang.
+// ctx bounds a wait: a failure rather than a hang. The bound is 30 s,
+// scaled up with a real-clock TimeUnit above 20 ms: a broker that needs a
+// larger unit also runs the long subtests (WeightedPriority claims 2,400
+// tasks one at a time) more slowly.
 func (e *env) ctx() context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	bound := 30 * time.Second
+	if base := 20 * time.Millisecond; !e.bubble && e.unit > base {
+		bound = bound / base * e.unit
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	e.t.Cleanup(cancel)
 	return ctx
 }
