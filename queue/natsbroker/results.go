@@ -30,20 +30,15 @@ import (
 // early: a subscription that hears nothing from it for Config.IdleRecheck
 // reads the stream from its cursor again, so a feed that lost messages
 // (its consumer reset while a cluster node stopped) costs latency, never an
-// outcome. Following a batch therefore costs no
-// consumer of its own: about one round trip to subscribe and one per stored
-// results message to replay. The first outcome of each index wins; a
+// outcome. Following a batch therefore costs no consumer of its own: one
+// round trip to subscribe (the batch record and the first replay read go
+// together) and one per further stored results message to replay. The first outcome of each index wins; a
 // cancel marker stands for every index without an outcome.
 func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, error) {
-	r, _, err := b.batchRecord(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("natsbroker: subscribe: %w", err)
-	}
 	if err := b.startFeed(ctx); err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)
 	}
-	s := &subscription{b: b, id: id, subj: b.resSubj(id), rec: r, seen: make([]bool, r.Size),
-		replay: true, cursor: 1, signal: make(chan struct{}, 1)}
+	s := &subscription{b: b, id: id, subj: b.resSubj(id), replay: true, cursor: 1, signal: make(chan struct{}, 1)}
 	b.fmu.Lock()
 	if b.fclosed {
 		b.fmu.Unlock()
@@ -56,6 +51,31 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 	}
 	set[s] = struct{}{}
 	b.fmu.Unlock()
+	// Registered: now the batch record and the replay's first read, at
+	// once, so that subscribing costs one round trip, not two.
+	var (
+		r    *batchRecord
+		rerr error
+		wg   sync.WaitGroup
+	)
+	wg.Go(func() { r, _, rerr = b.batchRecord(ctx, id) })
+	rctx, cancel := context.WithTimeout(ctx, b.readTimeout())
+	m, merr := b.state.GetMsg(rctx, 1, jetstream.WithGetMsgSubject(s.subj))
+	cancel()
+	wg.Wait()
+	if rerr != nil {
+		s.Close()
+		return nil, fmt.Errorf("natsbroker: subscribe: %w", rerr)
+	}
+	s.rec, s.seen = r, make([]bool, r.Size)
+	switch {
+	case merr == nil:
+		s.cursor = m.Sequence + 1
+		s.decode(m.Data)
+	case errors.Is(merr, jetstream.ErrMsgNotFound):
+		s.replay = false
+	}
+	// On another error the replay stays on: Next reads from the cursor.
 	return s, nil
 }
 
