@@ -322,7 +322,10 @@ func (w *Worker) beat() {
 	go func() { w.runners.Wait(); close(done) }()
 	t := time.NewTicker(w.lease / 3)
 	defer t.Stop()
-	var held []*Delivery
+	// Extend works on copies: a runner reuses its delivery buffer for its next
+	// claim as soon as its group is done, while Extend may still be running.
+	var held []Delivery
+	var ptrs []*Delivery
 	for {
 		select {
 		case <-done:
@@ -336,10 +339,15 @@ func (w *Worker) beat() {
 		if len(held) == 0 {
 			continue
 		}
-		if err := w.b.Extend(context.WithoutCancel(w.hardCtx), w.lease, held); err != nil {
+		ptrs = ptrs[:0]
+		for i := range held {
+			ptrs = append(ptrs, &held[i])
+		}
+		if err := w.b.Extend(context.WithoutCancel(w.hardCtx), w.lease, ptrs); err != nil {
 			w.log.Warn("extending leases", "tasks", len(held), "err", err)
 		}
 		clear(held)
+		clear(ptrs)
 	}
 }
 
@@ -376,13 +384,13 @@ type slot struct {
 	mcache map[[2]string]*kindMetrics
 }
 
-func (s *slot) held(dst []*Delivery) []*Delivery {
+// held appends copies of the deliveries the slot holds and has not finished.
+// The runner writes a delivery only when claiming it, outside a group, so a
+// copy taken under the lock is whole.
+func (s *slot) held(dst []Delivery) []Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := int(s.pos.Load()); i < len(s.group); i++ {
-		dst = append(dst, &s.group[i])
-	}
-	return dst
+	return append(dst, s.group[s.pos.Load():]...)
 }
 
 func (s *slot) setGroup(g []Delivery) {
