@@ -16,10 +16,11 @@ test: ## vet, then every test with the race detector (what CI runs)
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint
-lint: ## gofmt, go vet and go mod tidy must have nothing to say
+lint: ## gofmt, go vet and go mod tidy must have nothing to say (the root module and bench/)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	cd bench && $(GO) vet ./... && $(GO) mod tidy -diff
 
 .PHONY: bench
 bench: ## in-package benchmarks, then gather against its peers (bench/, several minutes)
