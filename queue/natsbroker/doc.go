@@ -37,7 +37,10 @@
 // subscription registers with the feed, then replays its batch's stored
 // results from the stream leader and drops what the feed brings below the
 // replay's cursor: nothing missed, nothing twice, stream order kept, and no
-// consumer created per await.
+// consumer created per await. Once the feed runs, Enqueue registers a
+// subscription for the batch before publishing it (batches up to 4,096
+// tasks; the 64 newest, for 2 s), so the Subscribe that follows it in the
+// same broker costs no round trip.
 //
 // Idle workers sleep on a core-NATS wake-up subject that Enqueue, Retry,
 // expired leases and promoted delayed tasks publish to; delays and retries

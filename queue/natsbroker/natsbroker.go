@@ -103,6 +103,11 @@ type Broker struct {
 	fcc     jetstream.ConsumeContext
 	fsubs   map[string]map[*subscription]struct{} // by results subject
 	fclosed bool
+	// pre holds the subscriptions Enqueue registered with a running feed
+	// before publishing a batch, for the Subscribe that usually follows
+	// (see preSubscribe); preq is their batch IDs, oldest first.
+	pre  map[string]*subscription
+	preq []string
 
 	qmu    sync.Mutex // serialises stream creation
 	mu     sync.Mutex
@@ -188,7 +193,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
 		recheck: DefaultIdleRecheck, log: slog.New(slog.DiscardHandler),
 		queues: map[string]*bqueue{}, batches: map[string]*binfo{},
-		fsubs: map[string]map[*subscription]struct{}{},
+		fsubs: map[string]map[*subscription]struct{}{}, pre: map[string]*subscription{},
 	}
 	if cfg != nil {
 		var errs []error

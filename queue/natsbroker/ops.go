@@ -142,11 +142,14 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		}
 		idemSeq = seq
 	}
-	rec, _ := json.Marshal(batchRecord{Size: n, Kind: s.Kind, Queue: s.Queue, Created: time.Now()})
+	brec := batchRecord{Size: n, Kind: s.Kind, Queue: s.Queue, Created: time.Now()}
+	pre := b.preSubscribe(s.BatchID, &brec)
+	rec, _ := json.Marshal(brec)
 	// The batch record (first write wins: a batch ID in use is refused) and
 	// the tasks are published in one pipeline: one round trip, not two.
 	recFut, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.batchSubj(s.BatchID), Data: rec}, jetstream.WithExpectLastSequencePerSubject(0))
 	if err != nil {
+		b.dropPre(s.BatchID, pre)
 		b.deleteState(idemSeq)
 		return "", fmt.Errorf("natsbroker: enqueue: recording batch %s: %w", s.BatchID, err)
 	}
@@ -174,6 +177,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	}
 	if err := p.wait(); err != nil || recErr != nil {
 		// All or none: take back what was stored.
+		b.dropPre(s.BatchID, pre)
 		for _, seq := range p.seqs {
 			if derr := q.stream.DeleteMsg(context.WithoutCancel(ctx), seq); derr != nil && !errors.Is(derr, jetstream.ErrMsgNotFound) {
 				b.log.Error("natsbroker: rolling back a failed enqueue", "batch", s.BatchID, "seq", seq, "err", derr)

@@ -32,7 +32,8 @@ import (
 // (its consumer reset while a cluster node stopped) costs latency, never an
 // outcome. Following a batch therefore costs no consumer of its own: one
 // round trip to subscribe (the batch record and the first replay read go
-// together) and one per further stored results message to replay. The first outcome of each index wins; a
+// together) and one per further stored results message to replay, or none
+// when this broker just enqueued the batch (see preSubscribe). The first outcome of each index wins; a
 // cancel marker stands for every index without an outcome.
 func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, error) {
 	if err := b.startFeed(ctx); err != nil {
@@ -43,6 +44,14 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 	if b.fclosed {
 		b.fmu.Unlock()
 		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, errClosed)
+	}
+	if ps := b.pre[id]; ps != nil {
+		// Registered by this broker's Enqueue before any task of the
+		// batch was published: the feed has brought every outcome
+		// stored since, so there is nothing to replay or look up.
+		delete(b.pre, id)
+		b.fmu.Unlock()
+		return ps, nil
 	}
 	set := b.fsubs[s.subj]
 	if set == nil {
@@ -77,6 +86,83 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 	}
 	// On another error the replay stays on: Next reads from the cursor.
 	return s, nil
+}
+
+// Bounds on the subscriptions Enqueue registers ahead (preSubscribe): how
+// many are kept, for how long, and the largest batch that gets one (its
+// outcomes are buffered until Subscribe takes it or it is dropped).
+const (
+	preMax  = 64
+	preTTL  = 2 * time.Second
+	preSize = 4096
+)
+
+// preSubscribe registers a subscription to batch id with the results feed
+// when the feed is running (this broker has subscribed before), for the
+// Subscribe that follows an Enqueue: called before the batch's tasks are
+// published, it sees every outcome the feed brings, so that Subscribe costs
+// no round trip (no batch record to read, nothing stored before to replay).
+// It returns nil when the feed is not running or the batch is large. Kept
+// are the preMax newest, for preTTL; an older one is dropped and its
+// Subscribe reads the stream as any other. Attach from another broker, or
+// after the entry was dropped, is unchanged.
+func (b *Broker) preSubscribe(id string, rec *batchRecord) *subscription {
+	if rec.Size > preSize {
+		return nil
+	}
+	s := &subscription{b: b, id: id, subj: b.resSubj(id), cursor: 1, signal: make(chan struct{}, 1),
+		rec: rec, seen: make([]bool, rec.Size)}
+	now := time.Now()
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	if b.fcc == nil || b.fclosed || b.pre[id] != nil {
+		return nil
+	}
+	for len(b.preq) > 0 {
+		old := b.pre[b.preq[0]]
+		if old != nil && len(b.pre) < preMax && now.Sub(old.created) < preTTL {
+			break
+		}
+		if old != nil {
+			delete(b.pre, b.preq[0])
+			b.unregLocked(old)
+		}
+		b.preq = b.preq[1:]
+	}
+	s.created = now
+	b.pre[id] = s
+	b.preq = append(b.preq, id)
+	set := b.fsubs[s.subj]
+	if set == nil {
+		set = map[*subscription]struct{}{}
+		b.fsubs[s.subj] = set
+	}
+	set[s] = struct{}{}
+	return s
+}
+
+// dropPre forgets the subscription preSubscribe registered for a batch whose
+// enqueue failed.
+func (b *Broker) dropPre(id string, s *subscription) {
+	if s == nil {
+		return
+	}
+	b.fmu.Lock()
+	defer b.fmu.Unlock()
+	if b.pre[id] == s {
+		delete(b.pre, id)
+	}
+	b.unregLocked(s)
+}
+
+// unregLocked removes s from the feed; b.fmu is held.
+func (b *Broker) unregLocked(s *subscription) {
+	if set := b.fsubs[s.subj]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(b.fsubs, s.subj)
+		}
+	}
 }
 
 // readTimeout bounds one read of a subscription: the JetStream client's
@@ -186,7 +272,8 @@ type subscription struct {
 	replay  bool            // still reading what was stored before
 	cursor  uint64          // the next stream sequence to take
 
-	timer *time.Timer // bounds a wait on the feed (Config.IdleRecheck)
+	timer   *time.Timer // bounds a wait on the feed (Config.IdleRecheck)
+	created time.Time   // when preSubscribe registered it
 
 	mu     sync.Mutex
 	inbox  []feedMsg // from the feed, in stream order; at most the batch's results
@@ -219,12 +306,7 @@ func (s *subscription) Close() error {
 	}
 	b := s.b
 	b.fmu.Lock()
-	if set := b.fsubs[s.subj]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(b.fsubs, s.subj)
-		}
-	}
+	b.unregLocked(s)
 	b.fmu.Unlock()
 	return nil
 }
