@@ -633,11 +633,11 @@ func TestDynamicSources(t *testing.T) {
 		t.Fatalf("empty source name: %v", err)
 	}
 	must(t, c.Apply(up("A", 1, 1, "k", 1)))
-	cut := cutAt(t, c, 5)
+	cutAt(t, c, 5)
 	must(t, c.Apply(up("B", 1, 3, "k", 3))) // new after a cut at 5ms: late for it
 	must(t, c.Heartbeat(hb("A", 1, 10)))
 	must(t, c.Heartbeat(hb("B", 1, 10)))
-	cut = cutAt(t, c, 6)
+	cut := cutAt(t, c, 6)
 	if !cut.Complete() || len(cut.Sources()) != 2 {
 		t.Fatalf("cut %v with %d sources", cut, len(cut.Sources()))
 	}
