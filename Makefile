@@ -1,6 +1,7 @@
 # gather's everyday commands. `make help` lists them.
 .DEFAULT_GOAL := help
 GO ?= go
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help
 help: ## list the targets
@@ -16,11 +17,13 @@ test: ## vet, then every test with the race detector (what CI runs)
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint
-lint: ## gofmt, go vet and go mod tidy must have nothing to say (the root module and bench/)
+lint: ## gofmt, go vet, go mod tidy and staticcheck must have nothing to say (the root module and bench/)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
 	cd bench && $(GO) vet ./... && $(GO) mod tidy -diff
+	$(STATICCHECK) ./...
+	cd bench && $(STATICCHECK) ./...
 
 .PHONY: bench
 bench: ## in-package benchmarks, then gather against its peers (bench/, several minutes)
