@@ -392,10 +392,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		// again with a short bounded wait rather than report an empty queue.
 		// The wait asks for one message, so it returns as soon as one
 		// comes (a pull for more holds what it got until it is filled or
-		// expires). That one is returned alone: a lone task (the common
-		// case here, as the worker parks in this wait between tasks) then
-		// starts without another round trip, and the worker's next claim
-		// takes whatever else is ready.
+		// expires), then takes whatever else is ready without waiting.
 		var msgs []jetstream.Msg
 		for msg := range mb.Messages() {
 			msgs = append(msgs, msg)
@@ -410,6 +407,14 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 				msgs = append(msgs, msg)
 			}
 			berr = one.Error()
+			if len(msgs) == 1 && len(dst) > 1 {
+				rest, err := q.levels[level].FetchNoWait(len(dst) - 1)
+				if err == nil {
+					for msg := range rest.Messages() {
+						msgs = append(msgs, msg)
+					}
+				}
+			}
 		}
 		mb = &sliceBatch{msgs: msgs, err: berr}
 	}
