@@ -27,7 +27,12 @@ const (
 	DefaultRetention   = 24 * time.Hour
 	DefaultMaxDepth    = 1 << 24
 	DefaultIdleRecheck = time.Second
+	DefaultPackSize    = 16
 )
+
+// packSpread is how many messages a batch is spread over at least before
+// its tasks are packed (Config.PackSize).
+const packSpread = 64
 
 // Config configures a Broker. A nil *Config means every default.
 type Config struct {
@@ -50,11 +55,23 @@ type Config struct {
 	// the worker's default lease.
 	AckWait time.Duration
 	// MaxDepth bounds the tasks of one queue that wait, are delayed or are
-	// leased: Enqueue returns queue.ErrQueueFull beyond it. Default
-	// DefaultMaxDepth.
+	// leased: Enqueue returns queue.ErrQueueFull beyond it. The server keeps
+	// the bound per message, so a queue with a bound set here or in
+	// QueueMaxDepth stores each task in a message of its own; on the others
+	// DefaultMaxDepth bounds messages, which may carry PackSize tasks each.
 	MaxDepth int
 	// QueueMaxDepth overrides MaxDepth for the named queues.
 	QueueMaxDepth map[string]int
+	// PackSize is the most tasks one message carries. A message is what
+	// JetStream stores, delivers, acknowledges and removes, and most of a
+	// task's cost: a batch of n tasks goes out in messages of
+	// min(PackSize, n/64) consecutive tasks, at least one, so that it still
+	// spreads over 64 messages or more, and a worker claims them whole
+	// while it has room (a claim with less room takes what fits and moves
+	// the rest back to the queue). Retries, leases and outcomes stay per
+	// task. 1 stores every task alone; so do bounded queues (MaxDepth).
+	// Default DefaultPackSize, at most 1024.
+	PackSize int
 	// Retention is how long batch state, results, idempotency keys and dead
 	// letters are kept. Default DefaultRetention.
 	Retention time.Duration
@@ -88,6 +105,8 @@ type Broker struct {
 	qdepth    map[string]int
 	retention time.Duration
 	recheck   time.Duration
+	pack      int
+	bounded   bool // Config.MaxDepth was set
 	log       *slog.Logger
 
 	state     jetstream.Stream
@@ -126,6 +145,10 @@ type Broker struct {
 type bqueue struct {
 	name, tok string
 	maxDepth  int
+	pack      int // Config.PackSize, or 1 for a bounded queue
+	// perMsg[l] is how many tasks the messages of level l carried in the
+	// last claim (0: none yet), which sizes the next claim's fetch.
+	perMsg    [queue.NumPriorities]atomic.Int32
 	stream    jetstream.Stream
 	levels    [queue.NumPriorities]jetstream.Consumer
 	delay     jetstream.Consumer
@@ -191,7 +214,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	b := &Broker{
 		js: js, nc: js.Conn(), prefix: DefaultPrefix, replicas: 1, storage: jetstream.FileStorage,
 		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
-		recheck: DefaultIdleRecheck, log: slog.New(slog.DiscardHandler),
+		recheck: DefaultIdleRecheck, pack: DefaultPackSize, log: slog.New(slog.DiscardHandler),
 		queues: map[string]*bqueue{}, batches: map[string]*binfo{},
 		fsubs: map[string]map[*subscription]struct{}{}, pre: map[string]*subscription{},
 	}
@@ -231,7 +254,13 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		case cfg.MaxDepth < 0:
 			bad("Config.MaxDepth is %d: want 0 (default %d) or more", cfg.MaxDepth, DefaultMaxDepth)
 		case cfg.MaxDepth > 0:
-			b.maxDepth = cfg.MaxDepth
+			b.maxDepth, b.bounded = cfg.MaxDepth, true
+		}
+		switch {
+		case cfg.PackSize < 0 || cfg.PackSize > maxPack:
+			bad("Config.PackSize is %d: want 0 (default %d) to %d", cfg.PackSize, DefaultPackSize, maxPack)
+		case cfg.PackSize > 0:
+			b.pack = cfg.PackSize
 		}
 		for name, n := range cfg.QueueMaxDepth {
 			if n < 1 {
@@ -359,14 +388,32 @@ func tokByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
 }
 
-func (b *Broker) levelSubj(q *bqueue, l queue.Priority) string {
-	return b.prefix + ".q." + q.tok + "." + strconv.Itoa(int(l))
+// levelSubj is where messages of k tasks of level l wait to be claimed:
+// "<prefix>.q.<queue>.<l>" for one task, with ".<k>" appended for more, so
+// that Depth counts tasks from the stream's per-subject totals.
+func (b *Broker) levelSubj(q *bqueue, l queue.Priority, k int) string {
+	return packSubj(b.prefix+".q."+q.tok+"."+strconv.Itoa(int(l)), k)
 }
 
-// delaySubj is where tasks of level l wait until they are due: one subject
-// per level, so that Depth can count them per level without reading them.
-func (b *Broker) delaySubj(q *bqueue, l queue.Priority) string {
-	return b.prefix + ".q." + q.tok + ".d" + strconv.Itoa(int(l))
+// delaySubj is where messages of k tasks of level l wait until they are due:
+// "<prefix>.q.<queue>.d<l>", with ".<k>" for more than one task.
+func (b *Broker) delaySubj(q *bqueue, l queue.Priority, k int) string {
+	return packSubj(b.prefix+".q."+q.tok+".d"+strconv.Itoa(int(l)), k)
+}
+
+func packSubj(base string, k int) string {
+	if k == 1 {
+		return base
+	}
+	return base + "." + strconv.Itoa(k)
+}
+
+// taskSubj is levelSubj, or delaySubj when delayed.
+func (b *Broker) taskSubj(q *bqueue, l queue.Priority, k int, delayed bool) string {
+	if delayed {
+		return b.delaySubj(q, l, k)
+	}
+	return b.levelSubj(q, l, k)
 }
 func (b *Broker) batchSubj(id string) string { return b.prefix + ".b." + tok(id) }
 func (b *Broker) resSubj(id string) string   { return b.prefix + ".r." + tok(id) }
@@ -377,10 +424,11 @@ func (b *Broker) deadSubj(qname, id string, i int) string {
 	return b.prefix + ".d." + tok(qname) + "." + tok(id) + "." + strconv.Itoa(i)
 }
 
-// Depth implements queue.Stats: the messages of the queue's work-queue
-// stream per level (ready, leased, and delayed ones waiting on the level's
-// delay subject), which is what its bound counts, read from the stream
-// leader in one request. A task leaves the count when its acknowledgement
+// Depth implements queue.Stats: the tasks of the queue's work-queue stream
+// per level (ready, leased, and delayed ones waiting on the level's delay
+// subject), which is what its bound counts, read from the stream leader in
+// one request from its per-subject message totals (a subject's messages
+// carry the same number of tasks). A task leaves the count when its acknowledgement
 // is applied: on a replicated stream a moment after its outcome is
 // readable. Tasks of a cancelled batch count until a worker claims and
 // drops them (delayed ones, once due), as they do against the bound. An
@@ -408,7 +456,7 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 		}
 	}
 	base := b.prefix + ".q." + t + "."
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+"*"))
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+">"))
 	if err != nil {
 		return d, fmt.Errorf("natsbroker: depth of queue %q: %w", name, err)
 	}
@@ -418,8 +466,16 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 			continue
 		}
 		rest = strings.TrimPrefix(rest, "d")
+		rest, ks, packed := strings.Cut(rest, ".")
+		k := 1
+		if packed {
+			var err error
+			if k, err = strconv.Atoi(ks); err != nil || k < 1 {
+				continue
+			}
+		}
 		if l, err := strconv.Atoi(rest); err == nil && l >= 0 && l < queue.NumPriorities {
-			d[l] += int(n)
+			d[l] += int(n) * k
 		}
 	}
 	return d, nil
@@ -449,16 +505,19 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	if q != nil {
 		return q, nil
 	}
-	q = &bqueue{name: name, tok: tok(name), maxDepth: b.maxDepth}
+	q = &bqueue{name: name, tok: tok(name), maxDepth: b.maxDepth, pack: b.pack}
 	if n, ok := b.qdepth[name]; ok {
 		q.maxDepth = n
+	}
+	if _, ok := b.qdepth[name]; ok || b.bounded {
+		q.pack = 1 // a bound counts messages: one task each
 	}
 	q.promote.Store(true)
 	sname := b.prefix + "_q_" + q.tok
 	st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        sname,
 		Description: "gather task queue " + strconv.Quote(name),
-		Subjects:    []string{b.prefix + ".q." + q.tok + ".*"},
+		Subjects:    []string{b.prefix + ".q." + q.tok + ".>"},
 		Retention:   jetstream.WorkQueuePolicy,
 		MaxMsgs:     int64(q.maxDepth),
 		Discard:     jetstream.DiscardNew,
@@ -490,11 +549,13 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	var wg sync.WaitGroup
 	errs := make([]error, queue.NumPriorities+1)
 	for l := range queue.NumPriorities {
-		wg.Go(func() { q.levels[l], errs[l] = mk("L"+strconv.Itoa(l), b.levelSubj(q, queue.Priority(l))) })
+		one := b.levelSubj(q, queue.Priority(l), 1)
+		wg.Go(func() { q.levels[l], errs[l] = mk("L"+strconv.Itoa(l), one, one+".*") })
 	}
 	var delays []string
 	for l := range queue.NumPriorities {
-		delays = append(delays, b.delaySubj(q, queue.Priority(l)))
+		one := b.delaySubj(q, queue.Priority(l), 1)
+		delays = append(delays, one, one+".*")
 	}
 	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk("delay", delays...) })
 	wg.Wait()

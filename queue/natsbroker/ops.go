@@ -154,21 +154,25 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("natsbroker: enqueue: recording batch %s: %w", s.BatchID, err)
 	}
 	delayed := s.RunAt.After(time.Now())
-	subj := b.levelSubj(q, s.Priority)
-	if delayed {
-		subj = b.delaySubj(q, s.Priority)
-	}
-	p := newPublisher(ctx, b.js, min(n, pubWindow*2))
+	k := q.packFor(n)
+	p := newPublisher(ctx, b.js, min((n+k-1)/k, pubWindow*2))
+	tmpl := s.Message(0)
 	var buf []byte
-	for i := range n {
+	for first := 0; first < n; first += k {
+		payloads := s.Payloads[first:min(first+k, n)]
+		need := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
+		for _, pl := range payloads {
+			need += 10 + len(pl)
+		}
 		start := len(buf)
-		if cap(buf)-start < 128+len(s.Payloads[i]) {
-			buf = make([]byte, 0, max(64<<10, 256+len(s.Payloads[i])))
+		if cap(buf)-start < need {
+			buf = make([]byte, 0, max(64<<10, need))
 			start = 0
 		}
-		buf = appendEnvelope(buf, s, i)
-		m := &nats.Msg{Subject: subj, Data: buf[start:len(buf):len(buf)], Header: nats.Header{hdrTask: []string{queue.TaskID(s.BatchID, i)}}}
-		p.publish(m)
+		tmpl.Index = first
+		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
+		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
+			Header: taskHeader(s.BatchID, first, len(payloads))})
 	}
 	var recSeq uint64
 	recAck, recErr := p.await(recFut)
@@ -200,6 +204,18 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		b.publishLevelWake(q, s.Priority)
 	}
 	return s.BatchID, nil
+}
+
+// packFor returns how many tasks each message of a batch of n carries.
+func (q *bqueue) packFor(n int) int { return max(1, min(q.pack, n/packSpread)) }
+
+// taskHeader names the tasks a message carries.
+func taskHeader(batch string, first, k int) nats.Header {
+	h := nats.Header{hdrTask: []string{queue.TaskID(batch, first)}}
+	if k > 1 {
+		h[hdrCount] = []string{strconv.Itoa(k)}
+	}
+	return h
 }
 
 // claimKey records s's idempotency key, first write wins. It returns
@@ -252,8 +268,9 @@ const (
 	dExpired
 )
 
-// lease is the claim of one Claim call: its messages and, for leases
-// shorter than AckWait, the timer that hands them back when it expires.
+// lease is the claim of one Claim call: its messages, the deliveries of
+// their tasks and, for leases shorter than AckWait, the timer that hands
+// them back when it expires.
 type lease struct {
 	b       *Broker
 	mu      sync.Mutex
@@ -266,9 +283,23 @@ type lease struct {
 	// its message, not to its delivery).
 	serverBy time.Time
 	timer    *time.Timer
-	msgs     []jetstream.Msg
-	state    []uint8
-	open     int
+	msgs     []leaseMsg // fixed once Claim returns
+	state    []uint8    // per delivery (Delivery.Seq)
+	of       []int32    // per delivery: its message in msgs
+	open     int        // live deliveries
+}
+
+// leaseMsg is one claimed message.
+type leaseMsg struct {
+	msg   jetstream.Msg
+	count int // tasks the message carries
+	left  int // its deliveries not finished yet
+	// moves are the publishes of its tasks moved to messages of their own
+	// (the part of it a claim had no room for, a task retried alone): the
+	// message is acknowledged once they are stored, or handed back whole
+	// if one failed. Appended under the lease's lock before the delivery
+	// they concern is finished, so the last take sees them all.
+	moves []jetstream.PubAckFuture
 }
 
 // skew is how much earlier than AckWait after a claim or heartbeat was sent
@@ -309,11 +340,17 @@ func (l *lease) onExpire() {
 		l.mu.Unlock()
 		return
 	}
+	// Every message with a live delivery goes back whole: its finished
+	// tasks run again, and their first outcome stays.
 	var naks []jetstream.Msg
+	last := int32(-1) // a message's deliveries are consecutive
 	for i, st := range l.state {
 		if st == dLive {
 			l.state[i] = dExpired
-			naks = append(naks, l.msgs[i])
+			if m := l.of[i]; m != last {
+				naks = append(naks, l.msgs[m].msg)
+				last = m
+			}
 		}
 	}
 	l.open = 0
@@ -326,40 +363,90 @@ func (l *lease) onExpire() {
 	l.b.wakeAfterAck()
 }
 
-// take ends delivery i's part in the lease. It returns its message and
-// whether the delivery was still live (not completed, retried or expired).
-func (l *lease) take(i uint64) (jetstream.Msg, bool) {
+// live reports whether delivery i is still live: not finished, not expired.
+func (l *lease) live(i uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if i >= uint64(len(l.msgs)) {
-		return nil, false
+	return l.state[i] == dLive && !l.staleLocked(time.Now())
+}
+
+// take ends delivery i's part in the lease, adding move (if not nil) to its
+// message's moves first. It returns the delivery's message, whether the
+// delivery was live (not finished or expired), and whether it was the last
+// live one of its message: the caller then ends the message with finish.
+func (l *lease) take(i uint64, move jetstream.PubAckFuture) (lm *leaseMsg, live, last bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lm = &l.msgs[l.of[i]]
+	if l.state[i] != dLive || l.staleLocked(time.Now()) {
+		return lm, false, false
 	}
-	if l.state[i] == dLive {
-		l.staleLocked(time.Now())
+	if move != nil {
+		lm.moves = append(lm.moves, move)
 	}
-	live := l.state[i] == dLive
-	if l.state[i] == dLive {
-		l.state[i] = dDone
-		l.open--
-		if l.open == 0 && l.timer != nil {
-			l.timer.Stop()
+	l.state[i] = dDone
+	l.open--
+	if l.open == 0 && l.timer != nil {
+		l.timer.Stop()
+	}
+	lm.left--
+	return lm, true, lm.left == 0
+}
+
+// finish ends a message whose deliveries are all finished: it is
+// acknowledged once the tasks moved out of it are stored, and handed back
+// (all its tasks come again) if one of those publishes failed.
+func (b *Broker) finish(lm *leaseMsg) error {
+	for _, f := range lm.moves {
+		if err := b.awaitPub(f); err != nil {
+			b.log.Warn("natsbroker: moving tasks to a message of their own failed; handing back the message they came in", "err", err)
+			if err := lm.msg.Nak(); err != nil {
+				return fmt.Errorf("natsbroker: handing back a message: %w", err)
+			}
+			b.wakeAfterAck()
+			return nil
 		}
 	}
-	return l.msgs[i], live
+	if err := lm.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		return fmt.Errorf("natsbroker: acknowledging a task message: %w", err)
+	}
+	return nil
+}
+
+// awaitPub waits for one publish's acknowledgement, at most the JetStream
+// client's default timeout.
+func (b *Broker) awaitPub(f jetstream.PubAckFuture) error {
+	d := b.js.Options().DefaultTimeout
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return err
+	case <-t.C:
+		return errNoAck
+	}
 }
 
 func leaseOf(d *queue.Delivery) (*lease, error) {
 	l, ok := d.Ref.(*lease)
-	if !ok || d.Seq >= uint64(len(l.msgs)) {
+	if !ok || d.Seq >= uint64(len(l.state)) {
 		return nil, fmt.Errorf("natsbroker: delivery of task %s is not from this broker", d.ID())
 	}
 	return l, nil
 }
 
 // Claim implements queue.Broker: a no-wait fetch from the level's durable
-// pull consumer. Delayed tasks that came due are first moved to their
-// level. A message that does not decode is dead-lettered with the reason,
-// and the claim goes on without it.
+// pull consumer, of as many messages as the room in dst takes judging by the
+// tasks per message of the level's last claim. A message with more tasks
+// than the room left has the rest moved to a message of its own (due now,
+// at the back of the level). Delayed tasks that came due are first moved to
+// their level. A message that does not decode is dead-lettered with the
+// reason, and the claim goes on without it.
 func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, dur time.Duration, dst []queue.Delivery) (int, error) {
 	if level < 0 || level >= queue.NumPriorities {
 		return 0, fmt.Errorf("natsbroker: claim: priority %d out of range [0, %d]", level, queue.NumPriorities-1)
@@ -379,78 +466,52 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if at := q.emptyAt[level].Load(); at != 0 && start-at < int64(b.recheck) && q.emptyGen[level].Load() == gen {
 		return 0, nil // found empty, and no wake-up since
 	}
-	mb, err := q.levels[level].FetchNoWait(len(dst))
+	per := int(q.perMsg[level].Load())
+	if per < 1 {
+		per = q.pack
+	}
+	want := max(1, len(dst)/per)
+	msgs, recent, err := b.fetch(q, level, want, start, true)
 	if err != nil {
 		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 	}
-	recent := start-q.lastEnq[level].Load() < int64(recentEnqueue)
-	if recent {
-		// Just after an enqueue a consumer may not have seen the new
-		// messages yet (a replica lags; even a single server counts a
-		// consumer's pending messages asynchronously) and answer a no-wait
-		// fetch with "none": ask
-		// again with a short bounded wait rather than report an empty queue.
-		// The wait asks for one message, so it returns as soon as one
-		// comes (a pull for more holds what it got until it is filled or
-		// expires), then takes whatever else is ready without waiting.
-		var msgs []jetstream.Msg
-		for msg := range mb.Messages() {
-			msgs = append(msgs, msg)
-		}
-		berr := mb.Error()
-		if len(msgs) == 0 && (berr == nil || errors.Is(berr, jetstream.ErrNoMessages)) {
-			one, err := q.levels[level].Fetch(1, jetstream.FetchMaxWait(recentWait))
-			if err != nil {
-				return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
-			}
-			for msg := range one.Messages() {
-				msgs = append(msgs, msg)
-			}
-			berr = one.Error()
-			if len(msgs) == 1 && len(dst) > 1 {
-				rest, err := q.levels[level].FetchNoWait(len(dst) - 1)
-				if err == nil {
-					for msg := range rest.Messages() {
-						msgs = append(msgs, msg)
-					}
-				}
-			}
-		}
-		mb = &sliceBatch{msgs: msgs, err: berr}
-	}
+	fetched := len(msgs)
 	now := time.Now()
 	d := min(dur, b.ackWait)
-	l := &lease{b: b, expires: now.Add(d), msgs: make([]jetstream.Msg, 0, len(dst)),
+	l := &lease{b: b, expires: now.Add(d), msgs: make([]leaseMsg, 0, len(msgs)),
 		serverBy: time.Unix(0, start).Add(b.ackWait - b.skew())}
-	n := 0
-	for msg := range mb.Messages() {
-		dv := &dst[n]
-		*dv = queue.Delivery{}
-		meta, err := msg.Metadata()
-		if err != nil {
-			b.buryBad(ctx, q, msg, 0, "no JetStream metadata: "+err.Error())
-			continue
+	c := &claim{b: b, q: q, level: level, l: l, dst: dst}
+	for round := 0; ; round++ {
+		seen0, tasks0 := c.seen, c.tasks
+		c.add(ctx, msgs)
+		// A full fetch may have left more behind: while the estimate was
+		// too high (the messages carried fewer tasks than it said) and
+		// there is room, fetch again, sized by what came.
+		if len(msgs) < want || c.n >= len(dst) || c.seen == seen0 || round == 3 {
+			break
 		}
-		if err := decodeEnvelope(msg.Data(), &dv.Message); err != nil {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, err.Error())
-			continue
+		want = (len(dst) - c.n) * (c.seen - seen0) / (c.tasks - tasks0)
+		if want < 1 {
+			break
 		}
-		if hdr := msg.Headers().Get(hdrTask); hdr != dv.ID() {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope says task %s", hdrTask, hdr, dv.ID()))
-			continue
+		if msgs, _, err = b.fetch(q, level, want, start, false); err != nil || len(msgs) == 0 {
+			break
 		}
-		dv.Attempt = int(meta.NumDelivered)
-		dv.Expires = l.expires
-		dv.Canceled = b.canceled(ctx, dv.BatchID)
-		dv.Ref = l
-		dv.Seq = uint64(len(l.msgs))
-		l.msgs = append(l.msgs, msg)
-		n++
+		fetched += len(msgs)
 	}
-	if err := mb.Error(); err != nil && n == 0 && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
+	for i := range c.moved {
+		if err := b.finish(&c.moved[i]); err != nil {
+			b.log.Warn("natsbroker: ending a moved message", "err", err)
+		}
 	}
-	if n == 0 && !recent && q.gen[level].Load() == gen {
+	if c.seen > 0 {
+		q.perMsg[level].Store(int32((c.tasks + c.seen - 1) / c.seen))
+	}
+	n := c.n
+	if c.tasks > n {
+		b.publishLevelWake(q, level) // tasks were moved: another runner may take them
+	}
+	if fetched == 0 && !recent && q.gen[level].Load() == gen {
 		// Nothing, and no wake-up for the level since the claim started
 		// (one coming later changes gen, which voids the mark); not just
 		// after an enqueue, when the consumer may lag. emptyGen first:
@@ -459,7 +520,6 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		q.emptyAt[level].Store(time.Now().UnixNano())
 	}
 	if n > 0 {
-		l.state = make([]uint8, n)
 		l.open = n
 		if dur < b.ackWait {
 			l.mu.Lock()
@@ -470,7 +530,149 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	return n, nil
 }
 
-// promote moves q's delayed tasks that came due to their level subjects,
+// claim is one Claim call's progress.
+type claim struct {
+	b     *Broker
+	q     *bqueue
+	level queue.Priority
+	l     *lease
+	dst   []queue.Delivery
+	n     int        // deliveries in dst
+	moved []leaseMsg // messages none of whose tasks fit: finished once the claim is done
+	seen  int        // messages that decoded
+	tasks int        // the tasks they carried
+	e     envelope
+	rest  [][]byte
+}
+
+// add adds the tasks of msgs to dst and to the lease. A message's tasks that
+// do not fit move to a message of their own.
+func (c *claim) add(ctx context.Context, msgs []jetstream.Msg) {
+	b, q, l, dst, e := c.b, c.q, c.l, c.dst, &c.e
+	for _, msg := range msgs {
+		meta, err := msg.Metadata()
+		if err != nil {
+			b.buryBad(ctx, q, msg, 0, "no JetStream metadata: "+err.Error())
+			continue
+		}
+		if err := decodeEnvelope(msg.Data(), e); err != nil {
+			b.buryBad(ctx, q, msg, meta.NumDelivered, err.Error())
+			continue
+		}
+		h := msg.Headers()
+		if id := queue.TaskID(e.BatchID, e.Index); h.Get(hdrTask) != id {
+			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope says task %s", hdrTask, h.Get(hdrTask), id))
+			continue
+		}
+		if c := h.Get(hdrCount); c != countHeader(e.Count) {
+			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope carries %d tasks", hdrCount, c, e.Count))
+			continue
+		}
+		c.seen++
+		c.tasks += e.Count
+		attempt := e.Attempts + int(meta.NumDelivered)
+		take := min(e.Count, len(dst)-c.n)
+		for j := range take {
+			dv := &dst[c.n+j]
+			*dv = queue.Delivery{Message: e.Message}
+			dv.Index += j
+			dv.Payload = e.next()
+			dv.Attempt = attempt
+		}
+		lm := leaseMsg{msg: msg, count: e.Count, left: take}
+		if take < e.Count {
+			// No room for the rest: it moves to a message of its own,
+			// keeping its attempts (this delivery did not attempt it).
+			r := c.rest[:0]
+			for range e.Count - take {
+				r = append(r, e.next())
+			}
+			c.rest = r
+			m := e.Message
+			m.Index += take
+			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, c.level, len(r)),
+				Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: taskHeader(m.BatchID, m.Index, len(r))})
+			if err != nil {
+				b.log.Warn("natsbroker: moving the tasks a claim had no room for; handing back their message", "err", err)
+				if err := msg.Nak(); err != nil {
+					b.log.Warn("natsbroker: handing back a message", "err", err)
+				}
+				continue
+			}
+			lm.moves = []jetstream.PubAckFuture{f}
+			if take == 0 {
+				c.moved = append(c.moved, lm)
+				continue
+			}
+		}
+		canceled := b.canceled(ctx, e.BatchID)
+		mi := int32(len(l.msgs))
+		l.msgs = append(l.msgs, lm)
+		for j := range take {
+			dv := &dst[c.n+j]
+			dv.Expires = l.expires
+			dv.Canceled = canceled
+			dv.Ref = l
+			dv.Seq = uint64(len(l.state))
+			l.state = append(l.state, dLive)
+			l.of = append(l.of, mi)
+		}
+		c.n += take
+	}
+}
+
+// countHeader is hdrCount's value for a message of k tasks.
+func countHeader(k int) string {
+	if k == 1 {
+		return ""
+	}
+	return strconv.Itoa(k)
+}
+
+// fetch takes up to want messages of the level's consumer without waiting.
+// Just after an enqueue was announced (recent) a consumer may not have seen
+// the new messages yet (a replica lags; even a single server counts a
+// consumer's pending messages asynchronously) and answer a no-wait fetch
+// with "none": it asks again with a short bounded wait rather than report an
+// empty queue. That wait asks for one message, so it returns as soon as one
+// comes (a pull for more holds what it got until it is filled or expires),
+// then takes whatever else is ready without waiting.
+func (b *Broker) fetch(q *bqueue, level queue.Priority, want int, start int64, first bool) (msgs []jetstream.Msg, recent bool, err error) {
+	c := q.levels[level]
+	mb, err := c.FetchNoWait(want)
+	if err != nil {
+		return nil, false, err
+	}
+	msgs = make([]jetstream.Msg, 0, want)
+	for m := range mb.Messages() {
+		msgs = append(msgs, m)
+	}
+	berr := mb.Error()
+	recent = first && start-q.lastEnq[level].Load() < int64(recentEnqueue)
+	if recent && len(msgs) == 0 && (berr == nil || errors.Is(berr, jetstream.ErrNoMessages)) {
+		one, err := c.Fetch(1, jetstream.FetchMaxWait(recentWait))
+		if err != nil {
+			return nil, recent, err
+		}
+		for m := range one.Messages() {
+			msgs = append(msgs, m)
+		}
+		berr = one.Error()
+		if len(msgs) == 1 && want > 1 {
+			if more, err := c.FetchNoWait(want - 1); err == nil {
+				for m := range more.Messages() {
+					msgs = append(msgs, m)
+				}
+			}
+		}
+	}
+	if berr != nil && len(msgs) == 0 && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrTimeout) {
+		return nil, recent, berr
+	}
+	return msgs, recent, nil
+}
+
+// promote moves q's delayed messages that came due to their level subjects,
 // and puts the others back until they are due.
 func (b *Broker) promote(ctx context.Context, q *bqueue) {
 	if !q.promoting.CompareAndSwap(false, true) {
@@ -491,23 +693,23 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 		var acks []jetstream.Msg
 		k := 0
 		now := time.Now()
+		var e envelope
 		for msg := range mb.Messages() {
 			k++
-			var m queue.Message
-			if err := decodeEnvelope(msg.Data(), &m); err != nil {
+			if err := decodeEnvelope(msg.Data(), &e); err != nil {
 				b.buryBad(ctx, q, msg, 0, err.Error())
 				continue
 			}
-			if wait := m.RunAt.Sub(now); wait > 0 {
+			id := queue.TaskID(e.BatchID, e.Index)
+			if wait := e.Due.Sub(now); wait > 0 {
 				if err := msg.NakWithDelay(wait); err != nil {
-					b.log.Warn("natsbroker: delaying a task", "task", m.ID(), "err", err)
+					b.log.Warn("natsbroker: delaying a task", "task", id, "err", err)
 				}
-				b.wakeLater(m.RunAt)
+				b.wakeLater(e.Due)
 				continue
 			}
-			id := m.ID()
-			p.publish(&nats.Msg{Subject: b.levelSubj(q, m.Priority), Data: msg.Data(), Header: nats.Header{hdrTask: []string{id}}},
-				jetstream.WithMsgID(id+"@"+strconv.FormatInt(m.RunAt.UnixNano(), 36)))
+			p.publish(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: taskHeader(e.BatchID, e.Index, e.Count)},
+				jetstream.WithMsgID(id+"+"+strconv.Itoa(e.Count)+"@"+strconv.FormatInt(e.Due.UnixNano(), 36)))
 			acks = append(acks, msg)
 		}
 		if err := p.wait(); err != nil {
@@ -529,14 +731,17 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 	}
 }
 
-// Extend implements queue.Broker: it tells the server the tasks are in
-// progress (resetting AckWait) and moves the local lease expiry. A lease
-// the server may already have given up on (AckWait since the claim or the
-// last heartbeat) is not extended: its messages may be another worker's.
+// Extend implements queue.Broker: it tells the server the tasks' messages
+// are in progress (resetting AckWait) and moves the local lease expiry. A
+// lease the server may already have given up on (AckWait since the claim or
+// the last heartbeat) is not extended: its messages may be another worker's.
 func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Delivery) error {
 	now := time.Now()
 	d := min(dur, b.ackWait)
-	var last *lease
+	var (
+		last    *lease
+		lastMsg jetstream.Msg
+	)
 	for _, dv := range ds {
 		l, err := leaseOf(dv)
 		if err != nil {
@@ -552,12 +757,13 @@ func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Deli
 			}
 			last = l
 		}
-		msg := l.msgs[dv.Seq]
+		msg := l.msgs[l.of[dv.Seq]].msg
 		l.mu.Unlock()
-		if live {
+		if live && msg != lastMsg {
 			if err := msg.InProgress(); err != nil {
 				return fmt.Errorf("natsbroker: extend lease of task %s: %w", dv.ID(), err)
 			}
+			lastMsg = msg
 		}
 	}
 	return nil
@@ -566,8 +772,8 @@ func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Deli
 // Complete implements queue.Broker. Outcomes are appended to their batch's
 // results subject, several per message; the first outcome of a task in the
 // stream wins (Subscribe drops later ones), so a task that ran twice is
-// recorded once, and every reader agrees on which. The task messages are
-// acknowledged once the results are stored.
+// recorded once, and every reader agrees on which. A task message is
+// acknowledged once the outcomes of all its tasks are stored.
 func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 	type group struct {
 		id  string
@@ -626,26 +832,36 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 	for k := range cs {
 		c := &cs[k]
 		l, _ := leaseOf(c.Delivery)
-		msg, _ := l.take(c.Delivery.Seq)
-		// Acknowledging a stale delivery is harmless: the outcome is stored.
-		if err := msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			errs = append(errs, fmt.Errorf("natsbroker: acknowledging task %s: %w", c.Delivery.ID(), err))
+		lm, live, last := l.take(c.Delivery.Seq, nil)
+		switch {
+		case last:
+			if err := b.finish(lm); err != nil {
+				errs = append(errs, fmt.Errorf("task %s: %w", c.Delivery.ID(), err))
+			}
+		case !live && lm.count == 1:
+			// A stale delivery of a task alone: acknowledging it is
+			// harmless, its outcome is stored. (A message of several
+			// tasks is not: others of them may be unfinished.)
+			if err := lm.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+				errs = append(errs, fmt.Errorf("natsbroker: acknowledging task %s: %w", c.Delivery.ID(), err))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Retry implements queue.Broker with a negative acknowledgement, delayed
-// until at: the server delivers the task again then, and counts the
-// delivery as an attempt even for a release (failure nil), since JetStream
-// cannot uncount one. A failure is kept for the dead-letter record.
+// Retry implements queue.Broker. A task alone in its message gets a
+// negative acknowledgement delayed until at: the server delivers it again
+// then, and counts the delivery as an attempt even for a release (failure
+// nil), since JetStream cannot uncount one. A task that came with others
+// moves to a message of its own, due at at, with its attempts (less one for
+// a release). A failure is kept for the dead-letter record.
 func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, failure *queue.AttemptError) error {
 	l, err := leaseOf(d)
 	if err != nil {
 		return err
 	}
-	msg, live := l.take(d.Seq)
-	if !live {
+	if !l.live(d.Seq) {
 		return nil
 	}
 	if failure != nil {
@@ -654,18 +870,55 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 			b.log.Warn("natsbroker: recording a failed attempt", "task", d.ID(), "err", err)
 		}
 	}
-	if wait := time.Until(at); wait > 0 {
-		if err := msg.NakWithDelay(wait); err != nil {
+	if l.msgs[l.of[d.Seq]].count == 1 {
+		lm, live, _ := l.take(d.Seq, nil)
+		if !live {
+			return nil
+		}
+		if wait := time.Until(at); wait > 0 {
+			if err := lm.msg.NakWithDelay(wait); err != nil {
+				return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
+			}
+			b.wakeLater(at)
+			b.wakeLater(at.Add(30 * time.Millisecond))
+			return nil
+		}
+		if err := lm.msg.Nak(); err != nil {
 			return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
 		}
-		b.wakeLater(at)
-		b.wakeLater(at.Add(30 * time.Millisecond))
+		b.wakeAfterAck()
 		return nil
 	}
-	if err := msg.Nak(); err != nil {
+	q, err := b.queue(ctx, d.Queue)
+	if err != nil {
 		return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
 	}
-	b.wakeAfterAck()
+	attempts := d.Attempt
+	if failure == nil {
+		attempts-- // a release is not an attempt
+	}
+	delayed := at.After(time.Now())
+	due := time.Time{}
+	if delayed {
+		due = at
+	}
+	f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.taskSubj(q, d.Priority, 1, delayed),
+		Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: taskHeader(d.BatchID, d.Index, 1)})
+	if err != nil {
+		// Still leased: it comes back when the lease expires.
+		return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
+	}
+	if lm, _, last := l.take(d.Seq, f); last {
+		if err := b.finish(lm); err != nil {
+			return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
+		}
+	}
+	if delayed {
+		b.wakeLater(at)
+		b.wakeLater(at.Add(30 * time.Millisecond))
+	} else {
+		b.publishLevelWake(q, d.Priority)
+	}
 	return nil
 }
 
@@ -706,20 +959,3 @@ const (
 	recentEnqueue = 100 * time.Millisecond
 	recentWait    = 20 * time.Millisecond
 )
-
-// sliceBatch replays messages already taken from a MessageBatch.
-type sliceBatch struct {
-	msgs []jetstream.Msg
-	err  error
-}
-
-func (s *sliceBatch) Messages() <-chan jetstream.Msg {
-	ch := make(chan jetstream.Msg, len(s.msgs))
-	for _, m := range s.msgs {
-		ch <- m
-	}
-	close(ch)
-	return ch
-}
-
-func (s *sliceBatch) Error() error { return s.err }

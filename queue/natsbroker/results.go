@@ -458,8 +458,9 @@ func (b *Broker) bury(ctx context.Context, c *queue.Completion) error {
 }
 
 // buryBad dead-letters a task message that does not decode, with the
-// reason, records a failure for its task when the Gather-Task header names
-// one (so its batch still completes), and removes it from the queue.
+// reason, records a failure for the tasks its Gather-Task and Gather-Count
+// headers name (so their batch still completes; indices past the batch's
+// size are ignored), and removes it from the queue.
 func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg jetstream.Msg, delivered uint64, reason string) {
 	now := time.Now()
 	reason = "natsbroker: bad wire data: " + reason
@@ -470,11 +471,23 @@ func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg jetstream.Msg, deli
 	batch, index, err := queue.ParseTaskID(id)
 	if err == nil {
 		dl.BatchID, dl.Index = batch, index
-		var buf []byte
-		buf = startResults(buf, resOutcomes)
-		buf = appendOutcome(buf, &queue.Outcome{Index: index, Err: &queue.Failure{Code: queue.CodeBadInput, Message: reason, Attempts: int(delivered)}})
-		if _, err := b.js.Publish(ctx, b.resSubj(batch), buf); err != nil {
-			b.log.Error("natsbroker: recording the failure of a bad task message", "task", id, "err", err)
+		count := 1
+		if c := msg.Headers().Get(hdrCount); c != "" {
+			if k, err := strconv.Atoi(c); err == nil && k > 1 && k <= maxPack {
+				count = k
+			}
+		}
+		if rec, _, err := b.batchRecord(ctx, batch); err == nil {
+			count = min(count, rec.Size-index)
+		}
+		buf := startResults(nil, resOutcomes)
+		for i := range max(count, 0) {
+			buf = appendOutcome(buf, &queue.Outcome{Index: index + i, Err: &queue.Failure{Code: queue.CodeBadInput, Message: reason, Attempts: int(delivered)}})
+		}
+		if count > 0 { // else not a task of that batch
+			if _, err := b.js.Publish(ctx, b.resSubj(batch), buf); err != nil {
+				b.log.Error("natsbroker: recording the failure of a bad task message", "task", id, "err", err)
+			}
 		}
 	} else {
 		seq := uint64(0)

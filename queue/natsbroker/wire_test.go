@@ -2,6 +2,8 @@ package natsbroker
 
 import (
 	"bytes"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,28 +12,36 @@ import (
 
 func TestEnvelopeRoundTrip(t *testing.T) {
 	now := time.Unix(0, time.Now().UnixNano())
-	s := &queue.Submission{
-		BatchID: "b1", Queue: "q", Kind: "k", Priority: queue.PriorityHigh, MaxAttempts: 3,
+	m := queue.Message{
+		BatchID: "b1", Index: 7, Queue: "q", Kind: "k", Priority: queue.PriorityHigh, MaxAttempts: 3,
 		Timeout: time.Second, Deadline: now.Add(time.Hour), RunAt: now.Add(time.Minute),
 		BackoffMin: time.Millisecond, BackoffMax: time.Second, EnqueuedAt: now,
-		Payloads: [][]byte{[]byte(`"a"`), []byte(`"b"`)},
 	}
-	body := appendEnvelope(nil, s, 1)
-	var m queue.Message
-	if err := decodeEnvelope(body, &m); err != nil {
+	payloads := [][]byte{[]byte(`"a"`), {}, []byte(`"ccc"`)}
+	body := appendEnvelope(nil, &m, 2, now.Add(time.Second), payloads)
+	var e envelope
+	if err := decodeEnvelope(body, &e); err != nil {
 		t.Fatal(err)
 	}
-	want := s.Message(1)
-	if m.BatchID != want.BatchID || m.Index != 1 || m.Queue != want.Queue || m.Kind != want.Kind ||
-		m.Priority != want.Priority || m.MaxAttempts != 3 || m.Timeout != want.Timeout ||
-		!m.Deadline.Equal(want.Deadline) || !m.RunAt.Equal(want.RunAt) || m.BackoffMin != want.BackoffMin ||
-		m.BackoffMax != want.BackoffMax || !m.EnqueuedAt.Equal(want.EnqueuedAt) || !bytes.Equal(m.Payload, want.Payload) {
-		t.Fatalf("decoded %+v, want %+v", m, want)
+	if !reflect.DeepEqual(e.Message, m) || e.Attempts != 2 || !e.Due.Equal(now.Add(time.Second)) || e.Count != 3 {
+		t.Fatalf("decoded %+v, want %+v, 2 attempts, due in a second, 3 tasks", e, m)
 	}
-	for _, bad := range [][]byte{nil, []byte("GQ"), []byte("xx\x01"), []byte("GQ\x02"), body[:10]} {
-		if err := decodeEnvelope(bad, &m); err == nil {
+	for i, want := range payloads {
+		if got := e.next(); !bytes.Equal(got, want) {
+			t.Fatalf("payload %d = %q, want %q", i, got, want)
+		}
+	}
+	for _, bad := range [][]byte{
+		nil, []byte("GQ"), []byte("xx\x02"), []byte("GQ\x01"), body[:10], body[:len(body)-1], append(body[:len(body):len(body)], 0),
+		appendEnvelope(nil, &m, 0, time.Time{}, nil), // no task
+	} {
+		if err := decodeEnvelope(bad, &e); err == nil {
 			t.Errorf("decodeEnvelope(%q) accepted it", bad)
 		}
+	}
+	m.Index = maxIndex
+	if err := decodeEnvelope(appendEnvelope(nil, &m, 0, time.Time{}, payloads), &e); err == nil || !strings.Contains(err.Error(), "count") {
+		t.Errorf("tasks past the largest index: %v, want an error about the count", err)
 	}
 }
 
@@ -53,22 +63,42 @@ func TestResultsRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzDecodeEnvelope: any body either decodes to a valid message or is
-// rejected with an error; never a panic, and what decodes re-encodes to the
-// same bytes.
+// FuzzDecodeEnvelope: any body either decodes to a valid message of 1 to
+// maxPack tasks or is rejected with an error, never a panic; and what
+// decodes re-encodes to a body that decodes to the same.
 func FuzzDecodeEnvelope(f *testing.F) {
-	s := &queue.Submission{BatchID: "b", Queue: "default", Kind: "double", MaxAttempts: 1, Payloads: [][]byte{[]byte("7")}}
-	f.Add(appendEnvelope(nil, s, 0))
-	f.Add([]byte("GQ\x01"))
+	m := queue.Message{BatchID: "b", Queue: "default", Kind: "double", MaxAttempts: 1}
+	f.Add(appendEnvelope(nil, &m, 0, time.Time{}, [][]byte{[]byte("7")}))
+	f.Add(appendEnvelope(nil, &m, 3, time.Unix(5, 0), [][]byte{[]byte("1"), []byte("22"), nil}))
+	f.Add([]byte("GQ\x02"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var m queue.Message
-		if err := decodeEnvelope(body, &m); err != nil {
+		var e envelope
+		if err := decodeEnvelope(body, &e); err != nil {
 			return
 		}
-		if m.BatchID == "" || m.Kind == "" || m.MaxAttempts < 1 || m.Index < 0 ||
-			m.Priority < 0 || m.Priority >= queue.NumPriorities || m.Timeout < 0 {
-			t.Fatalf("decoded an invalid message %+v", m)
+		if e.BatchID == "" || e.Kind == "" || e.MaxAttempts < 1 || e.Index < 0 || e.Count < 1 || e.Count > maxPack ||
+			e.Index > maxIndex-(e.Count-1) || e.Attempts < 0 || e.Priority < 0 || e.Priority >= queue.NumPriorities || e.Timeout < 0 {
+			t.Fatalf("decoded an invalid message %+v", e)
+		}
+		var payloads [][]byte
+		for range e.Count {
+			payloads = append(payloads, e.next())
+		}
+		if len(e.payloads) != 0 {
+			t.Fatalf("%d bytes left after %d payloads", len(e.payloads), e.Count)
+		}
+		var again envelope
+		if err := decodeEnvelope(appendEnvelope(nil, &e.Message, e.Attempts, e.Due, payloads), &again); err != nil {
+			t.Fatalf("re-encoded envelope does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again.Message, e.Message) || again.Attempts != e.Attempts || !again.Due.Equal(e.Due) || again.Count != e.Count {
+			t.Fatalf("re-encoded %+v, decoded %+v", e, again)
+		}
+		for i := range payloads {
+			if p := again.next(); !bytes.Equal(p, payloads[i]) {
+				t.Fatalf("payload %d re-encoded as %q, was %q", i, p, payloads[i])
+			}
 		}
 	})
 }
