@@ -114,6 +114,14 @@ type Broker struct {
 	wakeSubj  string
 	cancSubj  string
 	subs      []*nats.Subscription
+	csub      *nats.Subscription // cancel notices
+	pull      *puller
+	// Cancel notices are known heard for batches enqueued after heardAt
+	// (Unix ns), while the connection's reconnects and the subscription's
+	// dropped messages stay heardRC and heardDrop (see noticed).
+	heardAt   atomic.Int64
+	heardRC   atomic.Uint64
+	heardDrop atomic.Int64
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -132,8 +140,9 @@ type Broker struct {
 	mu     sync.Mutex
 	queues map[string]*bqueue
 	// batches caches the cancellation state of batches this broker claimed
-	// tasks of.
+	// tasks of or heard cancelled; pruneAt is the size that prunes it.
 	batches   map[string]*binfo
+	pruneAt   int
 	wake      chan struct{} // closed when work may be ready; nil until someone waits
 	wakeTimes timeHeap      // local wake-ups to come (delays, retries)
 	wakeTimer *time.Timer
@@ -151,6 +160,7 @@ type bqueue struct {
 	perMsg    [queue.NumPriorities]atomic.Int32
 	stream    jetstream.Stream
 	levels    [queue.NumPriorities]jetstream.Consumer
+	next      [queue.NumPriorities]string // "<stream>.<consumer>" of each level, for pull requests
 	delay     jetstream.Consumer
 	promote   atomic.Bool // delayed tasks may be due
 	promoting atomic.Bool
@@ -215,7 +225,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		js: js, nc: js.Conn(), prefix: DefaultPrefix, replicas: 1, storage: jetstream.FileStorage,
 		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
 		recheck: DefaultIdleRecheck, pack: DefaultPackSize, log: slog.New(slog.DiscardHandler),
-		queues: map[string]*bqueue{}, batches: map[string]*binfo{},
+		queues: map[string]*bqueue{}, batches: map[string]*binfo{}, pruneAt: 1 << 14,
 		fsubs: map[string]map[*subscription]struct{}{}, pre: map[string]*subscription{},
 	}
 	if cfg != nil {
@@ -308,6 +318,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
 	b.subs = []*nats.Subscription{ws, cs}
+	b.pull = newPuller(js)
 	fctx := ctx
 	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
 		var cancel context.CancelFunc
@@ -318,6 +329,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		b.Close()
 		return nil, fmt.Errorf("natsbroker: flushing subscriptions: %w", err)
 	}
+	b.csub = cs
+	b.heardAt.Store(time.Now().UnixNano())
+	b.heardRC.Store(b.nc.Stats().Reconnects)
 	// The default queue is made now, so its first enqueue and claim do not
 	// wait for a stream and five consumers to be created.
 	if _, err := b.queue(ctx, queue.DefaultQueue); err != nil {
@@ -348,6 +362,9 @@ func (b *Broker) Close() error {
 	b.mu.Unlock()
 	b.stopFeed()
 	var errs []error
+	if b.pull != nil {
+		errs = append(errs, b.pull.close())
+	}
 	for _, s := range subs {
 		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, err)
@@ -549,8 +566,9 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	var wg sync.WaitGroup
 	errs := make([]error, queue.NumPriorities+1)
 	for l := range queue.NumPriorities {
-		one := b.levelSubj(q, queue.Priority(l), 1)
-		wg.Go(func() { q.levels[l], errs[l] = mk("L"+strconv.Itoa(l), one, one+".*") })
+		one, name := b.levelSubj(q, queue.Priority(l), 1), "L"+strconv.Itoa(l)
+		q.next[l] = sname + "." + name
+		wg.Go(func() { q.levels[l], errs[l] = mk(name, one, one+".*") })
 	}
 	var delays []string
 	for l := range queue.NumPriorities {
@@ -781,9 +799,34 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 	return &r, m.Sequence, nil
 }
 
-// canceled returns the channel closed when batch id is cancelled, looking
-// the batch up on first use.
-func (b *Broker) canceled(ctx context.Context, id string) <-chan struct{} {
+// noticeSkew is how much the clocks of a producer and a worker may differ
+// for noticed.
+const noticeSkew = time.Second
+
+// noticed reports whether the cancel of a batch enqueued at t (by its
+// producer's clock) would have reached this broker as a notice: the batch
+// was enqueued after the cancel subscription was live (with noticeSkew to
+// spare), and since then the connection was not re-established nor a notice
+// dropped. When it was, notices may have been missed: from then on batches
+// enqueued before now are not.
+func (b *Broker) noticed(t time.Time) bool {
+	rc := b.nc.Stats().Reconnects
+	dropped, err := b.csub.Dropped()
+	if err != nil || rc != b.heardRC.Load() || int64(dropped) != b.heardDrop.Load() {
+		b.heardAt.Store(time.Now().UnixNano())
+		b.heardRC.Store(rc)
+		b.heardDrop.Store(int64(dropped))
+		return false
+	}
+	return t.UnixNano() > b.heardAt.Load()+int64(noticeSkew)
+}
+
+// canceled returns the channel closed when batch id, enqueued at enq, is
+// cancelled. On the batch's first use it reads the batch record, unless
+// its cancel could not have happened before this broker listened for
+// cancel notices (noticed): a new batch's first task starts without that
+// round trip.
+func (b *Broker) canceled(ctx context.Context, id string, enq time.Time) <-chan struct{} {
 	now := time.Now()
 	b.mu.Lock()
 	bi := b.batches[id]
@@ -792,18 +835,14 @@ func (b *Broker) canceled(ctx context.Context, id string) <-chan struct{} {
 		b.mu.Unlock()
 		return bi.canceled
 	}
-	if len(b.batches) > 1<<14 {
-		for k, v := range b.batches {
-			if now.Sub(v.used) > 10*time.Minute {
-				delete(b.batches, k)
-			}
-		}
-	}
 	// Registered before the lookup, so a cancel notice arriving meanwhile
-	// is not missed.
-	bi = &binfo{canceled: make(chan struct{}), used: now}
-	b.batches[id] = bi
+	// is not missed. A notice that came before is in b.batches for
+	// batchMemory, as long as the batch is that young.
+	bi = b.addBatchLocked(id, now)
 	b.mu.Unlock()
+	if now.Sub(enq) < batchMemory-time.Minute && b.noticed(enq) {
+		return bi.canceled
+	}
 	r, _, err := b.batchRecord(ctx, id)
 	if err == nil && r.Canceled {
 		b.markCanceled(id)
@@ -811,10 +850,36 @@ func (b *Broker) canceled(ctx context.Context, id string) <-chan struct{} {
 	return bi.canceled
 }
 
+// batchMemory is how long the cancellation state of a batch is kept after
+// its last use or notice.
+const batchMemory = 10 * time.Minute
+
+// addBatchLocked adds batch id to b.batches, first forgetting the batches
+// unused for batchMemory when the map has doubled since it last did.
+func (b *Broker) addBatchLocked(id string, now time.Time) *binfo {
+	if len(b.batches) >= b.pruneAt {
+		for k, v := range b.batches {
+			if now.Sub(v.used) > batchMemory {
+				delete(b.batches, k)
+			}
+		}
+		b.pruneAt = max(1<<14, 2*len(b.batches))
+	}
+	bi := &binfo{canceled: make(chan struct{}), used: now}
+	b.batches[id] = bi
+	return bi
+}
+
+// markCanceled records that batch id is cancelled, whether or not this
+// broker has seen it yet, and closes its Canceled channel.
 func (b *Broker) markCanceled(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if bi := b.batches[id]; bi != nil && !bi.done {
+	bi := b.batches[id]
+	if bi == nil {
+		bi = b.addBatchLocked(id, time.Now())
+	}
+	if !bi.done {
 		bi.done = true
 		close(bi.canceled)
 	}

@@ -157,22 +157,37 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	k := q.packFor(n)
 	p := newPublisher(ctx, b.js, min((n+k-1)/k, pubWindow*2))
 	tmpl := s.Message(0)
+	// The envelopes are cut from buffers of up to 64 KiB, sized to what is
+	// left to encode.
+	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
+	left := (n + k - 1) / k * msgNeed
+	for _, pl := range s.Payloads {
+		left += 10 + len(pl)
+	}
 	var buf []byte
 	for first := 0; first < n; first += k {
 		payloads := s.Payloads[first:min(first+k, n)]
-		need := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
+		need := msgNeed
 		for _, pl := range payloads {
 			need += 10 + len(pl)
 		}
 		start := len(buf)
 		if cap(buf)-start < need {
-			buf = make([]byte, 0, max(64<<10, need))
+			buf = make([]byte, 0, max(min(64<<10, left), need))
 			start = 0
 		}
+		left -= need
 		tmpl.Index = first
 		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
 		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
 			Header: taskHeader(s.BatchID, first, len(payloads))})
+	}
+	if !delayed {
+		// Wake workers now rather than after the acknowledgements: their
+		// claim overlaps the store (a claim just after an announced enqueue
+		// waits a moment for the tasks, see fetch). If the enqueue fails,
+		// they find nothing.
+		b.publishLevelWake(q, s.Priority)
 	}
 	var recSeq uint64
 	recAck, recErr := p.await(recFut)
@@ -200,8 +215,6 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	}
 	if delayed {
 		b.wakeLater(s.RunAt)
-	} else {
-		b.publishLevelWake(q, s.Priority)
 	}
 	return s.BatchID, nil
 }
@@ -291,7 +304,7 @@ type lease struct {
 
 // leaseMsg is one claimed message.
 type leaseMsg struct {
-	msg   jetstream.Msg
+	msg   taskMsg
 	count int // tasks the message carries
 	left  int // its deliveries not finished yet
 	// moves are the publishes of its tasks moved to messages of their own
@@ -342,7 +355,7 @@ func (l *lease) onExpire() {
 	}
 	// Every message with a live delivery goes back whole: its finished
 	// tasks run again, and their first outcome stays.
-	var naks []jetstream.Msg
+	var naks []taskMsg
 	last := int32(-1) // a message's deliveries are consecutive
 	for i, st := range l.state {
 		if st == dLive {
@@ -471,8 +484,8 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		per = q.pack
 	}
 	want := max(1, len(dst)/per)
-	msgs, recent, err := b.fetch(q, level, want, start, true)
-	if err != nil {
+	msgs, recent, err := b.fetch(ctx, q, level, want, start, true)
+	if err != nil && len(msgs) == 0 {
 		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 	}
 	fetched := len(msgs)
@@ -494,7 +507,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		if want < 1 {
 			break
 		}
-		if msgs, _, err = b.fetch(q, level, want, start, false); err != nil || len(msgs) == 0 {
+		if msgs, _, err = b.fetch(ctx, q, level, want, start, false); len(msgs) == 0 {
 			break
 		}
 		fetched += len(msgs)
@@ -547,7 +560,7 @@ type claim struct {
 
 // add adds the tasks of msgs to dst and to the lease. A message's tasks that
 // do not fit move to a message of their own.
-func (c *claim) add(ctx context.Context, msgs []jetstream.Msg) {
+func (c *claim) add(ctx context.Context, msgs []taskMsg) {
 	b, q, l, dst, e := c.b, c.q, c.l, c.dst, &c.e
 	for _, msg := range msgs {
 		meta, err := msg.Metadata()
@@ -605,7 +618,7 @@ func (c *claim) add(ctx context.Context, msgs []jetstream.Msg) {
 				continue
 			}
 		}
-		canceled := b.canceled(ctx, e.BatchID)
+		canceled := b.canceled(ctx, e.BatchID, e.EnqueuedAt)
 		mi := int32(len(l.msgs))
 		l.msgs = append(l.msgs, lm)
 		for j := range take {
@@ -630,46 +643,24 @@ func countHeader(k int) string {
 }
 
 // fetch takes up to want messages of the level's consumer without waiting.
-// Just after an enqueue was announced (recent) a consumer may not have seen
-// the new messages yet (a replica lags; even a single server counts a
-// consumer's pending messages asynchronously) and answer a no-wait fetch
-// with "none": it asks again with a short bounded wait rather than report an
-// empty queue. That wait asks for one message, so it returns as soon as one
-// comes (a pull for more holds what it got until it is filled or expires),
-// then takes whatever else is ready without waiting.
-func (b *Broker) fetch(q *bqueue, level queue.Priority, want int, start int64, first bool) (msgs []jetstream.Msg, recent bool, err error) {
-	c := q.levels[level]
-	mb, err := c.FetchNoWait(want)
-	if err != nil {
-		return nil, false, err
-	}
-	msgs = make([]jetstream.Msg, 0, want)
-	for m := range mb.Messages() {
-		msgs = append(msgs, m)
-	}
-	berr := mb.Error()
+// Just after an enqueue was announced (recent, on a claim's first fetch) a
+// consumer may not have seen the new messages yet (a replica lags; even a
+// single server counts a consumer's pending messages asynchronously, and
+// Enqueue announces before its publishes are acknowledged) and answer "none":
+// then the request waits up to recentWait for the first message. The
+// messages that came are returned even with an error.
+func (b *Broker) fetch(ctx context.Context, q *bqueue, level queue.Priority, want int, start int64, first bool) (msgs []taskMsg, recent bool, err error) {
 	recent = first && start-q.lastEnq[level].Load() < int64(recentEnqueue)
-	if recent && len(msgs) == 0 && (berr == nil || errors.Is(berr, jetstream.ErrNoMessages)) {
-		one, err := c.Fetch(1, jetstream.FetchMaxWait(recentWait))
-		if err != nil {
-			return nil, recent, err
-		}
-		for m := range one.Messages() {
-			msgs = append(msgs, m)
-		}
-		berr = one.Error()
-		if len(msgs) == 1 && want > 1 {
-			if more, err := c.FetchNoWait(want - 1); err == nil {
-				for m := range more.Messages() {
-					msgs = append(msgs, m)
-				}
-			}
-		}
+	var wait time.Duration
+	if recent {
+		wait = recentWait
 	}
-	if berr != nil && len(msgs) == 0 && !errors.Is(berr, jetstream.ErrNoMessages) && !errors.Is(berr, nats.ErrTimeout) {
-		return nil, recent, berr
+	timeout := b.js.Options().DefaultTimeout
+	if timeout <= 0 {
+		timeout = 5 * time.Second
 	}
-	return msgs, recent, nil
+	msgs, err = b.pull.fetch(ctx, q.next[level], want, wait, timeout)
+	return msgs, recent, err
 }
 
 // promote moves q's delayed messages that came due to their level subjects,
@@ -740,7 +731,7 @@ func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Deli
 	d := min(dur, b.ackWait)
 	var (
 		last    *lease
-		lastMsg jetstream.Msg
+		lastMsg taskMsg
 	)
 	for _, dv := range ds {
 		l, err := leaseOf(dv)

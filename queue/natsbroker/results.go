@@ -461,7 +461,7 @@ func (b *Broker) bury(ctx context.Context, c *queue.Completion) error {
 // reason, records a failure for the tasks its Gather-Task and Gather-Count
 // headers name (so their batch still completes; indices past the batch's
 // size are ignored), and removes it from the queue.
-func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg jetstream.Msg, delivered uint64, reason string) {
+func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg taskMsg, delivered uint64, reason string) {
 	now := time.Now()
 	reason = "natsbroker: bad wire data: " + reason
 	var dl queue.DeadLetter
