@@ -122,3 +122,37 @@ func FuzzDecodeResults(f *testing.F) {
 		})
 	})
 }
+
+func TestParseAckReply(t *testing.T) {
+	for _, c := range []struct {
+		reply          string
+		delivered, seq uint64
+	}{
+		{"$JS.ACK.S.C.3.42.7.1700000000000000000.0", 3, 42},
+		{"$JS.ACK.hub.ACCHASH.S.C.1.9.9.1700000000000000000.5", 1, 9},
+		{"$JS.ACK.hub.ACCHASH.S.C.2.10.9.1700000000000000000.5.rnd", 2, 10},
+	} {
+		d, s, err := parseAckReply(c.reply)
+		if err != nil || d != c.delivered || s != c.seq {
+			t.Errorf("parseAckReply(%q) = %d, %d, %v; want %d, %d", c.reply, d, s, err, c.delivered, c.seq)
+		}
+	}
+	for _, bad := range []string{"", "_INBOX.x", "$JS.ACK.S.C.3.42", "$JS.ACK.S.C.x.42.7.1.0", "$JS.ACK.S.C.0.42.7.1.0", "$JS.ACK.S.C.1.-4.7.1.0"} {
+		if _, _, err := parseAckReply(bad); err == nil {
+			t.Errorf("parseAckReply(%q) accepted it", bad)
+		}
+	}
+}
+
+// FuzzParseAckReply: any reply subject yields a positive delivery count
+// and stream sequence, or an error; never a panic.
+func FuzzParseAckReply(f *testing.F) {
+	f.Add("$JS.ACK.S.C.3.42.7.1700000000000000000.0")
+	f.Add("$JS.ACK.hub.ACCHASH.S.C.2.10.9.1700000000000000000.5.rnd")
+	f.Fuzz(func(t *testing.T, reply string) {
+		d, s, err := parseAckReply(reply)
+		if err == nil && (d == 0 || s == 0) {
+			t.Fatalf("parseAckReply(%q) = %d, %d without an error", reply, d, s)
+		}
+	})
+}
