@@ -12,7 +12,8 @@ import (
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 )
 
-// natsRig is gather's queue on queue/natsbroker, as a program uses it by default: an
+// natsRig is gather's queue on queue/natsbroker, as a program uses it by default (or
+// with the Config given: the natsbroker-unpacked row stores one task per message): an
 // embedded server (natsserver, file store in a temporary directory, no listener), a
 // producer's client and a worker, each with its own in-process connection and broker,
 // as two processes would have.
@@ -28,7 +29,7 @@ type natsRig struct {
 // ("{}" with the default JSON codec).
 var brokerNoop = queue.NewKind[struct{}, struct{}]("bench.broker.noop")
 
-func setupNatsbroker(b *testing.B) brokerRig {
+func setupNatsbroker(b *testing.B, cfg *natsbroker.Config) brokerRig {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv, err := natsserver.Start(ctx, &natsserver.Config{Dir: b.TempDir()})
@@ -46,7 +47,7 @@ func setupNatsbroker(b *testing.B) brokerRig {
 		if err != nil {
 			b.Fatal(err)
 		}
-		br, err := natsbroker.New(ctx, js, nil)
+		br, err := natsbroker.New(ctx, js, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gather-go/gather/queue/natsbroker"
 )
 
 var (
@@ -47,7 +49,9 @@ type brokerImpl struct {
 }
 
 var brokerImpls = []brokerImpl{
-	{"natsbroker", setupNatsbroker},
+	{"natsbroker", func(b *testing.B) brokerRig { return setupNatsbroker(b, nil) }},
+	// The same with one task per message, as JetStream's ceiling row has it.
+	{"natsbroker-unpacked", func(b *testing.B) brokerRig { return setupNatsbroker(b, &natsbroker.Config{PackSize: 1}) }},
 	{"jetstream", setupJetStream},
 	{"asynq", setupAsynq},
 	{"river", setupRiver},

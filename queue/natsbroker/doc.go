@@ -8,17 +8,35 @@
 //
 // # Layout
 //
-// Per queue, a work-queue stream "<prefix>_q_<queue>" with one subject and
-// one durable pull consumer per priority level (JetStream has no per-message
-// priority; the worker's scheduler picks the level), plus one delay
-// subject per level and one consumer for all four. Claim is a no-wait fetch from the level's
-// consumer; a lease is the consumer's AckWait, renewed by InProgress (see
-// Config.AckWait for leases shorter than it); Retry is a negative
-// acknowledgement delayed until the retry is due, so JetStream's delivery
-// count is the attempt number. Delayed tasks wait on their level's delay
-// subject (so Depth counts them per level from the stream's per-subject
-// totals, without reading them) and are moved to their level when due (by whichever broker claims next; a
-// duplicate move is dropped by the stream's de-duplication).
+// Per queue, a work-queue stream "<prefix>_q_<queue>" with subjects and one
+// durable pull consumer per priority level (JetStream has no per-message
+// priority; the worker's scheduler picks the level), plus delay subjects
+// per level and one consumer for all of them. A claim is a no-wait pull
+// request to the level's consumer, made by the broker itself through a pool
+// of inbox subscriptions (no subscription, goroutine or timer per claim);
+// a lease is the consumer's AckWait, renewed by InProgress (see
+// Config.AckWait for leases shorter than it). Delayed tasks wait on their
+// level's delay subject and are moved to their level when due (by
+// whichever broker claims next; a duplicate move is dropped by the
+// stream's de-duplication).
+//
+// A message carries one task or, for a large batch, a pack of consecutive
+// tasks (Config.PackSize; a batch of n tasks goes out in messages of
+// min(PackSize, n/64) tasks): what JetStream stores, delivers, acknowledges
+// and removes is a message, and that was most of a task's cost. The pack
+// size is the last token of the subject ("<prefix>.q.<queue>.<level>" for
+// one task, ".<k>" appended for k), so Depth counts tasks from the
+// stream's per-subject totals without reading them. Leases and
+// acknowledgements are per message; retries, attempts and outcomes per
+// task. A claim sizes its request by the tasks per message of the level's
+// last claim, and a message with more tasks than the claim has room for
+// has the rest moved to a message of its own, which keeps their attempts.
+// Retry of a task alone in its message is a negative acknowledgement
+// delayed until the retry is due (JetStream's delivery count is then the
+// attempt number); a task that came with others moves to a message of its
+// own, due at its retry time, carrying its attempts. A message is
+// acknowledged once all its tasks are finished and what moved out of it is
+// stored, and handed back whole if a move failed.
 //
 // One limits stream "<prefix>_state" (kept for Config.Retention) holds the
 // rest, one subject per use: the batch record (size, kind, queue,
@@ -42,7 +60,16 @@
 // tasks; the 64 newest, for 2 s), so the Subscribe that follows it in the
 // same broker costs no round trip.
 //
-// Idle workers sleep on a core-NATS wake-up subject that Enqueue, Retry,
+// Cancel notices go to every broker of the prefix on a core-NATS subject.
+// A claim must not start a task of a cancelled batch: the first claim of a
+// batch in a broker reads the batch record, unless the batch was enqueued
+// (by its producer's clock, with a second to spare) after this broker
+// listened for notices and its connection has not been re-established nor
+// a notice dropped since, in which case a cancel could not have gone
+// unheard.
+//
+// Idle workers sleep on a core-NATS wake-up subject that Enqueue (before
+// its publishes are acknowledged, so that claims overlap the store), Retry,
 // expired leases and promoted delayed tasks publish to; delays and retries
 // this process scheduled wake it by a timer; Config.IdleRecheck bounds the
 // sleep for what nobody could announce (a crashed process's retry or lease).
@@ -88,9 +115,15 @@
 //     the server gave another worker. Retry, Extend and the local hand-back
 //     therefore do nothing once AckWait (less a skew of AckWait/10, at most
 //     500 ms) has passed since the claim or last heartbeat was sent. A
-//     stale Complete still records its outcome (the first recorded wins)
-//     and acknowledges, which ends the live copy's message too: its run
-//     goes on and its outcome is dropped.
+//     stale Complete still records its outcome (the first recorded wins);
+//     for a task alone in its message it also acknowledges, which ends the
+//     live copy's message: its run goes on and its outcome is dropped.
+//   - A lease that expires hands back its messages whole: the tasks of a
+//     pack that had finished run again (their first outcome stays).
+//   - Moved tasks (the part of a pack a claim had no room for, a retried
+//     task of a pack) go to the back of their level: with slow tasks,
+//     claimed one at a time, a large batch's tasks can fall behind work
+//     enqueued after it.
 //   - Enqueue's all-or-none is a rollback, not a transaction: the tasks
 //     published before a publish failed (the bound reached by a concurrent
 //     enqueue, a lost connection, ctx ending) are visible to workers until
@@ -100,6 +133,9 @@
 //     publisher stops waiting, and the tasks whose acks are missing cannot
 //     be rolled back: they may be stored and run. Closing this needs
 //     two-phase visibility (publish where no consumer reads, then move).
+//   - A bounded queue (Config.MaxDepth, QueueMaxDepth) stores one task per
+//     message, since the server keeps the bound per message; on the others
+//     the default bound counts messages.
 //   - Tasks of a cancelled batch stay in the work-queue stream until a
 //     worker claims and drops them (delayed ones once due): until then
 //     they count in Depth and against the bound.

@@ -217,6 +217,10 @@ func (t *table) goals(w io.Writer) {
 		r := tp(ours) / tp(p.impl)
 		fmt.Fprintf(w, "  %s throughput %s %s's (goal ≥ %g×): %s\n", ours, ratio(r), p.impl, p.goal, check(r >= p.goal, r))
 	}
+	if u := tp(ours + "-unpacked"); !math.IsNaN(u) {
+		fmt.Fprintf(w, "  (one task per message, PackSize 1: %s the ceiling's, %s asynq's, %s river's)\n",
+			ratio(u/tp(ceiling)), ratio(u/tp("asynq")), ratio(u/tp("river")))
+	}
 	v := t.get(ours, 1000, "p50-ms")
 	fmt.Fprintf(w, "  %s awaiting 1,000 tasks: p50 %s ms (goal < 15 ms; raw JetStream: %s ms): %s\n",
 		ours, num(v), num(t.get(ceiling, 1000, "p50-ms")), check(v < 15, v))
@@ -245,9 +249,10 @@ func main() {
 	t.goals(os.Stdout)
 }
 
-// rank puts gather's broker first, then the ceiling, then the peers.
+// rank puts gather's broker first (packed, then unpacked), then the ceiling, then the
+// peers.
 func rank(impl string) int {
-	if i := slices.Index([]string{ours, ceiling, "asynq", "river"}, impl); i >= 0 {
+	if i := slices.Index([]string{ours, ours + "-unpacked", ceiling, "asynq", "river"}, impl); i >= 0 {
 		return i
 	}
 	return 99
