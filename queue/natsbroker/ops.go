@@ -507,7 +507,8 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		if want < 1 {
 			break
 		}
-		if msgs, _, err = b.fetch(ctx, q, level, want, start, false); len(msgs) == 0 {
+		// An error here ends the claim with what it has.
+		if msgs, _, _ = b.fetch(ctx, q, level, want, start, false); len(msgs) == 0 {
 			break
 		}
 		fetched += len(msgs)
