@@ -36,7 +36,8 @@
 // attempt number); a task that came with others moves to a message of its
 // own, due at its retry time, carrying its attempts. A message is
 // acknowledged once all its tasks are finished and what moved out of it is
-// stored, and handed back whole if a move failed.
+// stored, and handed back whole if a move failed. A local lease that
+// expires moves the message's unfinished tasks likewise.
 //
 // One limits stream "<prefix>_state" (kept for Config.Retention) holds the
 // rest, one subject per use: the batch record (size, kind, queue,
@@ -118,8 +119,15 @@
 //     stale Complete still records its outcome (the first recorded wins);
 //     for a task alone in its message it also acknowledges, which ends the
 //     live copy's message: its run goes on and its outcome is dropped.
-//   - A lease that expires hands back its messages whole: the tasks of a
-//     pack that had finished run again (their first outcome stays).
+//   - A local lease (shorter than AckWait) that expires hands back only
+//     the unfinished tasks of its messages. When the server's AckWait runs
+//     out instead (the holder died or stopped heartbeating), it delivers
+//     the whole message again: its finished tasks, and those moved out of
+//     it (a retried one before its retry is due), run once more, and their
+//     first outcome stays.
+//   - While the claimed part of a message that a claim split is running,
+//     Depth counts the part that moved out twice (in the message and in
+//     its own).
 //   - Moved tasks (the part of a pack a claim had no room for, a retried
 //     task of a pack) go to the back of their level: with slow tasks,
 //     claimed one at a time, a large batch's tasks can fall behind work

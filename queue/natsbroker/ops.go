@@ -304,9 +304,12 @@ type lease struct {
 
 // leaseMsg is one claimed message.
 type leaseMsg struct {
-	msg   taskMsg
-	count int // tasks the message carries
-	left  int // its deliveries not finished yet
+	msg     taskMsg
+	count   int // tasks the message carries
+	attempt int // the attempt this delivery of it is
+	first   int // its first delivery in the lease (Delivery.Seq); its
+	n       int // deliveries are the message's first n tasks
+	left    int // its deliveries not finished yet
 	// moves are the publishes of its tasks moved to messages of their own
 	// (the part of it a claim had no room for, a task retried alone): the
 	// message is acknowledged once they are stored, or handed back whole
@@ -353,27 +356,85 @@ func (l *lease) onExpire() {
 		l.mu.Unlock()
 		return
 	}
-	// Every message with a live delivery goes back whole: its finished
-	// tasks run again, and their first outcome stays.
-	var naks []taskMsg
-	last := int32(-1) // a message's deliveries are consecutive
-	for i, st := range l.state {
-		if st == dLive {
-			l.state[i] = dExpired
-			if m := l.of[i]; m != last {
-				naks = append(naks, l.msgs[m].msg)
-				last = m
+	type back struct {
+		lm   *leaseMsg
+		live []int // offsets in the message of the tasks to hand back
+	}
+	var backs []back
+	for m := range l.msgs {
+		lm := &l.msgs[m]
+		var live []int
+		for j := range lm.n {
+			if i := lm.first + j; l.state[i] == dLive {
+				l.state[i] = dExpired
+				live = append(live, j)
 			}
+		}
+		if len(live) > 0 {
+			backs = append(backs, back{lm, live})
 		}
 	}
 	l.open = 0
 	l.mu.Unlock()
-	for _, m := range naks {
-		if err := m.Nak(); err != nil {
-			l.b.log.Warn("natsbroker: handing back an expired lease", "err", err)
+	// After expiry no delivery of the lease is live: nothing else touches
+	// the messages' moves.
+	for _, bk := range backs {
+		if len(bk.live) == bk.lm.count && len(bk.lm.moves) == 0 {
+			// Every task of the message comes back: hand it back whole.
+			if err := bk.lm.msg.Nak(); err != nil {
+				l.b.log.Warn("natsbroker: handing back an expired lease", "err", err)
+			}
+			continue
 		}
+		l.b.handBack(bk.lm, bk.live)
 	}
 	l.b.wakeAfterAck()
+}
+
+// handBack ends an expired message only some of whose tasks are to come
+// back (others finished, were retried, or moved): those tasks move to
+// messages of their own (one per run of consecutive ones, due now, the
+// expired delivery counted as an attempt, as a negative acknowledgement
+// would), and the message is acknowledged once they and its earlier moves
+// are stored, or handed back whole if one failed.
+func (b *Broker) handBack(lm *leaseMsg, live []int) {
+	var e envelope
+	if err := decodeEnvelope(lm.msg.Data(), &e); err != nil { // it decoded when claimed
+		_ = lm.msg.Nak()
+		return
+	}
+	q, err := b.queue(context.Background(), e.Queue)
+	if err != nil {
+		b.log.Warn("natsbroker: handing back an expired lease", "err", err)
+		_ = lm.msg.Nak()
+		return
+	}
+	payloads := make([][]byte, e.Count)
+	for j := range payloads {
+		payloads[j] = e.next()
+	}
+	for k := 0; k < len(live); {
+		run := 1
+		for k+run < len(live) && live[k+run] == live[k]+run {
+			run++
+		}
+		m := e.Message
+		m.Index += live[k]
+		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, run),
+			Data:   appendEnvelope(nil, &m, lm.attempt, time.Time{}, payloads[live[k]:live[k]+run]),
+			Header: taskHeader(m.BatchID, m.Index, run)})
+		if err != nil {
+			b.log.Warn("natsbroker: handing back an expired lease", "err", err)
+			_ = lm.msg.Nak()
+			return
+		}
+		lm.moves = append(lm.moves, f)
+		k += run
+	}
+	if err := b.finish(lm); err != nil {
+		b.log.Warn("natsbroker: handing back an expired lease", "err", err)
+	}
+	b.publishLevelWake(q, e.Priority)
 }
 
 // live reports whether delivery i is still live: not finished, not expired.
@@ -593,7 +654,7 @@ func (c *claim) add(ctx context.Context, msgs []taskMsg) {
 			dv.Payload = e.next()
 			dv.Attempt = attempt
 		}
-		lm := leaseMsg{msg: msg, count: e.Count, left: take}
+		lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
 		if take < e.Count {
 			// No room for the rest: it moves to a message of its own,
 			// keeping its attempts (this delivery did not attempt it).
