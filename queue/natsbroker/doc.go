@@ -29,8 +29,10 @@
 // stream's per-subject totals without reading them. Leases and
 // acknowledgements are per message; retries, attempts and outcomes per
 // task. A claim sizes its request by the tasks per message of the level's
-// last claim, and a message with more tasks than the claim has room for
-// has the rest moved to a message of its own, which keeps their attempts.
+// last claim; a message none of whose tasks fit is kept for the level's
+// next claim in the same broker (handed back if none comes within a
+// second), and a message only some of whose tasks fit has the rest moved
+// to a message of its own, which keeps their attempts.
 // Retry of a task alone in its message is a negative acknowledgement
 // delayed until the retry is due (JetStream's delivery count is then the
 // attempt number); a task that came with others moves to a message of its
@@ -61,17 +63,16 @@
 // tasks; the 64 newest, for 2 s), so the Subscribe that follows it in the
 // same broker costs no round trip.
 //
-// Cancel notices go to every broker of the prefix on a core-NATS subject.
-// A claim must not start a task of a cancelled batch: the first claim of a
-// batch in a broker reads the batch record, unless the batch was enqueued
-// (by its producer's clock, with a second to spare) after this broker
-// listened for notices and its connection has not been re-established nor
-// a notice dropped since, in which case a cancel could not have gone
-// unheard.
+// A claim must not start a task of a cancelled batch: a broker's first
+// claim of a batch reads the batch record from the stream leader (which
+// also gives the batch's size, against which claimed envelopes are
+// checked), and later ones rely on the cancel notice that Cancel sends every
+// broker of the prefix on a core-NATS subject and flushes before it returns.
 //
 // Idle workers sleep on a core-NATS wake-up subject that Enqueue (before
-// its publishes are acknowledged, so that claims overlap the store), Retry,
-// expired leases and promoted delayed tasks publish to; delays and retries
+// its publishes are acknowledged, so that claims overlap the store, and
+// again after when the store was slow), Retry, expired leases and promoted
+// delayed tasks publish to; delays and retries
 // this process scheduled wake it by a timer; Config.IdleRecheck bounds the
 // sleep for what nobody could announce (a crashed process's retry or lease).
 // There is no polling loop.
@@ -125,9 +126,15 @@
 //     the whole message again: its finished tasks, and those moved out of
 //     it (a retried one before its retry is due), run once more, and their
 //     first outcome stays.
-//   - While the claimed part of a message that a claim split is running,
-//     Depth counts the part that moved out twice (in the message and in
-//     its own).
+//   - Depth counts a message's tasks until the message is acknowledged:
+//     its finished tasks while others of it run, and tasks moved out of it
+//     (a split's rest, a retried task) twice until then.
+//   - A message a claim kept for the next one and handed back unclaimed
+//     counts an attempt for its tasks, as does a message that arrives
+//     after its pull request was given up.
+//   - A bounded queue at its bound cannot promote its delayed tasks until
+//     a task leaves it: promotion publishes the task on its level before
+//     removing it from the delay subject, which needs a free place.
 //   - Moved tasks (the part of a pack a claim had no room for, a retried
 //     task of a pack) go to the back of their level: with slow tasks,
 //     claimed one at a time, a large batch's tasks can fall behind work

@@ -114,14 +114,7 @@ type Broker struct {
 	wakeSubj  string
 	cancSubj  string
 	subs      []*nats.Subscription
-	csub      *nats.Subscription // cancel notices
 	pull      *puller
-	// Cancel notices are known heard for batches enqueued after heardAt
-	// (Unix ns), while the connection's reconnects and the subscription's
-	// dropped messages stay heardRC and heardDrop (see noticed).
-	heardAt   atomic.Int64
-	heardRC   atomic.Uint64
-	heardDrop atomic.Int64
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -158,6 +151,7 @@ type bqueue struct {
 	// perMsg[l] is how many tasks the messages of level l carried in the
 	// last claim (0: none yet), which sizes the next claim's fetch.
 	perMsg    [queue.NumPriorities]atomic.Int32
+	spare     [queue.NumPriorities]spareList
 	stream    jetstream.Stream
 	levels    [queue.NumPriorities]jetstream.Consumer
 	next      [queue.NumPriorities]string // "<stream>.<consumer>" of each level, for pull requests
@@ -198,6 +192,7 @@ func (b *Broker) maybeAll() {
 }
 
 type binfo struct {
+	size     int // tasks in the batch; 0 if not read
 	canceled chan struct{}
 	done     bool
 	used     time.Time
@@ -329,9 +324,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		b.Close()
 		return nil, fmt.Errorf("natsbroker: flushing subscriptions: %w", err)
 	}
-	b.csub = cs
-	b.heardAt.Store(time.Now().UnixNano())
-	b.heardRC.Store(b.nc.Stats().Reconnects)
+
 	// The default queue is made now, so its first enqueue and claim do not
 	// wait for a stream and five consumers to be created.
 	if _, err := b.queue(ctx, queue.DefaultQueue); err != nil {
@@ -359,7 +352,16 @@ func (b *Broker) Close() error {
 	}
 	b.wakeLocked()
 	subs := b.subs
+	var spares []*spareList
+	for _, q := range b.queues {
+		for l := range q.spare {
+			spares = append(spares, &q.spare[l])
+		}
+	}
 	b.mu.Unlock()
+	for _, s := range spares {
+		s.handBack(b)
+	}
 	b.stopFeed()
 	var errs []error
 	if b.pull != nil {
@@ -799,55 +801,36 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 	return &r, m.Sequence, nil
 }
 
-// noticeSkew is how much the clocks of a producer and a worker may differ
-// for noticed.
-const noticeSkew = time.Second
-
-// noticed reports whether the cancel of a batch enqueued at t (by its
-// producer's clock) would have reached this broker as a notice: the batch
-// was enqueued after the cancel subscription was live (with noticeSkew to
-// spare), and since then the connection was not re-established nor a notice
-// dropped. When it was, notices may have been missed: from then on batches
-// enqueued before now are not.
-func (b *Broker) noticed(t time.Time) bool {
-	rc := b.nc.Stats().Reconnects
-	dropped, err := b.csub.Dropped()
-	if err != nil || rc != b.heardRC.Load() || int64(dropped) != b.heardDrop.Load() {
-		b.heardAt.Store(time.Now().UnixNano())
-		b.heardRC.Store(rc)
-		b.heardDrop.Store(int64(dropped))
-		return false
-	}
-	return t.UnixNano() > b.heardAt.Load()+int64(noticeSkew)
-}
-
-// canceled returns the channel closed when batch id, enqueued at enq, is
-// cancelled. On the batch's first use it reads the batch record, unless
-// its cancel could not have happened before this broker listened for
-// cancel notices (noticed): a new batch's first task starts without that
-// round trip.
-func (b *Broker) canceled(ctx context.Context, id string, enq time.Time) <-chan struct{} {
+// canceled returns the channel closed when batch id is cancelled, and the
+// batch's size (0 if unknown). On the batch's first use it reads the batch
+// record from the stream leader, so that a claim after Cancel returned never
+// starts a task of the batch; later claims rely on the cancel notice, which
+// Cancel flushes before it returns.
+func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
 	bi := b.batches[id]
 	if bi != nil {
 		bi.used = now
+		size := bi.size
 		b.mu.Unlock()
-		return bi.canceled
+		return bi.canceled, size
 	}
 	// Registered before the lookup, so a cancel notice arriving meanwhile
-	// is not missed. A notice that came before is in b.batches for
-	// batchMemory, as long as the batch is that young.
+	// is not missed.
 	bi = b.addBatchLocked(id, now)
 	b.mu.Unlock()
-	if now.Sub(enq) < batchMemory-time.Minute && b.noticed(enq) {
-		return bi.canceled
-	}
 	r, _, err := b.batchRecord(ctx, id)
-	if err == nil && r.Canceled {
+	if err != nil {
+		return bi.canceled, 0
+	}
+	b.mu.Lock()
+	bi.size = r.Size
+	b.mu.Unlock()
+	if r.Canceled {
 		b.markCanceled(id)
 	}
-	return bi.canceled
+	return bi.canceled, r.Size
 }
 
 // batchMemory is how long the cancellation state of a batch is kept after

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -182,11 +183,13 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
 			Header: taskHeader(s.BatchID, first, len(payloads))})
 	}
+	var woke time.Time
 	if !delayed {
 		// Wake workers now rather than after the acknowledgements: their
 		// claim overlaps the store (a claim just after an announced enqueue
-		// waits a moment for the tasks, see fetch). If the enqueue fails,
-		// they find nothing.
+		// waits up to recentWait for the tasks, see fetch). If the enqueue
+		// fails, they find nothing.
+		woke = time.Now()
 		b.publishLevelWake(q, s.Priority)
 	}
 	var recSeq uint64
@@ -213,8 +216,13 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		}
 		return "", fmt.Errorf("natsbroker: enqueue %d tasks on queue %q: %w", n, s.Queue, err)
 	}
-	if delayed {
+	switch {
+	case delayed:
 		b.wakeLater(s.RunAt)
+	case time.Since(woke) > recentWait/2:
+		// The store took long enough that a claim woken early may have
+		// given up waiting for it: wake again.
+		b.publishLevelWake(q, s.Priority)
 	}
 	return s.BatchID, nil
 }
@@ -315,8 +323,23 @@ type leaseMsg struct {
 	// message is acknowledged once they are stored, or handed back whole
 	// if one failed. Appended under the lease's lock before the delivery
 	// they concern is finished, so the last take sees them all.
-	moves []jetstream.PubAckFuture
+	moves []*move
 }
+
+// move is the publish of tasks moved out of a message. Its publisher sets f
+// or err, then closes done; a move made before it is recorded (Retry records
+// it first, so that an expiry cannot hand the task back meanwhile) is
+// published after.
+type move struct {
+	f    jetstream.PubAckFuture
+	err  error
+	done chan struct{}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// published is a move whose publish has been made.
+func published(f jetstream.PubAckFuture) *move { return &move{f: f, done: closedChan} }
 
 // skew is how much earlier than AckWait after a claim or heartbeat was sent
 // this process stops trusting its lease: for the server's clock and the
@@ -428,7 +451,7 @@ func (b *Broker) handBack(lm *leaseMsg, live []int) {
 			_ = lm.msg.Nak()
 			return
 		}
-		lm.moves = append(lm.moves, f)
+		lm.moves = append(lm.moves, published(f))
 		k += run
 	}
 	if err := b.finish(lm); err != nil {
@@ -437,26 +460,19 @@ func (b *Broker) handBack(lm *leaseMsg, live []int) {
 	b.publishLevelWake(q, e.Priority)
 }
 
-// live reports whether delivery i is still live: not finished, not expired.
-func (l *lease) live(i uint64) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.state[i] == dLive && !l.staleLocked(time.Now())
-}
-
 // take ends delivery i's part in the lease, adding move (if not nil) to its
 // message's moves first. It returns the delivery's message, whether the
 // delivery was live (not finished or expired), and whether it was the last
 // live one of its message: the caller then ends the message with finish.
-func (l *lease) take(i uint64, move jetstream.PubAckFuture) (lm *leaseMsg, live, last bool) {
+func (l *lease) take(i uint64, mv *move) (lm *leaseMsg, live, last bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lm = &l.msgs[l.of[i]]
 	if l.state[i] != dLive || l.staleLocked(time.Now()) {
 		return lm, false, false
 	}
-	if move != nil {
-		lm.moves = append(lm.moves, move)
+	if mv != nil {
+		lm.moves = append(lm.moves, mv)
 	}
 	l.state[i] = dDone
 	l.open--
@@ -471,8 +487,13 @@ func (l *lease) take(i uint64, move jetstream.PubAckFuture) (lm *leaseMsg, live,
 // acknowledged once the tasks moved out of it are stored, and handed back
 // (all its tasks come again) if one of those publishes failed.
 func (b *Broker) finish(lm *leaseMsg) error {
-	for _, f := range lm.moves {
-		if err := b.awaitPub(f); err != nil {
+	for _, mv := range lm.moves {
+		<-mv.done
+		err := mv.err
+		if err == nil {
+			err = b.awaitPub(mv.f)
+		}
+		if err != nil {
 			b.log.Warn("natsbroker: moving tasks to a message of their own failed; handing back the message they came in", "err", err)
 			if err := lm.msg.Nak(); err != nil {
 				return fmt.Errorf("natsbroker: handing back a message: %w", err)
@@ -537,56 +558,50 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	}
 	start := time.Now().UnixNano()
 	gen := q.gen[level].Load()
-	if at := q.emptyAt[level].Load(); at != 0 && start-at < int64(b.recheck) && q.emptyGen[level].Load() == gen {
+	spares := q.spare[level].take()
+	if at := q.emptyAt[level].Load(); len(spares) == 0 && at != 0 && start-at < int64(b.recheck) && q.emptyGen[level].Load() == gen {
 		return 0, nil // found empty, and no wake-up since
 	}
+	d := min(dur, b.ackWait)
+	l := &lease{b: b, expires: time.Unix(0, start).Add(d), serverBy: time.Unix(0, start).Add(b.ackWait - b.skew())}
+	c := &claim{b: b, q: q, level: level, l: l, dst: dst}
+	c.add(ctx, spares)
 	per := int(q.perMsg[level].Load())
 	if per < 1 {
 		per = q.pack
 	}
-	want := max(1, len(dst)/per)
-	msgs, recent, err := b.fetch(ctx, q, level, want, start, true)
-	if err != nil && len(msgs) == 0 {
-		return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
-	}
-	fetched := len(msgs)
-	now := time.Now()
-	d := min(dur, b.ackWait)
-	l := &lease{b: b, expires: now.Add(d), msgs: make([]leaseMsg, 0, len(msgs)),
-		serverBy: time.Unix(0, start).Add(b.ackWait - b.skew())}
-	c := &claim{b: b, q: q, level: level, l: l, dst: dst}
-	for round := 0; ; round++ {
+	got, recent := 0, false
+	for round := 0; c.n < len(dst) && round < 4; round++ {
+		// Sized by the tasks per message the level's last claim saw, then
+		// by what came: a message none of whose tasks fit is kept for the
+		// next claim (q.spare).
+		want := max(1, (len(dst)-c.n)/per)
+		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
+		if round == 0 {
+			recent = rec
+			if err != nil && len(msgs) == 0 && c.n == 0 {
+				q.spare[level].put(b, c.spare)
+				return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
+			}
+		}
+		// An error after the first fetch ends the claim with what it has.
+		got += len(msgs)
 		seen0, tasks0 := c.seen, c.tasks
-		c.add(ctx, msgs)
-		// A full fetch may have left more behind: while the estimate was
-		// too high (the messages carried fewer tasks than it said) and
-		// there is room, fetch again, sized by what came.
-		if len(msgs) < want || c.n >= len(dst) || c.seen == seen0 || round == 3 {
+		c.add(ctx, held(msgs, start))
+		if len(msgs) < want || c.seen == seen0 {
 			break
 		}
-		want = (len(dst) - c.n) * (c.seen - seen0) / (c.tasks - tasks0)
-		if want < 1 {
-			break
-		}
-		// An error here ends the claim with what it has.
-		if msgs, _, _ = b.fetch(ctx, q, level, want, start, false); len(msgs) == 0 {
-			break
-		}
-		fetched += len(msgs)
+		per = max(1, (c.tasks-tasks0+c.seen-seen0-1)/(c.seen-seen0))
 	}
-	for i := range c.moved {
-		if err := b.finish(&c.moved[i]); err != nil {
-			b.log.Warn("natsbroker: ending a moved message", "err", err)
-		}
-	}
+	q.spare[level].put(b, c.spare)
 	if c.seen > 0 {
 		q.perMsg[level].Store(int32((c.tasks + c.seen - 1) / c.seen))
 	}
 	n := c.n
-	if c.tasks > n {
+	if c.moved > 0 {
 		b.publishLevelWake(q, level) // tasks were moved: another runner may take them
 	}
-	if fetched == 0 && !recent && q.gen[level].Load() == gen {
+	if got == 0 && len(spares) == 0 && !recent && q.gen[level].Load() == gen {
 		// Nothing, and no wake-up for the level since the claim started
 		// (one coming later changes gen, which voids the mark); not just
 		// after an enqueue, when the consumer may lag. emptyGen first:
@@ -612,19 +627,95 @@ type claim struct {
 	level queue.Priority
 	l     *lease
 	dst   []queue.Delivery
-	n     int        // deliveries in dst
-	moved []leaseMsg // messages none of whose tasks fit: finished once the claim is done
-	seen  int        // messages that decoded
-	tasks int        // the tasks they carried
+	n     int       // deliveries in dst
+	spare []fetched // messages none of whose tasks fit, for the next claim
+	moved int       // tasks moved to messages of their own
+	seen  int       // messages that decoded
+	tasks int       // the tasks they carried
 	e     envelope
 	rest  [][]byte
 }
 
+// fetched is a message and when it was fetched (Unix ns): the server's lease
+// on it runs from then.
+type fetched struct {
+	msg taskMsg
+	at  int64
+}
+
+func held(msgs []taskMsg, at int64) []fetched {
+	fs := make([]fetched, len(msgs))
+	for i, m := range msgs {
+		fs[i] = fetched{m, at}
+	}
+	return fs
+}
+
+// spareList holds the messages of a level that a claim fetched and had no
+// room for (a claim sizes its request by the tasks per message it expects,
+// and messages may carry more): the level's next claim in this broker takes
+// them first. Those still here after spareHold are handed back (each such
+// hand-back counts an attempt: JetStream cannot uncount a delivery).
+type spareList struct {
+	mu    sync.Mutex
+	msgs  []fetched
+	timer *time.Timer
+}
+
+func (b *Broker) spareHold() time.Duration { return min(time.Second, b.ackWait/4) }
+
+func (s *spareList) take() []fetched {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := s.msgs
+	s.msgs = nil
+	return fs
+}
+
+// put keeps fs, ahead of what is kept already, and wakes this broker's idle
+// workers.
+func (s *spareList) put(b *Broker, fs []fetched) {
+	if len(fs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	s.msgs = append(fs, s.msgs...)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(b.spareHold(), func() { s.handBack(b) })
+	}
+	s.mu.Unlock()
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// handBack hands back every message kept.
+func (s *spareList) handBack(b *Broker) {
+	s.mu.Lock()
+	fs := s.msgs
+	s.msgs = nil
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.mu.Unlock()
+	for _, f := range fs {
+		if err := f.msg.Nak(); err != nil {
+			b.log.Warn("natsbroker: handing back a fetched message", "err", err)
+		}
+	}
+	if len(fs) > 0 {
+		b.wakeAfterAck()
+	}
+}
+
 // add adds the tasks of msgs to dst and to the lease. A message's tasks that
-// do not fit move to a message of their own.
-func (c *claim) add(ctx context.Context, msgs []taskMsg) {
+// do not fit move to a message of their own; a message none of whose tasks
+// fit goes to c.spare.
+func (c *claim) add(ctx context.Context, msgs []fetched) {
 	b, q, l, dst, e := c.b, c.q, c.l, c.dst, &c.e
-	for _, msg := range msgs {
+	for _, fm := range msgs {
+		msg := fm.msg
 		meta, err := msg.Metadata()
 		if err != nil {
 			b.buryBad(ctx, q, msg, 0, "no JetStream metadata: "+err.Error())
@@ -643,10 +734,27 @@ func (c *claim) add(ctx context.Context, msgs []taskMsg) {
 			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope carries %d tasks", hdrCount, c, e.Count))
 			continue
 		}
+		if e.Queue != q.name || e.Priority != c.level {
+			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("the envelope says queue %q level %d; the message is on queue %q level %d", e.Queue, e.Priority, q.name, c.level))
+			continue
+		}
+		canceled, size := b.canceled(ctx, e.BatchID)
+		if size > 0 && e.Index+e.Count > size {
+			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("tasks %d to %d of a batch of %d", e.Index, e.Index+e.Count-1, size))
+			continue
+		}
 		c.seen++
 		c.tasks += e.Count
 		attempt := e.Attempts + int(meta.NumDelivered)
 		take := min(e.Count, len(dst)-c.n)
+		if take == 0 {
+			c.spare = append(c.spare, fm)
+			continue
+		}
+		// The server's lease on the message runs from its fetch.
+		if by := time.Unix(0, fm.at).Add(b.ackWait - b.skew()); by.Before(l.serverBy) {
+			l.serverBy = by
+		}
 		for j := range take {
 			dv := &dst[c.n+j]
 			*dv = queue.Delivery{Message: e.Message}
@@ -674,13 +782,9 @@ func (c *claim) add(ctx context.Context, msgs []taskMsg) {
 				}
 				continue
 			}
-			lm.moves = []jetstream.PubAckFuture{f}
-			if take == 0 {
-				c.moved = append(c.moved, lm)
-				continue
-			}
+			lm.moves = []*move{published(f)}
+			c.moved += len(r)
 		}
-		canceled := b.canceled(ctx, e.BatchID, e.EnqueuedAt)
 		mi := int32(len(l.msgs))
 		l.msgs = append(l.msgs, lm)
 		for j := range take {
@@ -784,39 +888,47 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 	}
 }
 
-// Extend implements queue.Broker: it tells the server the tasks' messages
-// are in progress (resetting AckWait) and moves the local lease expiry. A
-// lease the server may already have given up on (AckWait since the claim or
-// the last heartbeat) is not extended: its messages may be another worker's.
+// Extend implements queue.Broker: for each lease of ds it tells the server
+// that every message of the lease with a task not yet reported is in
+// progress (resetting AckWait; a finished task waiting to be reported keeps
+// its message too) and moves the local lease expiry. A lease the server may
+// already have given up on (AckWait since the claim or the last heartbeat)
+// is not extended: its messages may be another worker's.
 func (b *Broker) Extend(ctx context.Context, dur time.Duration, ds []*queue.Delivery) error {
 	now := time.Now()
 	d := min(dur, b.ackWait)
 	var (
-		last    *lease
-		lastMsg taskMsg
+		done []*lease
+		msgs []taskMsg
 	)
 	for _, dv := range ds {
 		l, err := leaseOf(dv)
 		if err != nil {
 			return err
 		}
+		if slices.Contains(done, l) {
+			continue
+		}
+		done = append(done, l)
+		msgs = msgs[:0]
 		l.mu.Lock()
-		live := l.state[dv.Seq] == dLive && !l.staleLocked(now)
-		if live && l != last {
+		if l.open > 0 && !l.staleLocked(now) {
 			l.expires = now.Add(d)
 			l.serverBy = now.Add(b.ackWait - b.skew())
 			if l.timer != nil {
 				l.timer.Reset(d + grace(d))
 			}
-			last = l
+			for i := range l.msgs {
+				if l.msgs[i].left > 0 {
+					msgs = append(msgs, l.msgs[i].msg)
+				}
+			}
 		}
-		msg := l.msgs[l.of[dv.Seq]].msg
 		l.mu.Unlock()
-		if live && msg != lastMsg {
-			if err := msg.InProgress(); err != nil {
+		for _, m := range msgs {
+			if err := m.InProgress(); err != nil {
 				return fmt.Errorf("natsbroker: extend lease of task %s: %w", dv.ID(), err)
 			}
-			lastMsg = msg
 		}
 	}
 	return nil
@@ -914,7 +1026,17 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	if err != nil {
 		return err
 	}
-	if !l.live(d.Seq) {
+	// The delivery ends now, before anything is published: an expiry
+	// meanwhile must not hand the task back too. A task of several is
+	// recorded as moving out of its message, which is not acknowledged
+	// before the move is published and stored.
+	var mv *move
+	alone := l.msgs[l.of[d.Seq]].count == 1
+	if !alone {
+		mv = &move{done: make(chan struct{})}
+	}
+	lm, live, last := l.take(d.Seq, mv)
+	if !live {
 		return nil
 	}
 	if failure != nil {
@@ -923,11 +1045,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 			b.log.Warn("natsbroker: recording a failed attempt", "task", d.ID(), "err", err)
 		}
 	}
-	if l.msgs[l.of[d.Seq]].count == 1 {
-		lm, live, _ := l.take(d.Seq, nil)
-		if !live {
-			return nil
-		}
+	if alone {
 		if wait := time.Until(at); wait > 0 {
 			if err := lm.msg.NakWithDelay(wait); err != nil {
 				return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
@@ -942,10 +1060,6 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 		b.wakeAfterAck()
 		return nil
 	}
-	q, err := b.queue(ctx, d.Queue)
-	if err != nil {
-		return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
-	}
 	attempts := d.Attempt
 	if failure == nil {
 		attempts-- // a release is not an attempt
@@ -955,16 +1069,21 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	if delayed {
 		due = at
 	}
-	f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.taskSubj(q, d.Priority, 1, delayed),
-		Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: taskHeader(d.BatchID, d.Index, 1)})
-	if err != nil {
-		// Still leased: it comes back when the lease expires.
-		return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
+	q, err := b.queue(ctx, d.Queue)
+	if err == nil {
+		mv.f, err = b.js.PublishMsgAsync(&nats.Msg{Subject: b.taskSubj(q, d.Priority, 1, delayed),
+			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: taskHeader(d.BatchID, d.Index, 1)})
 	}
-	if lm, _, last := l.take(d.Seq, f); last {
+	mv.err = err
+	close(mv.done)
+	if last {
 		if err := b.finish(lm); err != nil {
 			return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
 		}
+	}
+	if err != nil {
+		// Its message is handed back whole when its last task finishes.
+		return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
 	}
 	if delayed {
 		b.wakeLater(at)
@@ -976,30 +1095,40 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 }
 
 // Cancel implements queue.Broker: it marks the batch cancelled (for claims
-// to come), appends one cancel marker to its results (every task without an
-// outcome before it reads as cancelled), and tells every broker of the
-// prefix, which closes the Canceled channel of running deliveries.
+// to come), appends a cancel marker to its results (every task without an
+// outcome before the first marker reads as cancelled), and tells every
+// broker of the prefix, which closes the Canceled channel of the batch's
+// deliveries, flushing that notice before it returns. Calling it again
+// repeats the marker and the notice, so a Cancel that failed after marking
+// the record can be retried to completion; the first marker is the one that
+// counts.
 func (b *Broker) Cancel(ctx context.Context, id string) error {
 	r, seq, err := b.batchRecord(ctx, id)
 	if err != nil {
 		return fmt.Errorf("natsbroker: cancel: %w", err)
 	}
-	if r.Canceled {
-		return nil
-	}
-	r.Canceled = true
-	rec, _ := json.Marshal(r)
-	if _, err := b.js.Publish(ctx, b.batchSubj(id), rec, jetstream.WithExpectLastSequencePerSubject(seq)); err != nil {
-		if isWrongLastSeq(err) {
-			return nil // cancelled concurrently
+	if !r.Canceled {
+		r.Canceled = true
+		rec, _ := json.Marshal(r)
+		// A wrong last sequence is a concurrent Cancel: go on all the same.
+		if _, err := b.js.Publish(ctx, b.batchSubj(id), rec, jetstream.WithExpectLastSequencePerSubject(seq)); err != nil && !isWrongLastSeq(err) {
+			return fmt.Errorf("natsbroker: cancel batch %s: %w", id, err)
 		}
-		return fmt.Errorf("natsbroker: cancel batch %s: %w", id, err)
 	}
 	if _, err := b.js.Publish(ctx, b.resSubj(id), startResults(nil, resCancel)); err != nil {
 		return fmt.Errorf("natsbroker: cancel batch %s: %w", id, err)
 	}
 	b.markCanceled(id)
 	if err := b.nc.Publish(b.cancSubj, []byte(id)); err != nil {
+		return fmt.Errorf("natsbroker: cancel batch %s: announcing: %w", id, err)
+	}
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	if err := b.nc.FlushWithContext(fctx); err != nil {
 		return fmt.Errorf("natsbroker: cancel batch %s: announcing: %w", id, err)
 	}
 	return nil

@@ -973,3 +973,62 @@ func TestPackRetryDueAfterSiblingLeaseExpires(t *testing.T) {
 	}
 	completeWith(t, ctx, b, again[:n], double)
 }
+
+// TestPackClaimAfterSmallMessages: a claim sized by single-task messages
+// (the level's last claim saw one task per message) that meets packs
+// fetches more messages than it has room for; those it cannot take are
+// kept for the level's next claim, in order, neither moved to the back nor
+// counted as an attempt. Kept messages nobody claims are handed back after
+// a moment, to any broker.
+func TestPackClaimAfterSmallMessages(t *testing.T) {
+	t.Parallel()
+	s := embedded(t, false)
+	js := connect(t, s)
+	const prefix = "packover"
+	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second})
+	c, _ := queue.NewClient(b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	small, err := queue.Enqueue(ctx, c, procKind, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [1]queue.Delivery
+	if n := claimSome(t, ctx, b, time.Minute, one[:]); n != 1 || one[0].ID() != small.ID() {
+		t.Fatalf("claimed %d tasks (%s), want the lone task", n, one[0].ID())
+	}
+	completeWith(t, ctx, b, one[:], double)
+	big, err := queue.EnqueueBatch(ctx, c, procKind, ints(2048)) // 128 messages of 16
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := 0; want < 256; want += 64 {
+		var dst [64]queue.Delivery
+		n := claimSome(t, ctx, b, time.Minute, dst[:])
+		if n != 64 {
+			t.Fatalf("claim %d returned %d tasks, want 64", want/64, n)
+		}
+		for j := range dst[:n] {
+			if dst[j].Index != want+j {
+				t.Fatalf("claim %d: task %d at %d, want task %d: packs were reordered", want/64, dst[j].Index, j, want+j)
+			}
+			checkDelivery(t, &dst[j], big.ID(), 1)
+		}
+		completeWith(t, ctx, b, dst[:n], double)
+	}
+	// Whatever this broker kept from its over-sized fetches is handed back
+	// within a second (AckWait/4) for another broker to claim.
+	other := newBroker(t, connect(t, s), natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second})
+	rest := claimAll(t, ctx, other, time.Minute, 2048-256, 512)
+	for i := range rest {
+		if rest[i].Index < 256 {
+			t.Fatalf("task %d claimed again", rest[i].Index)
+		}
+		if rest[i].Attempt > 2 {
+			t.Fatalf("task %d at attempt %d: at most one hand-back of a kept message counts", rest[i].Index, rest[i].Attempt)
+		}
+		checkDelivery(t, &rest[i], big.ID(), rest[i].Attempt)
+	}
+	completeWith(t, ctx, other, rest, double)
+	checkOutputs(t, outcomes(t, ctx, b, big.ID(), 2048), double)
+}
