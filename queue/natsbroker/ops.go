@@ -730,8 +730,8 @@ func (c *claim) add(ctx context.Context, msgs []fetched) {
 			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope says task %s", hdrTask, h.Get(hdrTask), id))
 			continue
 		}
-		if c := h.Get(hdrCount); c != countHeader(e.Count) {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope carries %d tasks", hdrCount, c, e.Count))
+		if hc := h.Get(hdrCount); hc != countHeader(e.Count) {
+			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope carries %d tasks", hdrCount, hc, e.Count))
 			continue
 		}
 		if e.Queue != q.name || e.Priority != c.level {
