@@ -10,15 +10,17 @@
 //
 // Per queue, a work-queue stream "<prefix>_q_<queue>" with subjects and one
 // durable pull consumer per priority level (JetStream has no per-message
-// priority; the worker's scheduler picks the level), plus delay subjects
-// per level and one consumer for all of them. A claim is a no-wait pull
+// priority; the worker's scheduler picks the level), and a work-queue
+// stream "<prefix>_qd_<queue>" where delayed tasks wait, with one
+// consumer. A claim is a no-wait pull
 // request to the level's consumer, made by the broker itself through a pool
 // of inbox subscriptions (no subscription, goroutine or timer per claim);
 // a lease is the consumer's AckWait, renewed by InProgress (see
-// Config.AckWait for leases shorter than it). Delayed tasks wait on their
-// level's delay subject and are moved to their level when due (by
-// whichever broker claims next; a duplicate move is dropped by the
-// stream's de-duplication).
+// Config.AckWait for leases shorter than it). Delayed tasks are moved to
+// their level when due (by whichever broker claims next; a duplicate move
+// is dropped by the stream's de-duplication; a move into full levels is
+// tried again a second later). The delayed tasks' stream is apart so that
+// such a move needs no place under the bound that the task itself holds.
 //
 // A message carries one task or, for a large batch, a pack of consecutive
 // tasks (Config.PackSize; a batch of n tasks goes out in messages of
@@ -132,9 +134,6 @@
 //   - A message a claim kept for the next one and handed back unclaimed
 //     counts an attempt for its tasks, as does a message that arrives
 //     after its pull request was given up.
-//   - A bounded queue at its bound cannot promote its delayed tasks until
-//     a task leaves it: promotion publishes the task on its level before
-//     removing it from the delay subject, which needs a free place.
 //   - Moved tasks (the part of a pack a claim had no room for, a retried
 //     task of a pack) go to the back of their level: with slow tasks,
 //     claimed one at a time, a large batch's tasks can fall behind work

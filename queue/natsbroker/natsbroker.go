@@ -36,7 +36,7 @@ const packSpread = 64
 
 // Config configures a Broker. A nil *Config means every default.
 type Config struct {
-	// Prefix names the broker's streams ("<prefix>_q_<queue>",
+	// Prefix names the broker's streams ("<prefix>_q_<queue>", "<prefix>_qd_<queue>",
 	// "<prefix>_state") and subjects ("<prefix>.>"), so that several
 	// deployments can share one NATS account. Letters, digits, '-' and '_'.
 	// Default DefaultPrefix.
@@ -54,8 +54,10 @@ type Config struct {
 	// at AckWait (Delivery.Expires says so). Default DefaultAckWait, which is
 	// the worker's default lease.
 	AckWait time.Duration
-	// MaxDepth bounds the tasks of one queue that wait, are delayed or are
-	// leased: Enqueue returns queue.ErrQueueFull beyond it. The server keeps
+	// MaxDepth bounds the tasks of one queue that wait or are leased, and
+	// apart those that are delayed: Enqueue returns queue.ErrQueueFull
+	// beyond it, and a delayed task that comes due while the queue is full
+	// waits for a place. The server keeps
 	// the bound per message, so a queue with a bound set here or in
 	// QueueMaxDepth stores each task in a message of its own; on the others
 	// DefaultMaxDepth bounds messages, which may carry PackSize tasks each.
@@ -152,7 +154,8 @@ type bqueue struct {
 	// last claim (0: none yet), which sizes the next claim's fetch.
 	perMsg    [queue.NumPriorities]atomic.Int32
 	spare     [queue.NumPriorities]spareList
-	stream    jetstream.Stream
+	stream    jetstream.Stream // the levels
+	dstream   jetstream.Stream // delayed tasks
 	levels    [queue.NumPriorities]jetstream.Consumer
 	next      [queue.NumPriorities]string // "<stream>.<consumer>" of each level, for pull requests
 	delay     jetstream.Consumer
@@ -414,10 +417,11 @@ func (b *Broker) levelSubj(q *bqueue, l queue.Priority, k int) string {
 	return packSubj(b.prefix+".q."+q.tok+"."+strconv.Itoa(int(l)), k)
 }
 
-// delaySubj is where messages of k tasks of level l wait until they are due:
-// "<prefix>.q.<queue>.d<l>", with ".<k>" for more than one task.
+// delaySubj is where messages of k tasks of level l wait until they are due,
+// in the queue's delay stream: "<prefix>.qd.<queue>.<l>", with ".<k>" for
+// more than one task.
 func (b *Broker) delaySubj(q *bqueue, l queue.Priority, k int) string {
-	return packSubj(b.prefix+".q."+q.tok+".d"+strconv.Itoa(int(l)), k)
+	return packSubj(b.prefix+".qd."+q.tok+"."+strconv.Itoa(int(l)), k)
 }
 
 func packSubj(base string, k int) string {
@@ -443,15 +447,15 @@ func (b *Broker) deadSubj(qname, id string, i int) string {
 	return b.prefix + ".d." + tok(qname) + "." + tok(id) + "." + strconv.Itoa(i)
 }
 
-// Depth implements queue.Stats: the tasks of the queue's work-queue stream
-// per level (ready, leased, and delayed ones waiting on the level's delay
-// subject), which is what its bound counts, read from the stream leader in
-// one request from its per-subject message totals (a subject's messages
-// carry the same number of tasks). A task leaves the count when its acknowledgement
+// Depth implements queue.Stats: the tasks of the queue per level (ready and
+// leased ones in its stream, delayed ones in its delay stream), which is
+// what its bounds count, read from the streams' leaders in one request each
+// from their per-subject message totals (a subject's messages carry the
+// same number of tasks). A task leaves the count when its acknowledgement
 // is applied: on a replicated stream a moment after its outcome is
 // readable. Tasks of a cancelled batch count until a worker claims and
 // drops them (delayed ones, once due), as they do against the bound. An
-// unknown queue has depth zero; Depth never creates a queue's stream.
+// unknown queue has depth zero; Depth never creates a queue's streams.
 func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]int, error) {
 	var d [queue.NumPriorities]int
 	b.mu.Lock()
@@ -461,40 +465,44 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 		return d, errClosed
 	}
 	t := tok(name)
-	var st jetstream.Stream
-	if q != nil {
-		st = q.stream
-	} else {
-		var err error
-		st, err = b.js.Stream(ctx, b.prefix+"_q_"+t)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return d, nil
+	for i, kind := range []string{"q", "qd"} {
+		var st jetstream.Stream
+		switch {
+		case q != nil && i == 0:
+			st = q.stream
+		case q != nil:
+			st = q.dstream
+		default:
+			var err error
+			st, err = b.js.Stream(ctx, b.prefix+"_"+kind+"_"+t)
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				continue
+			}
+			if err != nil {
+				return d, fmt.Errorf("natsbroker: depth of queue %q: %w", name, err)
+			}
 		}
+		base := b.prefix + "." + kind + "." + t + "."
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+">"))
 		if err != nil {
 			return d, fmt.Errorf("natsbroker: depth of queue %q: %w", name, err)
 		}
-	}
-	base := b.prefix + ".q." + t + "."
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(base+">"))
-	if err != nil {
-		return d, fmt.Errorf("natsbroker: depth of queue %q: %w", name, err)
-	}
-	for subj, n := range info.State.Subjects {
-		rest, ok := strings.CutPrefix(subj, base)
-		if !ok {
-			continue
-		}
-		rest = strings.TrimPrefix(rest, "d")
-		rest, ks, packed := strings.Cut(rest, ".")
-		k := 1
-		if packed {
-			var err error
-			if k, err = strconv.Atoi(ks); err != nil || k < 1 {
+		for subj, n := range info.State.Subjects {
+			rest, ok := strings.CutPrefix(subj, base)
+			if !ok {
 				continue
 			}
-		}
-		if l, err := strconv.Atoi(rest); err == nil && l >= 0 && l < queue.NumPriorities {
-			d[l] += int(n) * k
+			rest, ks, packed := strings.Cut(rest, ".")
+			k := 1
+			if packed {
+				var err error
+				if k, err = strconv.Atoi(ks); err != nil || k < 1 {
+					continue
+				}
+			}
+			if l, err := strconv.Atoi(rest); err == nil && l >= 0 && l < queue.NumPriorities {
+				d[l] += int(n) * k
+			}
 		}
 	}
 	return d, nil
@@ -532,23 +540,36 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 		q.pack = 1 // a bound counts messages: one task each
 	}
 	q.promote.Store(true)
-	sname := b.prefix + "_q_" + q.tok
-	st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        sname,
-		Description: "gather task queue " + strconv.Quote(name),
-		Subjects:    []string{b.prefix + ".q." + q.tok + ".>"},
-		Retention:   jetstream.WorkQueuePolicy,
-		MaxMsgs:     int64(q.maxDepth),
-		Discard:     jetstream.DiscardNew,
-		Storage:     b.storage,
-		Replicas:    b.replicas,
-		Duplicates:  time.Minute,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", sname, err)
+	// Two work-queue streams, made concurrently: the levels, and the
+	// delayed tasks. Apart, so that promoting a delayed task into a level
+	// needs no place under the bound that the delayed task itself holds.
+	sname, dname := b.prefix+"_q_"+q.tok, b.prefix+"_qd_"+q.tok
+	mkStream := func(name, what, subjects string) (jetstream.Stream, error) {
+		st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        name,
+			Description: "gather task queue " + strconv.Quote(q.name) + what,
+			Subjects:    []string{subjects},
+			Retention:   jetstream.WorkQueuePolicy,
+			MaxMsgs:     int64(q.maxDepth),
+			Discard:     jetstream.DiscardNew,
+			Storage:     b.storage,
+			Replicas:    b.replicas,
+			Duplicates:  time.Minute,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: creating stream %s: %w", name, err)
+		}
+		return st, nil
 	}
-	q.stream = st
-	mk := func(durable string, subjects ...string) (jetstream.Consumer, error) {
+	var wg sync.WaitGroup
+	var serr, derr error
+	wg.Go(func() { q.stream, serr = mkStream(sname, "", b.prefix+".q."+q.tok+".>") })
+	wg.Go(func() { q.dstream, derr = mkStream(dname, ", delayed tasks", b.prefix+".qd."+q.tok+".>") })
+	wg.Wait()
+	if err := errors.Join(serr, derr); err != nil {
+		return nil, err
+	}
+	mk := func(st jetstream.Stream, durable string, subjects ...string) (jetstream.Consumer, error) {
 		c, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 			Durable:        durable,
 			FilterSubjects: subjects,
@@ -559,25 +580,19 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 			Replicas:       b.replicas,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("natsbroker: creating consumer %s on %s: %w", durable, sname, err)
+			return nil, fmt.Errorf("natsbroker: creating consumer %s on %s: %w", durable, st.CachedInfo().Config.Name, err)
 		}
 		return c, nil
 	}
 	// The five consumers are created concurrently: each is a round trip
 	// and, on a file store, a few file writes.
-	var wg sync.WaitGroup
 	errs := make([]error, queue.NumPriorities+1)
 	for l := range queue.NumPriorities {
 		one, name := b.levelSubj(q, queue.Priority(l), 1), "L"+strconv.Itoa(l)
 		q.next[l] = sname + "." + name
-		wg.Go(func() { q.levels[l], errs[l] = mk(name, one, one+".*") })
+		wg.Go(func() { q.levels[l], errs[l] = mk(q.stream, name, one, one+".*") })
 	}
-	var delays []string
-	for l := range queue.NumPriorities {
-		one := b.delaySubj(q, queue.Priority(l), 1)
-		delays = append(delays, one, one+".*")
-	}
-	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk("delay", delays...) })
+	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk(q.dstream, "delay") })
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -870,9 +870,15 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 			acks = append(acks, msg)
 		}
 		if err := p.wait(); err != nil {
-			// Not acknowledged: the delayed messages come back after AckWait.
+			// Tried again in a moment (a level may be full); a task
+			// promoted twice is dropped by the level stream's
+			// de-duplication.
 			b.log.Warn("natsbroker: promoting delayed tasks", "queue", q.name, "err", err)
-			q.promote.Store(true)
+			again := min(time.Second, b.ackWait)
+			for _, msg := range acks {
+				_ = msg.NakWithDelay(again)
+			}
+			b.wakeLater(time.Now().Add(again))
 			return
 		}
 		for _, msg := range acks {

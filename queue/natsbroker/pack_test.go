@@ -30,22 +30,24 @@ import (
 
 const packN = 1024 // 64 messages of 16 tasks with the default PackSize
 
-// packSubjects returns the messages per subject of the named queue's stream
-// (subjects with none left out).
+// packSubjects returns the messages per subject of the named queue's
+// streams, the levels' and the delayed tasks' (subjects with none left out).
 func packSubjects(t *testing.T, ctx context.Context, js jetstream.JetStream, prefix, name string) map[string]uint64 {
 	t.Helper()
-	st, err := js.Stream(ctx, prefix+"_q_"+name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+".q."+name+".>"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]uint64{}
-	for s, n := range info.State.Subjects {
-		if n > 0 {
-			out[s] = n
+	for _, kind := range []string{"q", "qd"} {
+		st, err := js.Stream(ctx, prefix+"_"+kind+"_"+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+"."+kind+"."+name+".>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for s, n := range info.State.Subjects {
+			if n > 0 {
+				out[s] = n
+			}
 		}
 	}
 	return out
@@ -452,7 +454,7 @@ func TestPackRetryOneTask(t *testing.T) {
 	others(&packs[2], 0)
 	// It waits alone on the level's delay subject, its message acknowledged
 	// (promotion only happens on a claim, so this holds past its due time).
-	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{prefix + ".q.default.d1": 1})
+	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{prefix + ".qd.default.1": 1})
 	if d, err := b.Depth(ctx, queue.DefaultQueue); err != nil || d != normalDepth(1) {
 		t.Fatalf("Depth with one delayed task = %v, %v; want %v", d, err, normalDepth(1))
 	}
@@ -873,7 +875,7 @@ func TestPackDelayedBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := packSubjects(t, ctx, js, prefix, "default"), map[string]uint64{prefix + ".q.default.d1.16": 64}; !maps.Equal(got, want) {
+	if got, want := packSubjects(t, ctx, js, prefix, "default"), map[string]uint64{prefix + ".qd.default.1.16": 64}; !maps.Equal(got, want) {
 		t.Fatalf("messages per subject: %v, want %v", got, want)
 	}
 	if d, err := b.Depth(ctx, queue.DefaultQueue); err != nil || d != normalDepth(packN) {

@@ -1,0 +1,67 @@
+package natsbroker_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/gather-go/gather/queue"
+	"github.com/gather-go/gather/queue/natsbroker"
+)
+
+// TestBoundedQueueDelayedTasks: delayed tasks wait in a stream of their own,
+// so a bounded queue whose places are all taken by delayed tasks still runs
+// them when they come due, and a delayed task that comes due while the
+// levels are full is promoted once a place frees.
+func TestBoundedQueueDelayedTasks(t *testing.T) {
+	t.Parallel()
+	s := embedded(t, false)
+	b := newBroker(t, connect(t, s), natsbroker.Config{MaxDepth: 2, AckWait: 2 * time.Second})
+	c, _ := queue.NewClient(b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Both places of the delay stream, then both of the levels.
+	delayed, err := queue.EnqueueBatch(ctx, c, procKind, []int{1, 2}, queue.WithDelay(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.Enqueue(ctx, c, procKind, 3, queue.WithDelay(time.Minute)); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatalf("a third delayed task in a queue bounded at 2: %v, want ErrQueueFull", err)
+	}
+	ready, err := queue.EnqueueBatch(ctx, c, procKind, []int{4, 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := b.Depth(ctx, queue.DefaultQueue); err != nil || d != ([queue.NumPriorities]int{0, 4, 0, 0}) {
+		t.Fatalf("Depth = %v, %v; want 4 tasks at the normal level", d, err)
+	}
+	// Hold the two ready tasks past the delayed ones' due time: the levels
+	// stay full, and the promotion must wait for a place, not fail for good.
+	var held [2]queue.Delivery
+	if n := claimSome(t, ctx, b, time.Minute, held[:]); n != 2 {
+		t.Fatalf("claimed %d ready tasks, want 2", n)
+	}
+	time.Sleep(500 * time.Millisecond) // past the delayed tasks' due time; nothing to wait on
+	var none [2]queue.Delivery
+	if n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Minute, none[:]); n != 0 || err != nil {
+		t.Fatalf("Claim while the levels are full = %d, %v; want nothing yet", n, err)
+	}
+	completeWith(t, ctx, b, held[:], func(i int) int { return 2 * []int{4, 5}[i] })
+	w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue.HandleFunc(w, procKind, func(ctx context.Context, n int) (procOut, error) { return procOut{V: 2 * n}, nil })
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(context.Background())
+	got, err := delayed.Await(ctx)
+	if err != nil || len(got) != 2 || got[0].V != 2 || got[1].V != 4 {
+		t.Fatalf("delayed batch: %+v, %v; want 2 and 4", got, err)
+	}
+	if got, err := ready.Await(ctx); err != nil || got[0].V != 8 || got[1].V != 10 {
+		t.Fatalf("ready batch: %+v, %v; want 8 and 10", got, err)
+	}
+}
