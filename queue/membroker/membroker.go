@@ -13,7 +13,7 @@
 // a delayed task, a retry or a lease comes due, and that is when those tasks
 // become claimable (a claim of an empty level does not read the clock).
 // Finished batches keep only their outcomes and are forgotten Retention
-// after they finish.
+// after they finish, or sooner, oldest first, beyond MaxFinished of them.
 package membroker
 
 import (
@@ -36,6 +36,7 @@ const (
 	DefaultMaxDepth       = 1 << 24
 	DefaultRetention      = time.Hour
 	DefaultMaxDeadLetters = 100_000
+	DefaultMaxFinished    = 1 << 20
 )
 
 // Config configures a Broker. A nil *Config means every default.
@@ -49,6 +50,10 @@ type Config struct {
 	// Retention is how long a finished batch's results stay available to
 	// Subscribe (and Attach). Default DefaultRetention.
 	Retention time.Duration
+	// MaxFinished bounds the finished batches kept for Retention: beyond
+	// it the oldest are forgotten first, so that memory stays bounded
+	// however many batches an hour finish. Default DefaultMaxFinished.
+	MaxFinished int
 	// MaxDeadLetters bounds the dead letters kept per queue; the oldest go
 	// first. Default DefaultMaxDeadLetters.
 	MaxDeadLetters int
@@ -62,6 +67,7 @@ type Broker struct {
 	maxDepth  int
 	qdepth    map[string]int
 	retention time.Duration
+	maxFin    int
 	maxDead   int
 
 	mu       sync.Mutex
@@ -81,7 +87,7 @@ type Broker struct {
 // New returns an empty Broker. It returns an error for an invalid config.
 func New(cfg *Config) (*Broker, error) {
 	b := &Broker{
-		maxDepth: DefaultMaxDepth, retention: DefaultRetention, maxDead: DefaultMaxDeadLetters,
+		maxDepth: DefaultMaxDepth, retention: DefaultRetention, maxFin: DefaultMaxFinished, maxDead: DefaultMaxDeadLetters,
 		queues: map[string]*mqueue{}, batches: map[string]*batch{}, idem: map[string]idemEntry{},
 		dead: map[string][]*queue.DeadLetter{},
 	}
@@ -102,6 +108,11 @@ func New(cfg *Config) (*Broker, error) {
 			errs = append(errs, fmt.Errorf("membroker: Config.Retention is %v: want 0 (default %v) or more", cfg.Retention, DefaultRetention))
 		} else if cfg.Retention > 0 {
 			b.retention = cfg.Retention
+		}
+		if cfg.MaxFinished < 0 {
+			errs = append(errs, fmt.Errorf("membroker: Config.MaxFinished is %d: want 0 (default %d) or more", cfg.MaxFinished, DefaultMaxFinished))
+		} else if cfg.MaxFinished > 0 {
+			b.maxFin = cfg.MaxFinished
 		}
 		if cfg.MaxDeadLetters < 0 {
 			errs = append(errs, fmt.Errorf("membroker: Config.MaxDeadLetters is %d: want 0 (default %d) or more", cfg.MaxDeadLetters, DefaultMaxDeadLetters))
@@ -238,6 +249,7 @@ type finishedBatch struct {
 type finishedList struct {
 	blocks [][]finishedBatch
 	head   int // the oldest entry's index in blocks[0]
+	n      int // entries
 }
 
 const finishedBlock = 512
@@ -248,6 +260,7 @@ func (f *finishedList) push(e finishedBatch) {
 	}
 	last := &f.blocks[len(f.blocks)-1]
 	*last = append(*last, e)
+	f.n++
 }
 
 // front returns the oldest entry, nil if there is none.
@@ -261,6 +274,7 @@ func (f *finishedList) front() *finishedBatch {
 // pop removes the oldest entry; there must be one.
 func (f *finishedList) pop() {
 	f.blocks[0][f.head] = finishedBatch{}
+	f.n--
 	f.head++
 	if f.head == len(f.blocks[0]) {
 		f.blocks[0] = nil
@@ -592,6 +606,10 @@ func (b *Broker) record(bt *batch, i int32, o queue.Outcome, now time.Time) {
 	bt.order = append(bt.order, i)
 	if bt.finished() {
 		b.finished.push(finishedBatch{now, bt.sub.BatchID}) // the caller settles bt
+		for b.finished.n > b.maxFin {
+			delete(b.batches, b.finished.front().id)
+			b.finished.pop()
+		}
 	}
 }
 

@@ -42,14 +42,56 @@ func TestConformanceRealClock(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	_, err := membroker.New(&membroker.Config{MaxDepth: -1, Retention: -1, QueueMaxDepth: map[string]int{"q": 0}})
+	_, err := membroker.New(&membroker.Config{MaxDepth: -1, Retention: -1, MaxFinished: -2, QueueMaxDepth: map[string]int{"q": 0}})
 	if err == nil {
 		t.Fatal("New accepted a negative MaxDepth")
 	}
-	for _, want := range []string{"MaxDepth is -1", "Retention is -1ns", `QueueMaxDepth["q"] is 0`} {
+	for _, want := range []string{"MaxDepth is -1", "Retention is -1ns", "MaxFinished is -2", `QueueMaxDepth["q"] is 0`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestMaxFinished: past MaxFinished finished batches, the oldest is
+// forgotten first, within Retention.
+func TestMaxFinished(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, err := membroker.New(&membroker.Config{MaxFinished: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var ids []string
+	for i := range 3 {
+		s := &queue.Submission{BatchID: fmt.Sprint("fin-", i), Queue: queue.DefaultQueue, Kind: "k",
+			Priority: queue.PriorityNormal, MaxAttempts: 1, Payloads: [][]byte{[]byte("1")}}
+		id, err := b.Enqueue(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d [1]queue.Delivery
+		if n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Hour, d[:]); n != 1 || err != nil {
+			t.Fatalf("Claim = %d, %v", n, err)
+		}
+		if err := b.Complete(ctx, []queue.Completion{{Delivery: &d[0], Outcome: queue.Outcome{Output: []byte("2")}}}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for i, id := range ids {
+		sub, err := b.Subscribe(ctx, id)
+		if i == 0 {
+			if !errors.Is(err, queue.ErrNotFound) {
+				t.Fatalf("the oldest of 3 finished batches with MaxFinished 2: Subscribe = %v, want ErrNotFound", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("finished batch %d of 3 with MaxFinished 2: %v", i, err)
+		}
+		sub.Close()
 	}
 }
 
