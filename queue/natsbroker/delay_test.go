@@ -65,3 +65,75 @@ func TestBoundedQueueDelayedTasks(t *testing.T) {
 		t.Fatalf("ready batch: %+v, %v; want 8 and 10", got, err)
 	}
 }
+
+// TestDelayedEnqueueRollback: an enqueue of delayed tasks that fails (here:
+// its batch ID is in use) takes back its own tasks from the delayed tasks'
+// stream, and nothing of the batch that holds the ID.
+func TestDelayedEnqueueRollback(t *testing.T) {
+	t.Parallel()
+	s := embedded(t, false)
+	js := connect(t, s)
+	const prefix = "rollback"
+	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub := func(runAt time.Time) *queue.Submission {
+		return &queue.Submission{BatchID: "A", Queue: queue.DefaultQueue, Kind: procKind.Name(), Priority: queue.PriorityNormal,
+			MaxAttempts: 1, RunAt: runAt, Payloads: [][]byte{[]byte("1"), []byte("2"), []byte("3")}}
+	}
+	if _, err := b.Enqueue(ctx, sub(time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Enqueue(ctx, sub(time.Now().Add(time.Hour))); err == nil {
+		t.Fatal("a second batch with ID A was accepted")
+	}
+	waitSubjects(t, ctx, js, prefix, queue.DefaultQueue, map[string]uint64{prefix + ".q.default.1": 3})
+	var dst [4]queue.Delivery
+	if n := claimSome(t, ctx, b, time.Minute, dst[:]); n != 3 {
+		t.Fatalf("claimed %d tasks of batch A, want its 3", n)
+	}
+}
+
+// TestPromotionPartlyFails: delayed tasks come due while the levels have
+// room for one of them: the one promoted leaves the delayed tasks' stream at
+// once (no double count, its place there freed), the other waits there and
+// is promoted once a place frees.
+func TestPromotionPartlyFails(t *testing.T) {
+	t.Parallel()
+	s := embedded(t, false)
+	js := connect(t, s)
+	const prefix = "partly"
+	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, MaxDepth: 2, AckWait: 2 * time.Second})
+	c, _ := queue.NewClient(b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	delayed, err := queue.EnqueueBatch(ctx, c, procKind, []int{1, 2}, queue.WithDelay(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler, err := queue.Enqueue(ctx, c, procKind, 3) // one of the levels' two places
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // past the delayed tasks' due time; nothing to wait on
+	var dst [4]queue.Delivery
+	n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Minute, dst[:]) // promotes what fits
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, d := range dst[:n] {
+		got[d.ID()] = true
+	}
+	if !got[filler.ID()] || n != 2 {
+		t.Fatalf("claimed %v; want the ready task and one promoted task", got)
+	}
+	waitSubjects(t, ctx, js, prefix, queue.DefaultQueue, map[string]uint64{prefix + ".q.default.1": 2, prefix + ".qd.default.1": 1})
+	completeWith(t, ctx, b, dst[:n], func(i int) int { return 2 * []int{1, 2}[i] })
+	// The place freed, the other delayed task is promoted (retried within
+	// about a second) and runs.
+	var rest [1]queue.Delivery
+	if n := claimSome(t, ctx, b, time.Minute, rest[:]); n != 1 || rest[0].BatchID != delayed.ID() || rest[0].Attempt != 1 {
+		t.Fatalf("claimed %d: %+v; want the other delayed task at attempt 1", n, rest[0].Message)
+	}
+}

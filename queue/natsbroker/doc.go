@@ -70,6 +70,10 @@
 // also gives the batch's size, against which claimed envelopes are
 // checked), and later ones rely on the cancel notice that Cancel sends every
 // broker of the prefix on a core-NATS subject and flushes before it returns.
+// A notice travels apart from the tasks, so a broker that already claimed
+// tasks of a batch may start one more in the moment the notice takes to
+// arrive; when notices may have been missed (a reconnect, a dropped
+// notice), the next claim of each batch reads its record again.
 //
 // Idle workers sleep on a core-NATS wake-up subject that Enqueue (before
 // its publishes are acknowledged, so that claims overlap the store, and

@@ -117,6 +117,12 @@ type Broker struct {
 	cancSubj  string
 	subs      []*nats.Subscription
 	pull      *puller
+	// csub is the cancel notices' subscription; noticeRC and noticeDrop
+	// are the connection's reconnects and the subscription's dropped
+	// messages when last checked (see checkNotices).
+	csub       *nats.Subscription
+	noticeRC   atomic.Uint64
+	noticeDrop atomic.Int64
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -160,6 +166,7 @@ type bqueue struct {
 	next      [queue.NumPriorities]string // "<stream>.<consumer>" of each level, for pull requests
 	delay     jetstream.Consumer
 	promote   atomic.Bool // delayed tasks may be due
+	retryT    *time.Timer // a failed promotion's retry (see promoteLater); guarded by Broker.mu
 	promoting atomic.Bool
 	// lastEnq[l] is when an enqueue to level l was last announced (Unix ns).
 	lastEnq [queue.NumPriorities]atomic.Int64
@@ -195,7 +202,8 @@ func (b *Broker) maybeAll() {
 }
 
 type binfo struct {
-	size     int // tasks in the batch; 0 if not read
+	size     int  // tasks in the batch; 0 if not read
+	recheck  bool // a notice may have been missed: read the record again
 	canceled chan struct{}
 	done     bool
 	used     time.Time
@@ -316,6 +324,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
 	b.subs = []*nats.Subscription{ws, cs}
+	b.csub = cs
+	b.noticeRC.Store(b.nc.Stats().Reconnects)
 	b.pull = newPuller(js)
 	fctx := ctx
 	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
@@ -357,6 +367,9 @@ func (b *Broker) Close() error {
 	subs := b.subs
 	var spares []*spareList
 	for _, q := range b.queues {
+		if q.retryT != nil {
+			q.retryT.Stop()
+		}
 		for l := range q.spare {
 			spares = append(spares, &q.spare[l])
 		}
@@ -818,22 +831,26 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 
 // canceled returns the channel closed when batch id is cancelled, and the
 // batch's size (0 if unknown). On the batch's first use it reads the batch
-// record from the stream leader, so that a claim after Cancel returned never
-// starts a task of the batch; later claims rely on the cancel notice, which
-// Cancel flushes before it returns.
+// record from the stream leader, so that a broker's first claim of a batch
+// after Cancel returned never starts a task of it; later claims rely on the
+// cancel notice, which Cancel flushes before it returns, and read the record
+// again when a notice may have been missed (checkNotices).
 func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
 	bi := b.batches[id]
-	if bi != nil {
+	if bi != nil && !bi.recheck {
 		bi.used = now
 		size := bi.size
 		b.mu.Unlock()
 		return bi.canceled, size
 	}
-	// Registered before the lookup, so a cancel notice arriving meanwhile
-	// is not missed.
-	bi = b.addBatchLocked(id, now)
+	if bi == nil {
+		// Registered before the lookup, so a cancel notice arriving
+		// meanwhile is not missed.
+		bi = b.addBatchLocked(id, now)
+	}
+	bi.recheck = false
 	b.mu.Unlock()
 	r, _, err := b.batchRecord(ctx, id)
 	if err != nil {
@@ -846,6 +863,26 @@ func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int)
 		b.markCanceled(id)
 	}
 	return bi.canceled, r.Size
+}
+
+// checkNotices has the batches not known cancelled read their records again
+// on their next claim when cancel notices may have been missed: the
+// connection was re-established, or the notices' subscription dropped one.
+func (b *Broker) checkNotices() {
+	rc := b.nc.Stats().Reconnects
+	dropped, err := b.csub.Dropped()
+	if err == nil && rc == b.noticeRC.Load() && int64(dropped) == b.noticeDrop.Load() {
+		return
+	}
+	b.noticeRC.Store(rc)
+	b.noticeDrop.Store(int64(dropped))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, bi := range b.batches {
+		if !bi.done {
+			bi.recheck = true
+		}
+	}
 }
 
 // batchMemory is how long the cancellation state of a batch is kept after

@@ -200,8 +200,12 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	if err := p.wait(); err != nil || recErr != nil {
 		// All or none: take back what was stored.
 		b.dropPre(s.BatchID, pre)
+		st := q.stream
+		if delayed {
+			st = q.dstream
+		}
 		for _, seq := range p.seqs {
-			if derr := q.stream.DeleteMsg(context.WithoutCancel(ctx), seq); derr != nil && !errors.Is(derr, jetstream.ErrMsgNotFound) {
+			if derr := st.DeleteMsg(context.WithoutCancel(ctx), seq); derr != nil && !errors.Is(derr, jetstream.ErrMsgNotFound) {
 				b.log.Error("natsbroker: rolling back a failed enqueue", "batch", s.BatchID, "seq", seq, "err", derr)
 			}
 		}
@@ -556,9 +560,22 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if q.promote.Load() {
 		b.promote(ctx, q)
 	}
+	b.checkNotices()
 	start := time.Now().UnixNano()
 	gen := q.gen[level].Load()
 	spares := q.spare[level].take()
+	// A kept message whose server lease is half gone is handed back rather
+	// than handed out (kept ones wait a second at most: this is a claim that
+	// itself took long).
+	fresh := spares[:0]
+	for _, f := range spares {
+		if start-f.at < int64(b.ackWait/2) {
+			fresh = append(fresh, f)
+		} else if err := f.msg.Nak(); err != nil {
+			b.log.Warn("natsbroker: handing back a fetched message", "err", err)
+		}
+	}
+	spares = fresh
 	if at := q.emptyAt[level].Load(); len(spares) == 0 && at != 0 && start-at < int64(b.recheck) && q.emptyGen[level].Load() == gen {
 		return 0, nil // found empty, and no wake-up since
 	}
@@ -839,6 +856,15 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 	q.promote.Store(false)
 	const chunk = 256
 	moved := 0
+	defer func() {
+		if moved > 0 {
+			b.publishWake(false)
+		}
+	}()
+	type promo struct {
+		msg jetstream.Msg
+		f   jetstream.PubAckFuture
+	}
 	for {
 		mb, err := q.delay.FetchNoWait(chunk)
 		if err != nil {
@@ -846,11 +872,14 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 			q.promote.Store(true)
 			return
 		}
-		p := newPublisher(ctx, b.js, 0)
-		var acks []jetstream.Msg
+		var (
+			ps     []promo
+			failed []jetstream.Msg
+			ferr   error
+			e      envelope
+		)
 		k := 0
 		now := time.Now()
-		var e envelope
 		for msg := range mb.Messages() {
 			k++
 			if err := decodeEnvelope(msg.Data(), &e); err != nil {
@@ -865,33 +894,59 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 				b.wakeLater(e.Due)
 				continue
 			}
-			p.publish(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: taskHeader(e.BatchID, e.Index, e.Count)},
+			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: taskHeader(e.BatchID, e.Index, e.Count)},
 				jetstream.WithMsgID(id+"+"+strconv.Itoa(e.Count)+"@"+strconv.FormatInt(e.Due.UnixNano(), 36)))
-			acks = append(acks, msg)
+			if err != nil {
+				failed, ferr = append(failed, msg), err
+				continue
+			}
+			ps = append(ps, promo{msg, f})
 		}
-		if err := p.wait(); err != nil {
-			// Tried again in a moment (a level may be full); a task
-			// promoted twice is dropped by the level stream's
-			// de-duplication.
-			b.log.Warn("natsbroker: promoting delayed tasks", "queue", q.name, "err", err)
+		// Each delayed message is removed once its copy on the level is
+		// stored (or was already: a duplicate), and only then.
+		for _, p := range ps {
+			if err := b.awaitPub(p.f); err != nil {
+				failed, ferr = append(failed, p.msg), err
+				continue
+			}
+			_ = p.msg.Ack()
+			moved++
+		}
+		if len(failed) > 0 {
+			// Tried again in a moment (the levels may be full).
+			b.log.Warn("natsbroker: promoting delayed tasks", "queue", q.name, "tasks", len(failed), "err", ferr)
 			again := min(time.Second, b.ackWait)
-			for _, msg := range acks {
+			for _, msg := range failed {
 				_ = msg.NakWithDelay(again)
 			}
-			b.wakeLater(time.Now().Add(again))
+			b.promoteLater(q, again+again/10)
 			return
 		}
-		for _, msg := range acks {
-			_ = msg.Ack()
-		}
-		moved += len(acks)
 		if k < chunk {
-			break
+			return
 		}
 	}
-	if moved > 0 {
-		b.publishWake(false)
+}
+
+// promoteLater has this broker's next claim of q promote after d, and wakes
+// its idle workers then: a retry of a promotion that failed, which other
+// brokers need not hear of.
+func (b *Broker) promoteLater(q *bqueue, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || q.retryT != nil {
+		return
 	}
+	q.retryT = time.AfterFunc(d, func() {
+		q.promote.Store(true)
+		for l := range queue.NumPriorities {
+			q.maybe(l)
+		}
+		b.mu.Lock()
+		q.retryT = nil
+		b.wakeLocked()
+		b.mu.Unlock()
+	})
 }
 
 // Extend implements queue.Broker: for each lease of ds it tells the server
@@ -1045,13 +1100,16 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	if !live {
 		return nil
 	}
-	if failure != nil {
-		data, _ := json.Marshal(failure)
-		if _, err := b.js.Publish(ctx, b.attSubj(d.BatchID, d.Index), data); err != nil {
-			b.log.Warn("natsbroker: recording a failed attempt", "task", d.ID(), "err", err)
+	record := func() {
+		if failure != nil {
+			data, _ := json.Marshal(failure)
+			if _, err := b.js.Publish(ctx, b.attSubj(d.BatchID, d.Index), data); err != nil {
+				b.log.Warn("natsbroker: recording a failed attempt", "task", d.ID(), "err", err)
+			}
 		}
 	}
 	if alone {
+		record()
 		if wait := time.Until(at); wait > 0 {
 			if err := lm.msg.NakWithDelay(wait); err != nil {
 				return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
@@ -1082,6 +1140,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	}
 	mv.err = err
 	close(mv.done)
+	record() // after the move is out: its message waits for the move, not for this
 	if last {
 		if err := b.finish(lm); err != nil {
 			return fmt.Errorf("natsbroker: retry task %s: %w", d.ID(), err)
@@ -1116,8 +1175,16 @@ func (b *Broker) Cancel(ctx context.Context, id string) error {
 	if !r.Canceled {
 		r.Canceled = true
 		rec, _ := json.Marshal(r)
-		// A wrong last sequence is a concurrent Cancel: go on all the same.
-		if _, err := b.js.Publish(ctx, b.batchSubj(id), rec, jetstream.WithExpectLastSequencePerSubject(seq)); err != nil && !isWrongLastSeq(err) {
+		_, err := b.js.Publish(ctx, b.batchSubj(id), rec, jetstream.WithExpectLastSequencePerSubject(seq))
+		if isWrongLastSeq(err) {
+			// The record changed since it was read: a concurrent Cancel
+			// (go on all the same), or an enqueue that failed and took the
+			// batch back.
+			if r, _, err = b.batchRecord(ctx, id); err == nil && !r.Canceled {
+				err = fmt.Errorf("the batch record changed while it was cancelled")
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("natsbroker: cancel batch %s: %w", id, err)
 		}
 	}
