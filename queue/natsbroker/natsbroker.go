@@ -163,7 +163,7 @@ type bqueue struct {
 	stream    jetstream.Stream // the levels
 	dstream   jetstream.Stream // delayed tasks
 	levels    [queue.NumPriorities]jetstream.Consumer
-	next      [queue.NumPriorities]string // "<stream>.<consumer>" of each level, for pull requests
+	next      [queue.NumPriorities]string // each level's next-message API subject, for pull requests
 	delay     jetstream.Consumer
 	promote   atomic.Bool // delayed tasks may be due
 	retryT    *time.Timer // a failed promotion's retry (see promoteLater); guarded by Broker.mu
@@ -602,7 +602,7 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	errs := make([]error, queue.NumPriorities+1)
 	for l := range queue.NumPriorities {
 		one, name := b.levelSubj(q, queue.Priority(l), 1), "L"+strconv.Itoa(l)
-		q.next[l] = sname + "." + name
+		q.next[l] = b.pull.nextSubj(sname, name)
 		wg.Go(func() { q.levels[l], errs[l] = mk(q.stream, name, one, one+".*") })
 	}
 	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk(q.dstream, "delay") })

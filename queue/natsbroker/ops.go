@@ -582,7 +582,9 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	d := min(dur, b.ackWait)
 	l := &lease{b: b, expires: time.Unix(0, start).Add(d), serverBy: time.Unix(0, start).Add(b.ackWait - b.skew())}
 	c := &claim{b: b, q: q, level: level, l: l, dst: dst}
-	c.add(ctx, spares)
+	for _, f := range spares {
+		c.add(ctx, f)
+	}
 	per := int(q.perMsg[level].Load())
 	if per < 1 {
 		per = q.pack
@@ -604,7 +606,9 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		// An error after the first fetch ends the claim with what it has.
 		got += len(msgs)
 		seen0, tasks0 := c.seen, c.tasks
-		c.add(ctx, held(msgs, start))
+		for _, m := range msgs {
+			c.add(ctx, fetched{m, start})
+		}
 		if len(msgs) < want || c.seen == seen0 {
 			break
 		}
@@ -658,14 +662,6 @@ type claim struct {
 type fetched struct {
 	msg taskMsg
 	at  int64
-}
-
-func held(msgs []taskMsg, at int64) []fetched {
-	fs := make([]fetched, len(msgs))
-	for i, m := range msgs {
-		fs[i] = fetched{m, at}
-	}
-	return fs
 }
 
 // spareList holds the messages of a level that a claim fetched and had no
@@ -726,95 +722,96 @@ func (s *spareList) handBack(b *Broker) {
 	}
 }
 
-// add adds the tasks of msgs to dst and to the lease. A message's tasks that
-// do not fit move to a message of their own; a message none of whose tasks
-// fit goes to c.spare.
-func (c *claim) add(ctx context.Context, msgs []fetched) {
+// add adds the tasks of a message to dst and to the lease. Those that do not
+// fit move to a message of their own; a message none of whose tasks fit goes
+// to c.spare.
+func (c *claim) add(ctx context.Context, fm fetched) {
 	b, q, l, dst, e := c.b, c.q, c.l, c.dst, &c.e
-	for _, fm := range msgs {
-		msg := fm.msg
-		meta, err := msg.Metadata()
-		if err != nil {
-			b.buryBad(ctx, q, msg, 0, "no JetStream metadata: "+err.Error())
-			continue
-		}
-		if err := decodeEnvelope(msg.Data(), e); err != nil {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, err.Error())
-			continue
-		}
-		h := msg.Headers()
-		if id := queue.TaskID(e.BatchID, e.Index); h.Get(hdrTask) != id {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope says task %s", hdrTask, h.Get(hdrTask), id))
-			continue
-		}
-		if hc := h.Get(hdrCount); hc != countHeader(e.Count) {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope carries %d tasks", hdrCount, hc, e.Count))
-			continue
-		}
-		if e.Queue != q.name || e.Priority != c.level {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("the envelope says queue %q level %d; the message is on queue %q level %d", e.Queue, e.Priority, q.name, c.level))
-			continue
-		}
-		canceled, size := b.canceled(ctx, e.BatchID)
-		if size > 0 && e.Index+e.Count > size {
-			b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("tasks %d to %d of a batch of %d", e.Index, e.Index+e.Count-1, size))
-			continue
-		}
-		c.seen++
-		c.tasks += e.Count
-		attempt := e.Attempts + int(meta.NumDelivered)
-		take := min(e.Count, len(dst)-c.n)
-		if take == 0 {
-			c.spare = append(c.spare, fm)
-			continue
-		}
-		// The server's lease on the message runs from its fetch.
-		if by := time.Unix(0, fm.at).Add(b.ackWait - b.skew()); by.Before(l.serverBy) {
-			l.serverBy = by
-		}
-		for j := range take {
-			dv := &dst[c.n+j]
-			*dv = queue.Delivery{Message: e.Message}
-			dv.Index += j
-			dv.Payload = e.next()
-			dv.Attempt = attempt
-		}
-		lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
-		if take < e.Count {
-			// No room for the rest: it moves to a message of its own,
-			// keeping its attempts (this delivery did not attempt it).
-			r := c.rest[:0]
-			for range e.Count - take {
-				r = append(r, e.next())
-			}
-			c.rest = r
-			m := e.Message
-			m.Index += take
-			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, c.level, len(r)),
-				Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: taskHeader(m.BatchID, m.Index, len(r))})
-			if err != nil {
-				b.log.Warn("natsbroker: moving the tasks a claim had no room for; handing back their message", "err", err)
-				if err := msg.Nak(); err != nil {
-					b.log.Warn("natsbroker: handing back a message", "err", err)
-				}
-				continue
-			}
-			lm.moves = []*move{published(f)}
-			c.moved += len(r)
-		}
-		mi := int32(len(l.msgs))
-		l.msgs = append(l.msgs, lm)
-		for j := range take {
-			dv := &dst[c.n+j]
-			dv.Expires = l.expires
-			dv.Canceled = canceled
-			dv.Ref = l
-			dv.Seq = uint64(len(l.state))
-			l.state = append(l.state, dLive)
-			l.of = append(l.of, mi)
-		}
-		c.n += take
+	msg := fm.msg
+	meta, err := msg.Metadata()
+	if err != nil {
+		b.buryBad(ctx, q, msg, 0, "no JetStream metadata: "+err.Error())
+		return
 	}
+	if err := decodeEnvelope(msg.Data(), e); err != nil {
+		b.buryBad(ctx, q, msg, meta.NumDelivered, err.Error())
+		return
+	}
+	h := msg.Headers()
+	if id := queue.TaskID(e.BatchID, e.Index); h.Get(hdrTask) != id {
+		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope says task %s", hdrTask, h.Get(hdrTask), id))
+		return
+	}
+	if hc := h.Get(hdrCount); hc != countHeader(e.Count) {
+		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("header %s is %q, the envelope carries %d tasks", hdrCount, hc, e.Count))
+		return
+	}
+	if e.Queue != q.name || e.Priority != c.level {
+		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("the envelope says queue %q level %d; the message is on queue %q level %d", e.Queue, e.Priority, q.name, c.level))
+		return
+	}
+	canceled, size := b.canceled(ctx, e.BatchID)
+	if size > 0 && e.Index+e.Count > size {
+		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("tasks %d to %d of a batch of %d", e.Index, e.Index+e.Count-1, size))
+		return
+	}
+	c.seen++
+	c.tasks += e.Count
+	attempt := e.Attempts + int(meta.NumDelivered)
+	take := min(e.Count, len(dst)-c.n)
+	if take == 0 {
+		c.spare = append(c.spare, fm)
+		return
+	}
+	// The server's lease on the message runs from its fetch.
+	if by := time.Unix(0, fm.at).Add(b.ackWait - b.skew()); by.Before(l.serverBy) {
+		l.serverBy = by
+	}
+	for j := range take {
+		dv := &dst[c.n+j]
+		*dv = queue.Delivery{Message: e.Message}
+		dv.Index += j
+		dv.Payload = e.next()
+		dv.Attempt = attempt
+	}
+	lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
+	if take < e.Count {
+		// No room for the rest: it moves to a message of its own,
+		// keeping its attempts (this delivery did not attempt it).
+		r := c.rest[:0]
+		for range e.Count - take {
+			r = append(r, e.next())
+		}
+		c.rest = r
+		m := e.Message
+		m.Index += take
+		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, c.level, len(r)),
+			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: taskHeader(m.BatchID, m.Index, len(r))})
+		if err != nil {
+			b.log.Warn("natsbroker: moving the tasks a claim had no room for; handing back their message", "err", err)
+			if err := msg.Nak(); err != nil {
+				b.log.Warn("natsbroker: handing back a message", "err", err)
+			}
+			return
+		}
+		lm.moves = []*move{published(f)}
+		c.moved += len(r)
+	}
+	if l.state == nil { // sized for a full claim: one allocation each
+		l.state, l.of = make([]uint8, 0, len(dst)), make([]int32, 0, len(dst))
+	}
+	mi := int32(len(l.msgs))
+	l.msgs = append(l.msgs, lm)
+	for j := range take {
+		dv := &dst[c.n+j]
+		dv.Expires = l.expires
+		dv.Canceled = canceled
+		dv.Ref = l
+		dv.Seq = uint64(len(l.state))
+		l.state = append(l.state, dLive)
+		l.of = append(l.of, mi)
+	}
+	c.n += take
 }
 
 // countHeader is hdrCount's value for a message of k tasks.

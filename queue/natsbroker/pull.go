@@ -111,6 +111,11 @@ func (p *puller) put(ps *pullSub, clean bool) {
 	_ = ps.sub.Unsubscribe()
 }
 
+// nextSubj is the subject of the next-message API of a stream's consumer.
+func (p *puller) nextSubj(stream, consumer string) string {
+	return p.api + "CONSUMER.MSG.NEXT." + stream + "." + consumer
+}
+
 // onMsg hands a message to the subscription's request. A task message that
 // comes when none waits (its request was given up) is handed back at once.
 func (ps *pullSub) onMsg(m *nats.Msg) {
@@ -146,11 +151,12 @@ func (ps *pullSub) onMsg(m *nats.Msg) {
 	close(r.done)
 }
 
-// fetch asks consumer (an API subject suffix "<stream>.<consumer>") for up
-// to want messages without waiting for more than are ready; with wait > 0,
-// when none is ready it waits up to wait for the first. It returns what came
-// even with an error (those messages are the caller's to handle).
-func (p *puller) fetch(ctx context.Context, consumer string, want int, wait, timeout time.Duration) ([]taskMsg, error) {
+// fetch asks a consumer, by the subject of its next-message API (made once
+// per queue by nextSubj), for up to want messages without waiting for more
+// than are ready; with wait > 0, when none is ready it waits up to wait for
+// the first. It returns what came even with an error (those messages are the
+// caller's to handle).
+func (p *puller) fetch(ctx context.Context, nextSubj string, want int, wait, timeout time.Duration) ([]taskMsg, error) {
 	ps, err := p.get()
 	if err != nil {
 		return nil, err
@@ -168,7 +174,7 @@ func (p *puller) fetch(ctx context.Context, consumer string, want int, wait, tim
 		req = strconv.AppendInt(req, int64(wait), 10)
 	}
 	req = append(req, '}')
-	err = p.nc.PublishRequest(p.api+"CONSUMER.MSG.NEXT."+consumer, ps.inbox, req)
+	err = p.nc.PublishRequest(nextSubj, ps.inbox, req)
 	if err == nil {
 		t := time.NewTimer(wait + timeout)
 		select {
