@@ -9,60 +9,63 @@ import (
 	"github.com/gather-go/gather/queue/natsbroker"
 )
 
-// TestCancelSeenByOtherBrokers: a broker that has not claimed a task of a
-// batch yet learns of the batch's cancel either from the notice it heard
-// (it was listening when the batch was enqueued: no record read) or, when
-// it started listening after the batch was enqueued, from the batch
-// record: either way the tasks it then claims come cancelled.
+// TestCancelSeenByOtherBrokers: the cancel of a batch reaches every broker.
+// One that already holds tasks of it learns from the notice, which closes
+// their Canceled channels and those of the tasks it claims next; one that
+// claims a task of it for the first time (listening since before the
+// cancel, or started after it) reads the batch record, so that task comes
+// cancelled at once.
 func TestCancelSeenByOtherBrokers(t *testing.T) {
 	t.Parallel()
 	s := embedded(t, false)
 	cfg := natsbroker.Config{Prefix: "notice"}
-	producerJS := connect(t, s)
-	producer := newBroker(t, producerJS, cfg)
-	earlyJS := connect(t, s)
-	early := newBroker(t, earlyJS, cfg)
+	producer := newBroker(t, connect(t, s), cfg)
+	early := newBroker(t, connect(t, s), cfg)
+	heard := newBroker(t, connect(t, s), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := queue.NewClient(producer, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The early broker listened a second before the batch (noticeSkew),
-	// so its cancel notice is all it needs.
-	time.Sleep(1100 * time.Millisecond)                           // the skew allowance is wall-clock time; nothing to wait on
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(300)) // packed: 4 tasks a message
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := batch.Cancel(ctx); err != nil {
-		t.Fatal(err)
+	claim := func(name string, b *natsbroker.Broker) []queue.Delivery {
+		t.Helper()
+		dst := make([]queue.Delivery, 8)
+		n := claimSome(t, ctx, b, time.Minute, dst)
+		for _, d := range dst[:n] {
+			if d.BatchID != batch.ID() {
+				t.Fatalf("%s broker claimed task %s of another batch", name, d.ID())
+			}
+		}
+		return dst[:n]
 	}
-	// Let the notice reach the early broker's connection before it claims,
-	// so that the claim finds the batch cancelled before first sight.
-	if err := producerJS.Conn().FlushWithContext(ctx); err != nil {
-		t.Fatal(err)
+	held := claim("early", early)
+	for _, d := range held {
+		if closedWithin(d.Canceled, 0) {
+			t.Fatalf("task %s marked cancelled before its batch was", d.ID())
+		}
 	}
-	if err := earlyJS.Conn().FlushWithContext(ctx); err != nil {
+	if err := batch.Cancel(ctx); err != nil { // returns once its notice is flushed
 		t.Fatal(err)
 	}
 	late := newBroker(t, connect(t, s), cfg)
 	for _, b := range []struct {
 		name string
-		b    *natsbroker.Broker
+		ds   []queue.Delivery
 		wait time.Duration
-	}{{"early", early, 5 * time.Second}, {"late", late, 0}} {
-		var dst [8]queue.Delivery
-		n, err := b.b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Minute, dst[:])
-		if err != nil || n == 0 {
-			t.Fatalf("%s broker: Claim = %d, %v; want tasks", b.name, n, err)
-		}
-		for _, d := range dst[:n] {
-			if d.BatchID != batch.ID() {
-				t.Fatalf("%s broker claimed task %s of another batch", b.name, d.ID())
-			}
+	}{
+		{"early (held before the cancel)", held, 5 * time.Second},
+		{"early (claimed after)", claim("early", early), 5 * time.Second},
+		{"listening, first claim", claim("heard", heard), 0},
+		{"started after, first claim", claim("late", late), 0},
+	} {
+		for _, d := range b.ds {
 			if !closedWithin(d.Canceled, b.wait) {
-				t.Fatalf("%s broker: task %s of a cancelled batch is not marked cancelled", b.name, d.ID())
+				t.Fatalf("%s: task %s of a cancelled batch is not marked cancelled", b.name, d.ID())
 			}
 		}
 	}

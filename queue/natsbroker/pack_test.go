@@ -923,8 +923,8 @@ func TestPackDelayedBatch(t *testing.T) {
 // with a delay (its backoff) must not run before that delay, even when the
 // lease of the message it came in expires before its siblings finish
 // (queue.Broker.Retry: "run again at or after at"). The retry moved it to a
-// message of its own, due in an hour; the expired lease hands back the
-// message it came in, whole, and that message still carries it.
+// message of its own, due in an hour; the expired lease must hand back only
+// the unfinished tasks of the message it came in, not it.
 func TestPackRetryDueAfterSiblingLeaseExpires(t *testing.T) {
 	t.Parallel()
 	s := embedded(t, false)
