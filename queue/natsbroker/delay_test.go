@@ -16,11 +16,7 @@ import (
 // levels are full is promoted once a place frees.
 func TestBoundedQueueDelayedTasks(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	b := newBroker(t, connect(t, s), natsbroker.Config{MaxDepth: 2, AckWait: 2 * time.Second})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	_, b, c, ctx := testBroker(t, natsbroker.Config{MaxDepth: 2, AckWait: 2 * time.Second})
 	// Both places of the delay stream, then both of the levels.
 	delayed, err := queue.EnqueueBatch(ctx, c, procKind, []int{1, 2}, queue.WithDelay(300*time.Millisecond))
 	if err != nil {
@@ -71,12 +67,8 @@ func TestBoundedQueueDelayedTasks(t *testing.T) {
 // stream, and nothing of the batch that holds the ID.
 func TestDelayedEnqueueRollback(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "rollback"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, _, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
 	sub := func(runAt time.Time) *queue.Submission {
 		return &queue.Submission{BatchID: "A", Queue: queue.DefaultQueue, Kind: procKind.Name(), Priority: queue.PriorityNormal,
 			MaxAttempts: 1, RunAt: runAt, Payloads: [][]byte{[]byte("1"), []byte("2"), []byte("3")}}
@@ -100,13 +92,8 @@ func TestDelayedEnqueueRollback(t *testing.T) {
 // is promoted once a place frees.
 func TestPromotionPartlyFails(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "partly"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, MaxDepth: 2, AckWait: 2 * time.Second})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix, MaxDepth: 2, AckWait: 2 * time.Second})
 	delayed, err := queue.EnqueueBatch(ctx, c, procKind, []int{1, 2}, queue.WithDelay(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

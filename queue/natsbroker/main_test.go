@@ -70,4 +70,19 @@ func newBroker(t testing.TB, js jetstream.JetStream, cfg natsbroker.Config) *nat
 	return b
 }
 
+// testBroker starts an embedded server and returns a connection's JetStream,
+// a broker on it with cfg and a client of it, and a context for the test.
+func testBroker(t *testing.T, cfg natsbroker.Config) (jetstream.JetStream, *natsbroker.Broker, *queue.Client, context.Context) {
+	t.Helper()
+	js := connect(t, embedded(t, false))
+	b := newBroker(t, js, cfg)
+	c, err := queue.NewClient(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return js, b, c, ctx
+}
+
 var _ queue.Broker = (*natsbroker.Broker)(nil)

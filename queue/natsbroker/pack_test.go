@@ -90,6 +90,15 @@ func waitDepth(t *testing.T, ctx context.Context, b *natsbroker.Broker, name str
 	}
 }
 
+// checkDrained checks that the packN tasks of batch id each have their
+// outcome 2i, once, and that the queue is empty: Depth zero, no message left.
+func checkDrained(t *testing.T, ctx context.Context, js jetstream.JetStream, b *natsbroker.Broker, prefix, id string) {
+	t.Helper()
+	checkOutputs(t, outcomes(t, ctx, b, id, packN), double)
+	waitDepth(t, ctx, b, queue.DefaultQueue, normalDepth(0))
+	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{})
+}
+
 // claimSome claims into dst, waiting for a wake-up whenever a claim returns
 // nothing, until one returns something.
 func claimSome(t *testing.T, ctx context.Context, b *natsbroker.Broker, lease time.Duration, dst []queue.Delivery) int {
@@ -236,13 +245,8 @@ func normalDepth(n int) [queue.NumPriorities]int {
 // queue is empty afterwards.
 func TestPackWorkerRunsPackedBatch(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "packrun"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN))
 	if err != nil {
 		t.Fatal(err)
@@ -287,9 +291,7 @@ func TestPackWorkerRunsPackedBatch(t *testing.T) {
 			t.Fatalf("task %d ran %d times, want once", i, k)
 		}
 	}
-	checkOutputs(t, outcomes(t, ctx, b, batch.ID(), packN), double)
-	waitDepth(t, ctx, b, queue.DefaultQueue, normalDepth(0))
-	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{})
+	checkDrained(t, ctx, js, b, prefix, batch.ID())
 }
 
 // TestPackClaimSmallRoomMovesRest: a claim with room for fewer tasks than a
@@ -299,13 +301,8 @@ func TestPackWorkerRunsPackedBatch(t *testing.T) {
 // and completing them all records every outcome once.
 func TestPackClaimSmallRoomMovesRest(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "packroom"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN))
 	if err != nil {
 		t.Fatal(err)
@@ -357,9 +354,7 @@ func TestPackClaimSmallRoomMovesRest(t *testing.T) {
 	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{
 		prefix + ".q.default.1.16": 62, prefix + ".q.default.1.15": 1, prefix + ".q.default.1.13": 1})
 	completeWith(t, ctx, b, rest, double)
-	checkOutputs(t, outcomes(t, ctx, b, batch.ID(), packN), double)
-	waitDepth(t, ctx, b, queue.DefaultQueue, normalDepth(0))
-	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{})
+	checkDrained(t, ctx, js, b, prefix, batch.ID())
 }
 
 // TestPackRetryOneTask: a task retried out of a message of 16 comes back
@@ -490,9 +485,7 @@ func TestPackRetryOneTask(t *testing.T) {
 	}
 	completeWith(t, ctx, b, dst[:1], double)
 
-	checkOutputs(t, outcomes(t, ctx, b, batch.ID(), packN), double)
-	waitDepth(t, ctx, b, queue.DefaultQueue, normalDepth(0))
-	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{})
+	checkDrained(t, ctx, js, b, prefix, batch.ID())
 }
 
 // TestPackLocalLeaseExpiry: a message claimed with a lease shorter than
@@ -501,13 +494,8 @@ func TestPackRetryOneTask(t *testing.T) {
 // own, and the tasks finished meanwhile do not run again.
 func TestPackLocalLeaseExpiry(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "packlease"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN))
 	if err != nil {
 		t.Fatal(err)
@@ -559,9 +547,7 @@ func TestPackLocalLeaseExpiry(t *testing.T) {
 		checkDelivery(t, &again[j], batch.ID(), 2)
 	}
 	completeWith(t, ctx, b, again[:n], double)
-	checkOutputs(t, outcomes(t, ctx, b, batch.ID(), packN), double)
-	waitDepth(t, ctx, b, queue.DefaultQueue, normalDepth(0))
-	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{})
+	checkDrained(t, ctx, js, b, prefix, batch.ID())
 }
 
 // logRecorder keeps the messages of the records logged to it.
@@ -862,13 +848,8 @@ func TestPackBoundedQueueUnpacked(t *testing.T) {
 // level: each task comes once, at attempt 1.
 func TestPackDelayedBatch(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "packdelay"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
 	const delay = 400 * time.Millisecond
 	due := time.Now().Add(delay)
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN), queue.WithDelay(delay))
@@ -914,9 +895,7 @@ func TestPackDelayedBatch(t *testing.T) {
 		checkDelivery(t, &dst[i], batch.ID(), 1)
 	}
 	completeWith(t, ctx, b, dst, double)
-	checkOutputs(t, outcomes(t, ctx, b, batch.ID(), packN), double)
-	waitDepth(t, ctx, b, queue.DefaultQueue, normalDepth(0))
-	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{})
+	checkDrained(t, ctx, js, b, prefix, batch.ID())
 }
 
 // TestPackRetryDueAfterSiblingLeaseExpires: a task retried out of a message
@@ -927,13 +906,8 @@ func TestPackDelayedBatch(t *testing.T) {
 // the unfinished tasks of the message it came in, not it.
 func TestPackRetryDueAfterSiblingLeaseExpires(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "packretryexp"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	_, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN))
 	if err != nil {
 		t.Fatal(err)
@@ -984,13 +958,8 @@ func TestPackRetryDueAfterSiblingLeaseExpires(t *testing.T) {
 // a moment, to any broker.
 func TestPackClaimAfterSmallMessages(t *testing.T) {
 	t.Parallel()
-	s := embedded(t, false)
-	js := connect(t, s)
 	const prefix = "packover"
-	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second})
-	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second})
 	small, err := queue.Enqueue(ctx, c, procKind, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -1019,8 +988,9 @@ func TestPackClaimAfterSmallMessages(t *testing.T) {
 		completeWith(t, ctx, b, dst[:n], double)
 	}
 	// Whatever this broker kept from its over-sized fetches is handed back
-	// within a second (AckWait/4) for another broker to claim.
-	other := newBroker(t, connect(t, s), natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second})
+	// within a second (AckWait/4) for another broker (on the same connection
+	// here) to claim.
+	other := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second})
 	rest := claimAll(t, ctx, other, time.Minute, 2048-256, 512)
 	for i := range rest {
 		if rest[i].Index < 256 {
