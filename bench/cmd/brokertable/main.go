@@ -14,6 +14,7 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
+	"github.com/gather-go/gather/bench/internal/md"
 	"io"
 	"math"
 	"os"
@@ -83,57 +84,9 @@ func parse(r io.Reader) (*table, error) {
 	return t, sc.Err()
 }
 
-var stat = flag.String("stat", "median", "how to summarise repeated runs: median or min")
-
 // get returns the median (or best) of a unit's samples, or NaN.
 func (t *table) get(impl string, n int, unit string) float64 {
-	s := slices.Clone(t.samples[key{impl, n}][unit])
-	if len(s) == 0 {
-		return math.NaN()
-	}
-	slices.Sort(s)
-	if *stat == "min" {
-		if unit == "tasks/s" {
-			return s[len(s)-1] // the best throughput
-		}
-		return s[0]
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func num(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "–"
-	case v == 0:
-		return "0"
-	case v >= 1000:
-		return group(int64(math.Round(v)))
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	}
-	// three significant digits, never in e-notation
-	d := min(2-int(math.Floor(math.Log10(v))), 9)
-	return strconv.FormatFloat(v, 'f', d, 64)
-}
-
-func ratio(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "–"
-	}
-	return num(v) + "×"
-}
-
-// group writes n with thousands separators.
-func group(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
+	return md.Summary(t.samples[key{impl, n}][unit], unit == "tasks/s")
 }
 
 const (
@@ -146,12 +99,12 @@ func (t *table) write(w io.Writer) {
 	for _, s := range t.iters {
 		runs = max(runs, len(s))
 	}
-	fmt.Fprintf(w, "Each figure is the %s of %d run(s). A missing row did not run (its server not configured, or it failed).\n", *stat, runs)
+	fmt.Fprintf(w, "Each figure is the %s of %d run(s). A missing row did not run (its server not configured, or it failed).\n", *md.Stat, runs)
 
 	chunk := "a chunk"
 	if t.chunk != "" {
 		c, _ := strconv.ParseInt(t.chunk, 10, 64)
-		chunk = "chunks of " + group(c)
+		chunk = "chunks of " + md.Group(c)
 	}
 	fmt.Fprintf(w, "\n**Throughput**: no-op tasks executed and acknowledged per second, enqueued in %s\n", chunk)
 	fmt.Fprintln(w, "and waited for until the broker has recorded every acknowledgement (natsbroker: an awaited")
@@ -163,8 +116,8 @@ func (t *table) write(w io.Writer) {
 		if math.IsNaN(v) {
 			continue
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", impl, num(v),
-			ratio(v/t.get(ceiling, 0, "tasks/s")), ratio(t.get(ours, 0, "tasks/s")/v))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", impl, md.Num(v),
+			md.Ratio(v/t.get(ceiling, 0, "tasks/s")), md.Ratio(t.get(ours, 0, "tasks/s")/v))
 	}
 
 	if len(t.ns) == 0 {
@@ -176,7 +129,7 @@ func (t *table) write(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprint(w, "| impl |")
 	for _, n := range t.ns {
-		fmt.Fprintf(w, " N = %s |", group(int64(n)))
+		fmt.Fprintf(w, " N = %s |", md.Group(int64(n)))
 	}
 	fmt.Fprint(w, "\n|---|")
 	fmt.Fprintln(w, strings.Repeat("--:|", len(t.ns)))
@@ -189,7 +142,7 @@ func (t *table) write(w io.Writer) {
 				continue
 			}
 			iters := slices.Min(t.iters[key{impl, n}])
-			fmt.Fprintf(w, " %s / %s (%s) |", num(p50), num(p99), group(int64(iters)))
+			fmt.Fprintf(w, " %s / %s (%s) |", md.Num(p50), md.Num(p99), md.Group(int64(iters)))
 		}
 		fmt.Fprintln(w)
 	}
@@ -198,41 +151,32 @@ func (t *table) write(w io.Writer) {
 // goals prints issue 4's goals against the figures.
 func (t *table) goals(w io.Writer) {
 	fmt.Fprintln(w, "\nGoals (issue 4):")
-	check := func(ok bool, v float64) string {
-		switch {
-		case math.IsNaN(v):
-			return "not measured"
-		case ok:
-			return "met"
-		}
-		return "MISSED"
-	}
 	tp := func(impl string) float64 { return t.get(impl, 0, "tasks/s") }
 	r := tp(ours) / tp(ceiling)
-	fmt.Fprintf(w, "  %s throughput %s the raw JetStream ceiling's (goal ≥ 0.7×): %s\n", ours, ratio(r), check(r >= 0.7, r))
+	fmt.Fprintf(w, "  %s throughput %s the raw JetStream ceiling's (goal ≥ 0.7×): %s\n", ours, md.Ratio(r), md.Verdict(r >= 0.7, r))
 	for _, p := range []struct {
 		impl string
 		goal float64
 	}{{"asynq", 8}, {"river", 4}} {
 		r := tp(ours) / tp(p.impl)
-		fmt.Fprintf(w, "  %s throughput %s %s's (goal ≥ %g×): %s\n", ours, ratio(r), p.impl, p.goal, check(r >= p.goal, r))
+		fmt.Fprintf(w, "  %s throughput %s %s's (goal ≥ %g×): %s\n", ours, md.Ratio(r), p.impl, p.goal, md.Verdict(r >= p.goal, r))
 	}
 	if u := tp(ours + "-unpacked"); !math.IsNaN(u) {
 		fmt.Fprintf(w, "  (one task per message, PackSize 1: %s the ceiling's, %s asynq's, %s river's)\n",
-			ratio(u/tp(ceiling)), ratio(u/tp("asynq")), ratio(u/tp("river")))
+			md.Ratio(u/tp(ceiling)), md.Ratio(u/tp("asynq")), md.Ratio(u/tp("river")))
 	}
 	v := t.get(ours, 1000, "p50-ms")
 	fmt.Fprintf(w, "  %s awaiting 1,000 tasks: p50 %s ms (goal < 15 ms; raw JetStream: %s ms): %s\n",
-		ours, num(v), num(t.get(ceiling, 1000, "p50-ms")), check(v < 15, v))
+		ours, md.Num(v), md.Num(t.get(ceiling, 1000, "p50-ms")), md.Verdict(v < 15, v))
 	v = t.get(ours, 1, "p50-ms") * 1000
 	fmt.Fprintf(w, "  %s single task round trip: p50 %s µs (goal < 200 µs; raw JetStream: %s µs): %s\n",
-		ours, num(v), num(t.get(ceiling, 1, "p50-ms")*1000), check(v < 200, v))
+		ours, md.Num(v), md.Num(t.get(ceiling, 1, "p50-ms")*1000), md.Verdict(v < 200, v))
 }
 
 func main() {
 	flag.Parse()
-	if *stat != "median" && *stat != "min" {
-		fmt.Fprintln(os.Stderr, "brokertable: -stat must be median or min")
+	if err := md.CheckStat(); err != nil {
+		fmt.Fprintln(os.Stderr, "brokertable:", err)
 		os.Exit(2)
 	}
 	t, err := parse(os.Stdin)

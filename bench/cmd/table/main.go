@@ -14,6 +14,7 @@ import (
 	"cmp"
 	"flag"
 	"fmt"
+	"github.com/gather-go/gather/bench/internal/md"
 	"io"
 	"math"
 	"os"
@@ -67,22 +68,9 @@ func parse(r io.Reader) (*table, error) {
 	return t, sc.Err()
 }
 
-var stat = flag.String("stat", "median", "how to summarise repeated runs: median or min")
-
 // get returns the median (or minimum) of a unit's samples, or NaN.
 func (t *table) get(n int, impl, unit string) float64 {
-	s := slices.Clone(t.samples[key{n, impl}][unit])
-	if len(s) == 0 {
-		return math.NaN()
-	}
-	slices.Sort(s)
-	if *stat == "min" {
-		return s[0]
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	return md.Summary(t.samples[key{n, impl}][unit], false)
 }
 
 // limited says whether impl runs at most 8 tasks at once, so that it is compared with the
@@ -106,37 +94,16 @@ func peer(base, impl string) string {
 	return base
 }
 
-func num(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "–"
-	case v == 0:
-		return "0"
-	case v >= 100:
-		return fmt.Sprintf("%.0f", v)
-	}
-	// three significant digits, never in e-notation
-	d := min(2-int(math.Floor(math.Log10(v))), 9)
-	return strconv.FormatFloat(v, 'f', d, 64)
-}
-
-func ratio(v float64) string {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return "–"
-	}
-	return num(v) + "×"
-}
-
 func (t *table) write(w io.Writer) {
 	peers := []string{"errgroup", "conc", "pond", "asyncio.gather"}
 	runs := len(t.samples[key{t.ns[0], t.impls[0]}]["ns/task"])
-	fmt.Fprintf(w, "Each figure is the %s of %d run(s).\n", *stat, runs)
+	fmt.Fprintf(w, "Each figure is the %s of %d run(s).\n", *md.Stat, runs)
 	fmt.Fprintln(w, "ns/task: wall time per task; allocs/task and B/task: heap allocations per task")
 	fmt.Fprintln(w, "(runtime.MemStats deltas over the timed loop ÷ tasks). vs floor: ns/task ÷ the floor's")
 	fmt.Fprintln(w, "(floor.goroutines, or floor.chunks8 for the rows limited to 8); peer ÷: the peer's ns/task ÷")
 	fmt.Fprintln(w, "this row's, i.e. how many times faster this row is (the .limit8 peer for limited rows).")
 	for _, n := range t.ns {
-		fmt.Fprintf(w, "\n**N = %s tasks**\n\n", group(n))
+		fmt.Fprintf(w, "\n**N = %s tasks**\n\n", md.Group(int64(n)))
 		fmt.Fprint(w, "| impl | ns/task | allocs/task | B/task | vs floor |")
 		for _, p := range peers {
 			fmt.Fprintf(w, " %s ÷ |", strings.TrimSuffix(p, ".gather"))
@@ -148,11 +115,11 @@ func (t *table) write(w io.Writer) {
 			if math.IsNaN(ns) {
 				continue
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |", impl, num(ns),
-				num(t.get(n, impl, "allocs/task")), num(t.get(n, impl, "B/task")),
-				ratio(ns/t.get(n, peer("floor", impl), "ns/task")))
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |", impl, md.Num(ns),
+				md.Num(t.get(n, impl, "allocs/task")), md.Num(t.get(n, impl, "B/task")),
+				md.Ratio(ns/t.get(n, peer("floor", impl), "ns/task")))
 			for _, p := range peers {
-				fmt.Fprintf(w, " %s |", ratio(t.get(n, peer(p, impl), "ns/task")/ns))
+				fmt.Fprintf(w, " %s |", md.Ratio(t.get(n, peer(p, impl), "ns/task")/ns))
 			}
 			fmt.Fprintln(w)
 		}
@@ -162,52 +129,34 @@ func (t *table) write(w io.Writer) {
 // goals prints issue 2's goals against the figures.
 func (t *table) goals(w io.Writer) {
 	fmt.Fprintln(w, "\nGoals (issue 2):")
-	check := func(ok bool, r float64) string {
-		if math.IsNaN(r) {
-			return "not measured"
-		}
-		if ok {
-			return "met"
-		}
-		return "MISSED"
-	}
 	for _, n := range t.ns {
 		ns := func(impl string) float64 { return t.get(n, impl, "ns/task") }
-		fmt.Fprintf(w, "N=%s:\n", group(n))
+		fmt.Fprintf(w, "N=%s:\n", md.Group(int64(n)))
 		for _, impl := range []string{"gather.All", "gather.Settled"} {
 			r := ns(impl) / ns("floor.goroutines")
-			fmt.Fprintf(w, "  %-18s %.3f× the floor's ns/task (goal ≤ 1.15×): %s\n", impl, r, check(r <= 1.15, r))
+			fmt.Fprintf(w, "  %-18s %.3f× the floor's ns/task (goal ≤ 1.15×): %s\n", impl, r, md.Verdict(r <= 1.15, r))
 		}
 		if r := ns("gather.Settled") / ns("floor.goroutines.results"); !math.IsNaN(r) {
 			fmt.Fprintf(w, "  %-18s %.3f× floor.goroutines.results (the floor writing 24-byte Results)\n", "gather.Settled", r)
 		}
 		m := "gather.Map.limit8"
 		r := ns("errgroup.limit8") / ns(m)
-		fmt.Fprintf(w, "  %-18s %s faster than errgroup.limit8 (goal ≥ 20×): %s\n", m, ratio(r), check(r >= 20, r))
+		fmt.Fprintf(w, "  %-18s %s faster than errgroup.limit8 (goal ≥ 20×): %s\n", m, md.Ratio(r), md.Verdict(r >= 20, r))
 		allocs := t.get(n, m, "allocs/task") * float64(n)
 		extra := (t.get(n, m, "B/task") - 8) * float64(n) // the []int result slice: 8 B a task
 		fmt.Fprintf(w, "  %-18s %s allocs and %s B a call beyond the result slice (goal: nothing per task)\n",
-			m, num(allocs), num(math.Max(extra, 0)))
+			m, md.Num(allocs), md.Num(math.Max(extra, 0)))
 		for _, impl := range []string{"gather.All", "gather.Map.limit8"} {
 			r := ns("asyncio.gather") / ns(impl)
-			fmt.Fprintf(w, "  %-18s %s faster than asyncio.gather (goal ≥ 20×): %s\n", impl, ratio(r), check(r >= 20, r))
+			fmt.Fprintf(w, "  %-18s %s faster than asyncio.gather (goal ≥ 20×): %s\n", impl, md.Ratio(r), md.Verdict(r >= 20, r))
 		}
 	}
 }
 
-// group writes n with thousands separators.
-func group(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
 func main() {
 	flag.Parse()
-	if *stat != "median" && *stat != "min" {
-		fmt.Fprintln(os.Stderr, "table: -stat must be median or min")
+	if err := md.CheckStat(); err != nil {
+		fmt.Fprintln(os.Stderr, "table:", err)
 		os.Exit(2)
 	}
 	t, err := parse(os.Stdin)
