@@ -1,6 +1,7 @@
 package membroker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,6 +54,26 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
+// finishOne enqueues a batch of one task with the given ID, claims it and
+// completes it, and returns the batch ID.
+func finishOne(t *testing.T, ctx context.Context, b *membroker.Broker, batchID string) string {
+	t.Helper()
+	s := &queue.Submission{BatchID: batchID, Queue: queue.DefaultQueue, Kind: "k",
+		Priority: queue.PriorityNormal, MaxAttempts: 1, Payloads: [][]byte{[]byte("1")}}
+	id, err := b.Enqueue(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d [1]queue.Delivery
+	if n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Hour, d[:]); n != 1 || err != nil {
+		t.Fatalf("Claim = %d, %v", n, err)
+	}
+	if err := b.Complete(ctx, []queue.Completion{{Delivery: &d[0], Outcome: queue.Outcome{Output: []byte("2")}}}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // TestMaxFinished: past MaxFinished finished batches, the oldest is
 // forgotten first, within Retention.
 func TestMaxFinished(t *testing.T) {
@@ -65,20 +86,7 @@ func TestMaxFinished(t *testing.T) {
 	defer b.Close()
 	var ids []string
 	for i := range 3 {
-		s := &queue.Submission{BatchID: fmt.Sprint("fin-", i), Queue: queue.DefaultQueue, Kind: "k",
-			Priority: queue.PriorityNormal, MaxAttempts: 1, Payloads: [][]byte{[]byte("1")}}
-		id, err := b.Enqueue(ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var d [1]queue.Delivery
-		if n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Hour, d[:]); n != 1 || err != nil {
-			t.Fatalf("Claim = %d, %v", n, err)
-		}
-		if err := b.Complete(ctx, []queue.Completion{{Delivery: &d[0], Outcome: queue.Outcome{Output: []byte("2")}}}); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+		ids = append(ids, finishOne(t, ctx, b, fmt.Sprint("fin-", i)))
 	}
 	for i, id := range ids {
 		sub, err := b.Subscribe(ctx, id)
@@ -110,20 +118,7 @@ func TestRetention(t *testing.T) {
 		finish := func(n int) []string {
 			var ids []string
 			for i := range n {
-				s := &queue.Submission{BatchID: fmt.Sprintf("%d-%d", time.Now().Unix(), i), Queue: queue.DefaultQueue,
-					Kind: "k", Priority: queue.PriorityNormal, MaxAttempts: 1, Payloads: [][]byte{[]byte("1")}}
-				id, err := b.Enqueue(ctx, s)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var d [1]queue.Delivery
-				if n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Hour, d[:]); n != 1 || err != nil {
-					t.Fatalf("Claim = %d, %v", n, err)
-				}
-				if err := b.Complete(ctx, []queue.Completion{{Delivery: &d[0], Outcome: queue.Outcome{Output: []byte("2")}}}); err != nil {
-					t.Fatal(err)
-				}
-				ids = append(ids, id)
+				ids = append(ids, finishOne(t, ctx, b, fmt.Sprintf("%d-%d", time.Now().Unix(), i)))
 			}
 			return ids
 		}
