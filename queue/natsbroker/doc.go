@@ -11,11 +11,10 @@
 // Per queue, a work-queue stream "<prefix>_q_<queue>" with subjects and one
 // durable pull consumer per priority level (JetStream has no per-message
 // priority; the worker's scheduler picks the level), and a work-queue
-// stream "<prefix>_qd_<queue>" where delayed tasks wait, with one
-// consumer. A claim is a no-wait pull
-// request to the level's consumer, made by the broker itself through a pool
-// of inbox subscriptions (no subscription, goroutine or timer per claim);
-// a lease is the consumer's AckWait, renewed by InProgress (see
+// stream "<prefix>_qd_<queue>" where delayed tasks wait, with one consumer.
+// A claim is a no-wait pull request to the level's consumer, made by the
+// broker itself through a pool of inbox subscriptions (no subscription,
+// goroutine or timer per claim); a lease is the consumer's AckWait, renewed by InProgress (see
 // Config.AckWait for leases shorter than it). Delayed tasks are moved to
 // their level when due (by whichever broker claims next; a duplicate move
 // is dropped by the stream's de-duplication; a move into full levels is
@@ -52,8 +51,9 @@
 // The first outcome of a task in the results subject wins: every reader
 // reads the subject in stream order and drops later ones, so a task that
 // ran twice is recorded once, and every process agrees on which run counts.
-// Cancelling a batch appends one marker that stands for every task without
-// an outcome before it: O(1), not O(batch). The low-latency result path is
+// Cancelling a batch appends a marker that stands for every task without an
+// outcome before it (a repeated Cancel repeats it; the first counts): O(1),
+// not O(batch). The low-latency result path is
 // one results feed per broker: an ordered consumer on every results
 // subject, started by the first Subscribe, that hands each results message
 // (with its stream sequence) to the live subscriptions of its batch. A
