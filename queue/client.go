@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/gather-go/gather"
 )
@@ -26,8 +27,9 @@ type ClientConfig struct {
 	MaxPayload int
 	// Logger receives debug records of enqueues. Default: discard.
 	Logger *slog.Logger
-	// Metrics counts enqueued tasks. Default: none.
-	Metrics *Metrics
+	// Observer receives EventEnqueued and EventBatchAwaited (see Event).
+	// Default: none.
+	Observer Observer
 }
 
 // Client enqueues tasks on a Broker and awaits their results. It is safe for
@@ -37,7 +39,7 @@ type Client struct {
 	b          Broker
 	maxPayload int
 	log        *slog.Logger
-	metrics    *Metrics
+	obs        Observer
 
 	idMu sync.Mutex
 	ids  *rand.ChaCha8 // batch IDs; seeded from crypto/rand
@@ -62,7 +64,7 @@ func NewClient(b Broker, cfg *ClientConfig) (*Client, error) {
 		if cfg.Logger != nil {
 			c.log = cfg.Logger
 		}
-		c.metrics = cfg.Metrics
+		c.obs = cfg.Observer
 	}
 	return c, nil
 }
@@ -219,7 +221,9 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		}
 		return a, nil
 	}
-	c.metrics.enqueued(s.Queue, k.name, len(ins))
+	if c.obs != nil {
+		c.obs.Observe(Event{Type: EventEnqueued, Queue: s.Queue, Kind: k.name, BatchID: id, Count: len(ins)})
+	}
 	if c.log.Enabled(ctx, slog.LevelDebug) { // the arguments cost 3 allocations
 		c.log.DebugContext(ctx, "enqueued", "batch", id, "kind", k.name, "queue", s.Queue, "tasks", len(ins))
 	}
@@ -276,6 +280,10 @@ func (b *Batch[Out]) follow(ctx context.Context, fn func(o *Outcome) bool) error
 		return fmt.Errorf("queue: await batch %s: %w", b.id, err)
 	}
 	defer sub.Close()
+	var began time.Time
+	if b.c.obs != nil {
+		began = time.Now()
+	}
 	bp := outcomeBufs.Get().(*[outcomeBuf]Outcome)
 	buf := bp[:min(b.n, outcomeBuf)]
 	defer func() {
@@ -290,7 +298,11 @@ func (b *Batch[Out]) follow(ctx context.Context, fn func(o *Outcome) bool) error
 			}
 		}
 		seen += n
-		if err == io.EOF {
+		if err == io.EOF || seen == b.n {
+			if b.c.obs != nil {
+				b.c.obs.Observe(Event{Type: EventBatchAwaited, Queue: sub.Queue(), Kind: b.kind, BatchID: b.id,
+					Count: b.n, Elapsed: time.Since(began)})
+			}
 			break
 		}
 		if err != nil {

@@ -65,8 +65,9 @@ type WorkerConfig struct {
 	// Logger receives task failures, retries and dead letters. Default:
 	// discard.
 	Logger *slog.Logger
-	// Metrics counts the worker's tasks. Default: none.
-	Metrics *Metrics
+	// Observer receives the events of the worker's tasks (see Event).
+	// Default: none.
+	Observer Observer
 }
 
 // Worker claims tasks from a Broker and runs them with the handlers
@@ -84,7 +85,7 @@ type Worker struct {
 	maxClaim int
 	shutdown time.Duration
 	log      *slog.Logger
-	metrics  *Metrics
+	obs      Observer
 
 	mu       sync.Mutex
 	handlers map[string]runFunc
@@ -118,7 +119,7 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	w := &Worker{
 		b: b, queues: []string{DefaultQueue}, conc: cfg.Concurrency, policy: cfg.Policy,
 		lease: DefaultLease, maxClaim: DefaultMaxClaim, shutdown: DefaultShutdownTimeout,
-		log: discard, metrics: cfg.Metrics, handlers: map[string]runFunc{}, stop: make(chan struct{}),
+		log: discard, obs: cfg.Observer, handlers: map[string]runFunc{}, stop: make(chan struct{}),
 	}
 	if len(cfg.Queues) > 0 {
 		w.queues = slices.Clone(cfg.Queues)
@@ -206,7 +207,6 @@ func (w *Worker) Start() error {
 	}
 	sort.Strings(names)
 	w.kinds = strings.Join(names, ", ")
-	w.metrics.watch(w.b, w.queues)
 	for range w.conc {
 		s := &slot{w: w, chunk: 1}
 		w.slots = append(w.slots, s)
@@ -351,7 +351,7 @@ func (w *Worker) beat() {
 	}
 }
 
-func defaultConcurrency() int { return max(1, runtimeProcs()) }
+func defaultConcurrency() int { return max(1, runtime.GOMAXPROCS(0)) }
 
 // backoff returns the delay before attempt+1: exponential, capped, with the
 // upper half jittered.
@@ -378,10 +378,9 @@ type slot struct {
 	group []Delivery
 	pos   atomic.Int32 // group[pos:] is not finished yet
 
-	done   []Completion
-	first  time.Time // when done[0] was appended
-	arena  []byte    // outputs are cut from it
-	mcache map[[2]string]*kindMetrics
+	done  []Completion
+	first time.Time // when done[0] was appended
+	arena []byte    // outputs are cut from it
 }
 
 // held appends copies of the deliveries the slot holds and has not finished.
@@ -627,22 +626,26 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	if len(s.done) > 0 && now.Sub(s.first) > 2*time.Millisecond {
 		s.flush(ctx)
 	}
-	m := s.kindMetrics(d)
 	fn := w.handlers[d.Kind]
 	switch {
 	case closed(d.Canceled):
+		s.observe(EventCanceled, d, 0, nil)
 		s.complete(ctx, d, nil, &Failure{Code: CodeCanceled, Message: "batch canceled", Attempts: d.Attempt - 1}, false, now)
 		return
 	case fn == nil:
-		s.complete(ctx, d, nil, &Failure{Code: CodeUnknownKind, Attempts: d.Attempt,
-			Message: fmt.Sprintf("no handler for kind %q on this worker (it handles: %s)", d.Kind, w.kinds)}, true, now)
+		f := &Failure{Code: CodeUnknownKind, Attempts: d.Attempt,
+			Message: fmt.Sprintf("no handler for kind %q on this worker (it handles: %s)", d.Kind, w.kinds)}
+		s.observe(EventDeadLettered, d, 0, f)
+		s.complete(ctx, d, nil, f, true, now)
 		return
 	case !d.Deadline.IsZero() && !now.Before(d.Deadline):
-		s.complete(ctx, d, nil, &Failure{Code: CodeTimeout, Attempts: d.Attempt - 1,
-			Message: fmt.Sprintf("deadline %s passed before the task ran", d.Deadline.Format(time.RFC3339Nano))}, true, now)
+		f := &Failure{Code: CodeTimeout, Attempts: d.Attempt - 1,
+			Message: fmt.Sprintf("deadline %s passed before the task ran", d.Deadline.Format(time.RFC3339Nano))}
+		s.observe(EventDeadLettered, d, 0, f)
+		s.complete(ctx, d, nil, f, true, now)
 		return
 	}
-	m.start(now.Sub(d.EnqueuedAt))
+	s.observe(EventStarted, d, now.Sub(d.EnqueuedAt), nil)
 	rctx := tctx
 	var cancel context.CancelFunc
 	if d.Timeout > 0 || !d.Deadline.IsZero() {
@@ -657,10 +660,12 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	if cancel != nil {
 		cancel()
 	}
-	if m != nil { // time.Since reads the clock
-		m.ran(time.Since(now), err == nil)
+	var ran time.Duration
+	if w.obs != nil { // time.Since reads the clock
+		ran = time.Since(now)
 	}
 	if err == nil {
+		s.observe(EventSucceeded, d, ran, nil)
 		s.arena = out
 		if cap(s.arena)-len(s.arena) < 64 {
 			s.arena = make([]byte, 0, 4096)
@@ -671,6 +676,10 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	s.arena = out[:start]
 	if w.hardCtx.Err() != nil {
 		// Shutdown deadline: hand the task back rather than fail it.
+		if w.obs != nil {
+			s.observe(EventFailed, d, ran, &Failure{Code: CodeCanceled, Message: "worker shutdown deadline: " + err.Error(), Attempts: d.Attempt})
+			s.observe(EventReleased, d, 0, nil)
+		}
 		if err := w.b.Retry(ctx, d, time.Time{}, nil); err != nil {
 			w.log.Error("handing a task back", "task", d.ID(), "err", err)
 		}
@@ -694,12 +703,13 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 			f.Message = fmt.Sprintf("attempt timed out after %v: %s", d.Timeout, f.Message)
 		}
 	}
+	s.observe(EventFailed, d, ran, f)
 	final := f.Code != CodeFailed && f.Code != CodePanic && f.Code != CodeTimeout ||
 		d.Attempt >= d.MaxAttempts ||
 		!d.Deadline.IsZero() && !time.Now().Before(d.Deadline)
 	if !final {
 		delay := backoff(&d.Message)
-		m.retried()
+		s.observe(EventRetried, d, delay, nil)
 		w.log.Debug("task failed; retrying", "task", d.ID(), "kind", d.Kind, "attempt", d.Attempt, "in", delay, "err", err)
 		if err := w.b.Retry(ctx, d, time.Now().Add(delay), &AttemptError{Attempt: d.Attempt, At: time.Now(), Error: f.Message}); err != nil {
 			w.log.Error("retrying a task", "task", d.ID(), "err", err)
@@ -708,7 +718,7 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	}
 	dead := f.Code != CodeCanceled
 	if dead {
-		m.dead()
+		s.observe(EventDeadLettered, d, 0, f)
 		w.log.Warn("task dead-lettered", "task", d.ID(), "kind", d.Kind, "attempts", d.Attempt, "code", f.Code, "err", err)
 	}
 	s.complete(ctx, d, nil, f, dead, now)
@@ -744,18 +754,13 @@ func (s *slot) flush(ctx context.Context) {
 	runtime.Gosched()
 }
 
-func (s *slot) kindMetrics(d *Delivery) *kindMetrics {
-	if s.w.metrics == nil {
-		return nil
+// observe reports an event of delivery d to the worker's observer, if any.
+func (s *slot) observe(t EventType, d *Delivery, elapsed time.Duration, f *Failure) {
+	if o := s.w.obs; o != nil {
+		e := Event{Type: t, Queue: d.Queue, Kind: d.Kind, BatchID: d.BatchID, Index: d.Index, Attempt: d.Attempt, Elapsed: elapsed}
+		if f != nil {
+			e.Err = f
+		}
+		o.Observe(e)
 	}
-	key := [2]string{d.Queue, d.Kind}
-	if m, ok := s.mcache[key]; ok {
-		return m
-	}
-	if s.mcache == nil {
-		s.mcache = map[[2]string]*kindMetrics{}
-	}
-	m := s.w.metrics.forKind(d.Queue, d.Kind)
-	s.mcache[key] = m
-	return m
 }

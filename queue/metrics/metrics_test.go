@@ -1,4 +1,4 @@
-package queue_test
+package metrics_test
 
 import (
 	"context"
@@ -12,10 +12,15 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/membroker"
+	"github.com/gather-go/gather/queue/metrics"
+	"go.uber.org/goleak"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 // TestMetrics runs a batch whose tasks succeed, fail once then succeed, and fail for
-// good, and reads every series back from a registry the test owns.
+// good, and reads every series back from a registry the test owns: the names
+// and meanings the queue's metrics had before they moved here.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -24,14 +29,17 @@ func TestMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer broker.Close()
-	m := queue.NewMetrics()
+	m := metrics.New()
+	if err := m.Watch(broker); err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(m); err != nil {
 		t.Fatal(err)
 	}
 
 	kind := queue.NewKind[string, string]("metered")
-	w, err := queue.NewWorker(broker, &queue.WorkerConfig{Concurrency: 2, Metrics: m})
+	w, err := queue.NewWorker(broker, &queue.WorkerConfig{Concurrency: 2, Observer: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +60,7 @@ func TestMetrics(t *testing.T) {
 	}
 	defer w.Shutdown(ctx)
 
-	c, err := queue.NewClient(broker, &queue.ClientConfig{Metrics: m})
+	c, err := queue.NewClient(broker, &queue.ClientConfig{Observer: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +132,20 @@ func TestMetrics(t *testing.T) {
 		if v != s.want {
 			t.Errorf("%s%v = %v, want %v", name, s.labels, v, s.want)
 		}
+	}
+}
+
+// TestWatchUnsupported: a broker that reports no depth is refused, saying why.
+func TestWatchUnsupported(t *testing.T) {
+	t.Parallel()
+	broker, err := membroker.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	m := metrics.New()
+	bare := struct{ queue.Broker }{broker} // hides the optional interfaces
+	if err := m.Watch(bare); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("Watch of a broker without Stats or Inspector: %v, want errors.ErrUnsupported", err)
 	}
 }
