@@ -61,8 +61,8 @@ type Config struct {
 
 var errClosed = errors.New("membroker: broker closed")
 
-// Broker is an in-memory queue.Broker. It implements queue.DeadLetterer and
-// queue.Stats too. It is safe for concurrent use; Close stops its timer.
+// Broker is an in-memory queue.Broker. It implements queue.DeadLetterer,
+// queue.Stats and queue.Inspector too. It is safe for concurrent use; Close stops its timer.
 type Broker struct {
 	maxDepth  int
 	qdepth    map[string]int
@@ -78,6 +78,8 @@ type Broker struct {
 	leases   leaseHeap
 	finished finishedList
 	dead     map[string][]*queue.DeadLetter
+	created  []*batch      // every batch in enqueue order, and forgotten ones until compacted (see inspect.go)
+	seq      uint64        // the last batch's batch.seq
 	wake     chan struct{} // closed when work may be ready; nil until someone waits
 	timer    *time.Timer
 	timerAt  time.Time
@@ -166,6 +168,12 @@ type batch struct {
 	notify   chan struct{} // closed on new outcomes; nil until someone waits
 	hist     map[int32][]queue.AttemptError
 	one      oneTask // the per-task slices of a batch of one point here
+	// For Inspector: the ID, when and in which order it was enqueued, and
+	// how many outcomes are failures and cancellations.
+	id             string
+	at             time.Time
+	seq            uint64
+	nfail, ncancel int32
 }
 
 // oneTask holds the per-task state of a batch of one in its batch record:
@@ -339,7 +347,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("membroker: enqueue %d tasks on queue %q holding %d of at most %d: %w",
 			n, s.Queue, q.total, bound, queue.ErrQueueFull)
 	}
-	bt := &batch{sub: s, kind: s.Kind, qname: s.Queue, prio: s.Priority, canceled: make(chan struct{})}
+	b.seq++
+	bt := &batch{sub: s, kind: s.Kind, qname: s.Queue, prio: s.Priority, canceled: make(chan struct{}),
+		id: s.BatchID, at: now, seq: b.seq}
 	if n == 1 {
 		bt.attempt, bt.state, bt.out, bt.order = bt.one.attempt[:], bt.one.state[:], bt.one.out[:], bt.one.order[:0]
 	} else {
@@ -349,6 +359,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		bt.order = make([]int32, 0, n)
 	}
 	b.batches[s.BatchID] = bt
+	b.logBatch(bt)
 	q.total += n
 	q.depth[s.Priority] += n
 	sp := span{bt, 0, int32(n)}
@@ -604,6 +615,13 @@ func (b *Broker) record(bt *batch, i int32, o queue.Outcome, now time.Time) {
 	bt.state[i] = stDone
 	bt.out[i] = o
 	bt.order = append(bt.order, i)
+	if o.Err != nil {
+		if o.Err.Code == queue.CodeCanceled {
+			bt.ncancel++
+		} else {
+			bt.nfail++
+		}
+	}
 	if bt.finished() {
 		b.finished.push(finishedBatch{now, bt.sub.BatchID}) // the caller settles bt
 		for b.finished.n > b.maxFin {
@@ -856,4 +874,5 @@ var _ interface {
 	queue.Broker
 	queue.DeadLetterer
 	queue.Stats
+	queue.Inspector
 } = (*Broker)(nil)

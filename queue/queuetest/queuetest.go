@@ -116,6 +116,9 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"ConcurrencyLimit", false, testConcurrency},
 		{"ShutdownHandsBack", true, testShutdown},
 		{"TwoWorkersShareBatch", false, testTwoWorkers},
+		{"InspectQueues", false, testInspectQueues},
+		{"InspectBatches", false, testInspectBatches},
+		{"InspectDeadLetters", false, testInspectDeadLetters},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
