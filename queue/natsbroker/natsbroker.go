@@ -89,7 +89,7 @@ type Config struct {
 }
 
 // Broker is a queue.Broker on NATS JetStream. It implements
-// queue.DeadLetterer and queue.Stats too. It is safe for concurrent use. It
+// queue.DeadLetterer, queue.Stats and queue.Inspector too. It is safe for concurrent use. It
 // starts no goroutine of its own: timers, NATS subscription callbacks, and
 // the results feed (an ordered consumer started by the first Subscribe,
 // whose goroutines nats.go runs). Close releases its subscriptions, timers
@@ -150,6 +150,8 @@ type Broker struct {
 	wakeAt    time.Time
 	recheckT  *time.Timer
 	closed    bool
+
+	counts countCache // finished batches' counts, for Inspector (see inspect.go)
 }
 
 type bqueue struct {
@@ -945,6 +947,7 @@ var _ interface {
 	queue.Broker
 	queue.DeadLetterer
 	queue.Stats
+	queue.Inspector
 } = (*Broker)(nil)
 
 func newID() string {
