@@ -452,7 +452,7 @@ func (b *Broker) Batches(ctx context.Context, f queue.BatchFilter) ([]queue.Batc
 		span := hi - lo
 		hi = lo
 		if len(recs) == 0 {
-			w = span * 8
+			w = min(span*8, 1<<56)
 		} else {
 			want := uint64(min(2*(limit-len(page)), max(budget, 1)))
 			w = max(uint64(limit), want*span/uint64(len(recs)))
