@@ -25,4 +25,8 @@
 // Storage is a Broker: queue/membroker keeps everything in the process (the
 // fastest path, for libraries and tests); queue/natsbroker uses NATS
 // JetStream. Every broker passes the conformance suite in queue/queuetest.
+//
+// Clients and workers report what happens to an Observer (queue/metrics
+// turns the events into Prometheus metrics), and brokers that implement
+// Inspector list their queues, batches, per-task states and dead letters.
 package queue

@@ -149,3 +149,27 @@ func TestWatchUnsupported(t *testing.T) {
 		t.Fatalf("Watch of a broker without Stats or Inspector: %v, want errors.ErrUnsupported", err)
 	}
 }
+
+// TestObserveAllocs: once a queue and kind were seen, an event costs no
+// allocation.
+func TestObserveAllocs(t *testing.T) {
+	m := metrics.New()
+	events := []queue.Event{
+		{Type: queue.EventEnqueued, Queue: "q", Kind: "k", Count: 3},
+		{Type: queue.EventStarted, Queue: "q", Kind: "k", Elapsed: time.Millisecond},
+		{Type: queue.EventSucceeded, Queue: "q", Kind: "k", Elapsed: time.Millisecond},
+		{Type: queue.EventFailed, Queue: "q", Kind: "k", Err: errors.New("x")},
+		{Type: queue.EventRetried, Queue: "q", Kind: "k"},
+		{Type: queue.EventDeadLettered, Queue: "q", Kind: "k"},
+	}
+	for _, e := range events {
+		m.Observe(e)
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		for _, e := range events {
+			m.Observe(e)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations for %d events", n, len(events))
+	}
+}

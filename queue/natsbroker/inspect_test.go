@@ -150,3 +150,47 @@ func TestInspectQueueNames(t *testing.T) {
 		t.Errorf("Queues: %q, want %q", got, want)
 	}
 }
+
+// TestInspectRunningPack: the tasks of a claimed pack read as running until
+// each has its outcome; the rest of the batch as pending.
+func TestInspectRunningPack(t *testing.T) {
+	t.Parallel()
+	_, b, c, ctx := testBroker(t, natsbroker.Config{})
+	kind := queue.NewKind[int, int]("packed")
+	bt, err := queue.EnqueueBatch(ctx, c, kind, make([]int, 1024)) // 64 messages of 16
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dst [16]queue.Delivery
+	n, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Minute, dst[:])
+	if err != nil || n != 16 {
+		t.Fatalf("Claim = %d, %v; want a pack of 16", n, err)
+	}
+	var cs []queue.Completion
+	for i := range 8 {
+		cs = append(cs, queue.Completion{Delivery: &dst[i], Outcome: queue.Outcome{Index: dst[i].Index, Output: []byte("0")}})
+	}
+	if err := b.Complete(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	d, err := b.Batch(ctx, bt.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[queue.TaskState]int{}
+	for _, s := range d.States {
+		count[s]++
+	}
+	for i := range dst[:n] {
+		want := queue.TaskRunning
+		if i < 8 {
+			want = queue.TaskDone
+		}
+		if got := d.States[dst[i].Index]; got != want {
+			t.Errorf("task %d: %v, want %v", dst[i].Index, got, want)
+		}
+	}
+	if count[queue.TaskDone] != 8 || count[queue.TaskRunning] != 8 || count[queue.TaskPending] != 1024-16 || d.Done != 8 {
+		t.Errorf("states %v, done %d: want 8 done, 8 running, the rest pending", count, d.Done)
+	}
+}
