@@ -78,9 +78,9 @@ type Event struct {
 // queue/metrics for Prometheus), dashboards and traces. Observe is called
 // synchronously on the goroutine doing the work (a worker's runner, the
 // enqueueing or awaiting goroutine), from many goroutines at once: it must
-// be safe for concurrent use, quick, and must neither block nor panic. An Event is passed by
-// value, so reporting one allocates nothing; without an Observer nothing
-// is built or reported at all.
+// be safe for concurrent use and quick, and must neither block nor panic.
+// An Event is passed by value, so reporting one allocates nothing; without
+// an Observer nothing is built or reported at all.
 type Observer interface {
 	Observe(e Event)
 }
