@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"container/list"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -33,9 +34,12 @@ import (
 //     (the server skips every other message), the window sized from the
 //     density of records seen so far; a call reads at most 4*limit+64
 //     records, and a cancellation's rewrite of a record is skipped. The counts
-//     of a batch come from its results subject (several outcomes a message);
-//     once a batch is finished they are kept in memory (for the newest 4,096
-//     finished batches), so listing it again reads its record only.
+//     of a batch come from its results subject (several outcomes a message,
+//     a request each); what was read is kept in memory (the per-task states
+//     of up to 16 Mi tasks in 16 Ki batches, least recently used forgotten
+//     first; a batch of more than 4 Mi tasks is not kept), so listing a
+//     batch again reads only the results stored since: nothing for a
+//     finished batch.
 //   - Batch: the outcomes as above. "Running" is what the level consumers
 //     show: a task is running when the message that carries it was
 //     delivered and not acknowledged (read from the queue's stream between
@@ -55,7 +59,6 @@ import (
 // Read budgets of one inspection call (see above).
 const (
 	runScan         = 4096
-	finishedCounts  = 4096
 	deadScanPerItem = 10
 )
 
@@ -163,104 +166,128 @@ func (b *Broker) levelInfos(ctx context.Context, name string) ([queue.NumPriorit
 	return infos, st, nil
 }
 
-// countCache keeps the counts of finished batches, which no longer change:
-// the newest finishedCounts of them. The zero value is ready.
-type countCache struct {
-	mu   sync.Mutex
-	m    map[string]counts
-	fifo []string
+// progressCache keeps what was read of batches' results, so that reading a
+// batch again reads only the results stored since: the states of at most
+// progressTasks tasks (a byte each) in progressEntries batches, the least
+// recently used forgotten first. The zero value is ready.
+type progressCache struct {
+	mu    sync.Mutex
+	m     map[string]*list.Element // of *progress
+	lru   list.List                // most recently used first
+	tasks int
+}
+
+// progress is what was read of one batch's results.
+type progress struct {
+	id     string
+	mu     sync.Mutex // held while the results are read
+	size   int
+	cursor uint64  // the next state-stream sequence to read
+	st     []uint8 // per task: its queue.TaskState plus one; 0: no outcome yet
+	n      counts
+	seen   int
+	cancel bool // a cancel marker was read: every task has its state
 }
 
 type counts struct{ done, failed, canceled int }
 
-func (c *countCache) get(id string) (counts, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n, ok := c.m[id]
-	return n, ok
-}
+const (
+	progressTasks   = 1 << 24
+	progressEntries = 1 << 14
+)
 
-func (c *countCache) put(id string, n counts) {
+// get returns the progress of batch id of size tasks, new or cached.
+func (c *progressCache) get(id string, size int) *progress {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if e := c.m[id]; e != nil {
+		if p := e.Value.(*progress); p.size == size {
+			c.lru.MoveToFront(e)
+			return p
+		}
+		c.drop(e)
+	}
+	p := &progress{id: id, size: size, cursor: 1}
+	if size > progressTasks/4 {
+		return p // too large to keep: read afresh each time
+	}
+	for e := c.lru.Back(); e != nil && (c.tasks+size > progressTasks || c.lru.Len() >= progressEntries); e = c.lru.Back() {
+		c.drop(e)
+	}
 	if c.m == nil {
-		c.m = map[string]counts{}
+		c.m = map[string]*list.Element{}
 	}
-	if _, ok := c.m[id]; ok {
-		return
-	}
-	if len(c.fifo) >= finishedCounts {
-		delete(c.m, c.fifo[0])
-		c.fifo = c.fifo[1:]
-	}
-	c.m[id] = n
-	c.fifo = append(c.fifo, id)
+	c.m[id] = c.lru.PushFront(p)
+	c.tasks += size
+	return p
 }
 
-// outcomes reads batch id's results subject and returns the state of each
-// task with an outcome (st[i] is the queue.TaskState plus one; 0: none
-// yet) and the counts. The first outcome of a task wins; the first cancel
-// marker stands for every task without one before it.
-func (b *Broker) outcomes(ctx context.Context, id string, size int) ([]uint8, counts, error) {
-	st := make([]uint8, size)
-	var n counts
-	seen := 0
-	subj := b.resSubj(id)
-	for seq := uint64(1); seen < size; {
-		m, err := b.state.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+func (c *progressCache) drop(e *list.Element) {
+	p := c.lru.Remove(e).(*progress)
+	delete(c.m, p.id)
+	c.tasks -= p.size
+}
+
+// read brings p up to date with batch p.id's results subject, from where it
+// stopped. The first outcome of a task wins; the first cancel marker stands
+// for every task without one before it. p.mu is held.
+func (b *Broker) read(ctx context.Context, p *progress) error {
+	if p.st == nil {
+		p.st = make([]uint8, p.size)
+	}
+	subj := b.resSubj(p.id)
+	for !p.cancel && p.seen < p.size {
+		m, err := b.state.GetMsg(ctx, p.cursor, jetstream.WithGetMsgSubject(subj))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
+			return nil
 		}
 		if err != nil {
-			return nil, n, fmt.Errorf("natsbroker: reading results of batch %s: %w", id, err)
+			return fmt.Errorf("natsbroker: reading results of batch %s: %w", p.id, err)
 		}
-		seq = m.Sequence + 1
-		cancel, err := decodeResults(m.Data, size, func(o queue.Outcome) {
-			if st[o.Index] != 0 {
+		p.cursor = m.Sequence + 1
+		cancel, err := decodeResults(m.Data, p.size, func(o queue.Outcome) {
+			if p.st[o.Index] != 0 {
 				return
 			}
 			s := queue.StateOf(&o)
-			st[o.Index] = uint8(s) + 1
-			seen++
+			p.st[o.Index] = uint8(s) + 1
+			p.seen++
 			switch s {
 			case queue.TaskDone:
-				n.done++
+				p.n.done++
 			case queue.TaskCanceled:
-				n.canceled++
+				p.n.canceled++
 			default:
-				n.failed++
+				p.n.failed++
 			}
 		})
 		if err != nil {
-			b.log.Error("natsbroker: skipping a results message that does not decode", "batch", id, "err", err)
+			b.log.Error("natsbroker: skipping a results message that does not decode", "batch", p.id, "err", err)
 		}
 		if cancel {
-			for i := range st {
-				if st[i] == 0 {
-					st[i] = uint8(queue.TaskCanceled) + 1
-					n.canceled++
+			p.cancel = true
+			for i, s := range p.st {
+				if s == 0 {
+					p.st[i] = uint8(queue.TaskCanceled) + 1
+					p.n.canceled++
+					p.seen++
 				}
 			}
-			break
 		}
 	}
-	return st, n, nil
+	return nil
 }
 
 // info returns the summary of the batch with record r.
 func (b *Broker) info(ctx context.Context, id string, r *batchRecord) (queue.BatchInfo, error) {
 	bi := queue.BatchInfo{ID: id, Kind: r.Kind, Queue: r.Queue, Size: r.Size, Created: r.Created}
-	n, ok := b.counts.get(id)
-	if !ok {
-		var err error
-		if _, n, err = b.outcomes(ctx, id, r.Size); err != nil {
-			return bi, err
-		}
-		if n.done+n.failed+n.canceled >= r.Size {
-			b.counts.put(id, n)
-		}
+	p := b.progress.get(id, r.Size)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := b.read(ctx, p); err != nil {
+		return bi, err
 	}
-	bi.Done, bi.Failed, bi.Canceled = n.done, n.failed, n.canceled
+	bi.Done, bi.Failed, bi.Canceled = p.n.done, p.n.failed, p.n.canceled
 	return bi, nil
 }
 
@@ -274,7 +301,11 @@ func (b *Broker) Batch(ctx context.Context, id string) (*queue.BatchDetail, erro
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
-	st, n, err := b.outcomes(ctx, id, r.Size)
+	p := b.progress.get(id, r.Size)
+	p.mu.Lock()
+	err = b.read(ctx, p)
+	st, n := slices.Clone(p.st), p.n
+	p.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}

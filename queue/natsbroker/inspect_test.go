@@ -112,12 +112,18 @@ func TestInspectBatchesPaging(t *testing.T) {
 	if calls > 4*7+64+1+2*7 {
 		t.Errorf("a page of 7 batches took %d requests: more than its budget", calls)
 	}
+	// The big batch's 600 results messages were read by the listings
+	// above: its detail now costs the read of its record.
+	before = requests(js)
 	big2, err := b.Batch(ctx, big.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if big2.Done != 600 || !big2.Finished() {
 		t.Errorf("big batch: %d done of %d", big2.Done, big2.Size)
+	}
+	if calls := requests(js) - before; calls > 1 {
+		t.Errorf("the detail of a finished batch read before took %d requests, want 1", calls)
 	}
 }
 

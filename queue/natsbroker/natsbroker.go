@@ -151,7 +151,7 @@ type Broker struct {
 	recheckT  *time.Timer
 	closed    bool
 
-	counts countCache // finished batches' counts, for Inspector (see inspect.go)
+	progress progressCache // what Inspector read of batches' results (see inspect.go)
 }
 
 type bqueue struct {
