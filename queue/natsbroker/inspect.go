@@ -60,6 +60,7 @@ import (
 const (
 	runScan         = 4096
 	deadScanPerItem = 10
+	maxWindow       = 1 << 40
 )
 
 // untok inverts tok.
@@ -482,11 +483,13 @@ func (b *Broker) Batches(ctx context.Context, f queue.BatchFilter) ([]queue.Batc
 		// records still wanted at the density seen, within the budget.
 		span := hi - lo
 		hi = lo
+		// Windows stay under 2^40 sequences, so that the product cannot
+		// overflow.
 		if len(recs) == 0 {
-			w = min(span*8, 1<<56)
+			w = min(span*8, maxWindow)
 		} else {
 			want := uint64(min(2*(limit-len(page)), max(budget, 1)))
-			w = max(uint64(limit), want*span/uint64(len(recs)))
+			w = min(max(uint64(limit), want*span/uint64(len(recs))), maxWindow)
 		}
 	}
 	if hi <= first {
