@@ -49,9 +49,9 @@ import (
 //     of it, to be claimed apart, read as running until it is
 //     acknowledged); a task waiting for its retry in its own message reads
 //     as running; and tasks past the 4,096th message of the window read as
-//     pending. A per-claim marker would be exact, at the price of a write
-//     per claim for every task; the consumers' state costs nothing until
-//     someone asks.
+//     pending. A marker written by each claim would be exact, at the price
+//     of a write on every claim (for lone tasks, one a task) on the hot
+//     path; the consumers' state costs nothing until someone asks.
 //   - FindDeadLetters: the dead-letter subjects ("<prefix>.d.<queue>.>") read
 //     forward from the cursor (a stream sequence), at most 10*limit+100
 //     dead letters a call.
