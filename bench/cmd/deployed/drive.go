@@ -98,7 +98,7 @@ func drive(ctx context.Context, args []string) error {
 	for round := 1; round <= *count; round++ {
 		for _, sys := range names {
 			for _, w := range counts {
-				fmt.Fprintf(d.stdout, "# run system=%s workers=%d speed=%s round=%d/%d\n", sys, w, d.speed, round, *count)
+				d.note("run system=%s workers=%d speed=%s round=%d/%d", sys, w, d.speed, round, *count)
 				err := d.run(ctx, sys, w, round)
 				d.stopAll()
 				if ctx.Err() != nil {
@@ -106,8 +106,7 @@ func drive(ctx context.Context, args []string) error {
 				}
 				if err != nil {
 					failed++
-					fmt.Fprintf(d.stdout, "# FAILED system=%s workers=%d speed=%s round=%d: %s\n", sys, w, d.speed, round, oneLine(err))
-					fmt.Fprintf(os.Stderr, "deployed: %s with %d worker(s) failed: %v\n", sys, w, err)
+					d.note("FAILED system=%s workers=%d speed=%s round=%d: %s", sys, w, d.speed, round, oneLine(err))
 				}
 			}
 		}
@@ -116,6 +115,14 @@ func drive(ctx context.Context, args []string) error {
 		return fmt.Errorf("%d run(s) failed: their figures are missing", failed)
 	}
 	return nil
+}
+
+// note writes a comment line to stdout, with the results, and to stderr, for the
+// person watching.
+func (d *driver) note(format string, args ...any) {
+	line := "# " + fmt.Sprintf(format, args...) + "\n"
+	fmt.Fprint(d.stdout, line)
+	fmt.Fprint(os.Stderr, line)
 }
 
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
@@ -244,13 +251,14 @@ type proc struct {
 	name  string
 	cmd   *exec.Cmd
 	stdin io.Closer
-	ready chan string   // the first line of stdout (size 1: written once)
+	ready chan string   // the "ready" line of stdout (size 1: written once)
 	done  chan struct{} // closed once the process has exited and err is set
 	err   error
 }
 
-// start starts a server or worker process and returns the first line of its
-// stdout, which says that it is ready; later lines go to stderr.
+// start starts a server or worker process and returns the line of its stdout
+// that says that it is ready ("ready", or "ready " and an address); every other
+// line goes to stderr.
 func (d *driver) start(ctx context.Context, name string, argv []string) (string, error) {
 	p, err := d.startProc(name, argv, true, func(line string) { fmt.Fprintf(os.Stderr, "%s: %s\n", name, line) })
 	if err != nil {
@@ -266,8 +274,9 @@ func (d *driver) start(ctx context.Context, name string, argv []string) (string,
 	}
 }
 
-// startProc starts argv. The first line of its stdout goes to p.ready when
-// readyLine, and every other line to onLine.
+// startProc starts argv. When readyLine, its first line of stdout that is
+// "ready" or starts with "ready " goes to p.ready; every other line goes to
+// onLine.
 func (d *driver) startProc(name string, argv []string, readyLine bool, onLine func(string)) (*proc, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = os.Stderr
@@ -285,17 +294,17 @@ func (d *driver) startProc(name string, argv []string, readyLine bool, onLine fu
 	}
 	p := &proc{name: name, cmd: cmd, stdin: stdin, ready: make(chan string, 1), done: make(chan struct{})}
 	d.running = append(d.running, p)
-	first := readyLine
+	waiting := readyLine
 	go func() { // owned by p: done is closed when it returns, and stop waits for that
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			if first {
-				p.ready <- sc.Text()
-				first = false
-				continue
+			if line := sc.Text(); waiting && (line == "ready" || strings.HasPrefix(line, "ready ")) {
+				p.ready <- line
+				waiting = false
+			} else {
+				onLine(line)
 			}
-			onLine(sc.Text())
 		}
 		p.err = cmd.Wait() // after every read, as exec.Cmd requires
 		close(p.done)
@@ -303,15 +312,15 @@ func (d *driver) startProc(name string, argv []string, readyLine bool, onLine fu
 	return p, nil
 }
 
-// stop ends p: SIGTERM to its process group and the end of its stdin, SIGKILL
-// after grace, and SIGKILL to whatever of its group is left (a Celery worker's
-// pool).
+// stop ends p: SIGTERM and the end of its stdin, SIGKILL to its process group
+// after grace, and SIGKILL to whatever of its group is left then (a Celery
+// worker's pool, which its main process stops itself when given the time).
 func (p *proc) stop(grace time.Duration) {
 	pg := -p.cmd.Process.Pid
 	select {
 	case <-p.done:
 	default:
-		_ = syscall.Kill(pg, syscall.SIGTERM)
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		_ = p.stdin.Close()
 		t := time.NewTimer(grace)
 		select {
