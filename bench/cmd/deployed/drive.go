@@ -140,7 +140,7 @@ func (d *driver) run(ctx context.Context, sys string, w int, round int) error {
 	switch server {
 	case "nats":
 		dir := filepath.Join(d.dir, fmt.Sprintf("%s-%d-%d", sys, w, round))
-		url, err := d.start(setup, "natsd", []string{d.self, "natsd", "-dir", dir})
+		url, err := d.start(setup, "natsd", []string{d.self, "natsd", "-dir", dir}, syscall.SIGTERM)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,13 @@ func (d *driver) run(ctx context.Context, sys string, w int, round int) error {
 			if err != nil {
 				return err
 			}
-			if line, err := d.start(setup, fmt.Sprintf("%s worker %d", sys, i+1), argv); err != nil {
+			// Celery's warm shutdown (SIGTERM) takes seconds; its cold one (SIGQUIT)
+			// is as good once the producer has awaited every task.
+			term := syscall.SIGTERM
+			if sys == "celery" {
+				term = syscall.SIGQUIT
+			}
+			if line, err := d.start(setup, fmt.Sprintf("%s worker %d", sys, i+1), argv, term); err != nil {
 				return err
 			} else if line != "ready" {
 				return fmt.Errorf("%s worker %d said %q: want \"ready\"", sys, i+1, line)
@@ -251,19 +257,21 @@ type proc struct {
 	name  string
 	cmd   *exec.Cmd
 	stdin io.Closer
-	ready chan string   // the "ready" line of stdout (size 1: written once)
-	done  chan struct{} // closed once the process has exited and err is set
+	term  syscall.Signal // what asks it to stop
+	ready chan string    // the "ready" line of stdout (size 1: written once)
+	done  chan struct{}  // closed once the process has exited and err is set
 	err   error
 }
 
 // start starts a server or worker process and returns the line of its stdout
 // that says that it is ready ("ready", or "ready " and an address); every other
-// line goes to stderr.
-func (d *driver) start(ctx context.Context, name string, argv []string) (string, error) {
+// line goes to stderr. Its stop sends it term.
+func (d *driver) start(ctx context.Context, name string, argv []string, term syscall.Signal) (string, error) {
 	p, err := d.startProc(name, argv, true, func(line string) { fmt.Fprintf(os.Stderr, "%s: %s\n", name, line) })
 	if err != nil {
 		return "", err
 	}
+	p.term = term
 	select {
 	case line := <-p.ready:
 		return line, nil
@@ -292,7 +300,7 @@ func (d *driver) startProc(name string, argv []string, readyLine bool, onLine fu
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, stdin: stdin, ready: make(chan string, 1), done: make(chan struct{})}
+	p := &proc{name: name, cmd: cmd, stdin: stdin, term: syscall.SIGTERM, ready: make(chan string, 1), done: make(chan struct{})}
 	d.running = append(d.running, p)
 	waiting := readyLine
 	go func() { // owned by p: done is closed when it returns, and stop waits for that
@@ -312,7 +320,7 @@ func (d *driver) startProc(name string, argv []string, readyLine bool, onLine fu
 	return p, nil
 }
 
-// stop ends p: SIGTERM and the end of its stdin, SIGKILL to its process group
+// stop ends p: p.term and the end of its stdin, SIGKILL to its process group
 // after grace, and SIGKILL to whatever of its group is left then (a Celery
 // worker's pool, which its main process stops itself when given the time).
 func (p *proc) stop(grace time.Duration) {
@@ -320,7 +328,7 @@ func (p *proc) stop(grace time.Duration) {
 	select {
 	case <-p.done:
 	default:
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Process.Signal(p.term)
 		_ = p.stdin.Close()
 		t := time.NewTimer(grace)
 		select {

@@ -297,9 +297,12 @@ func (t *table) goals(w io.Writer) {
 	for _, wk := range t.workers {
 		for _, g := range goals {
 			full, half := g.ratio(t, "full", wk), g.ratio(t, "half", wk)
-			d := half/full - 1
-			fmt.Fprintf(w, "    %s, %s: %s at full, %s at half (%+.0f%%): %s\n", g.text, plural(wk),
-				md.Ratio(full), md.Ratio(half), d*100, md.Verdict(math.Abs(d) <= cliff, d))
+			d, change := half/full-1, "–"
+			if !math.IsNaN(d) && !math.IsInf(d, 0) {
+				change = fmt.Sprintf("%+.0f%%", d*100)
+			}
+			fmt.Fprintf(w, "    %s, %s: %s at full, %s at half (%s): %s\n", g.text, plural(wk),
+				md.Ratio(full), md.Ratio(half), change, md.Verdict(math.Abs(d) <= cliff, d))
 		}
 	}
 }
