@@ -9,13 +9,13 @@
 #
 #   bench/deployed.sh           full run: 1 and 2 worker processes, a lone task, batches of
 #                               1,000 and 10,000 (throughput: batches of 10,000), 2 s a
-#                               measurement, 2 rounds (about 10 minutes)
+#                               measurement, 2 rounds (about 6 minutes)
 #   bench/deployed.sh --smoke   one batch of 1 and one of 100 per system and worker count,
-#                               for CI (about a minute once installed: most of it is Celery's
-#                               and River's start-up)
+#                               for CI (about 30 s once installed, most of it the processes'
+#                               start-up and River's 250 ms completer ticks)
 #   bench/deployed.sh --half    the full run, then the same again on a machine about half as
 #                               fast, and the "no cliff" verdict: every goal's ratio within
-#                               25% of the full-speed run's (about 20 minutes)
+#                               25% of the full-speed run's (about 15 minutes)
 #
 # It installs (apt-get) redis-server, postgresql, python3-celery, python3-redis, and nodejs
 # and npm when node is missing; and BullMQ into bench/peers/node_modules with `npm ci`
