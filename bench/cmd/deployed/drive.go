@@ -44,7 +44,7 @@ type driver struct {
 }
 
 // drive is the driver role.
-func drive(ctx context.Context, args []string) error {
+func drive(ctx context.Context, args []string, stdout io.Writer) error {
 	// Children get SIGKILL when the thread that started them exits (Pdeathsig):
 	// keep every start on this goroutine's one thread, which lives as long as the
 	// process.
@@ -53,7 +53,7 @@ func drive(ctx context.Context, args []string) error {
 	systems := fs.String("systems", allSystems, "comma-separated systems to measure, in this order")
 	workerCounts := fs.String("workers", "1,2", "comma-separated numbers of worker processes")
 	count := fs.Int("count", 1, "rounds: each round runs every system and worker count once")
-	d := &driver{stdout: os.Stdout, out: json.NewEncoder(os.Stdout)}
+	d := &driver{stdout: stdout, out: json.NewEncoder(stdout)}
 	fs.StringVar(&d.a.redis, "redis", os.Getenv("GATHER_BENCH_REDIS"), "redis-server address, host:port (default $GATHER_BENCH_REDIS)")
 	fs.StringVar(&d.a.postgres, "postgres", os.Getenv("GATHER_BENCH_POSTGRES"), "PostgreSQL URL (default $GATHER_BENCH_POSTGRES)")
 	fs.StringVar(&d.peers, "peers", "peers", "directory of celery_bench.py and bullmq_bench.mjs (with node_modules)")

@@ -26,45 +26,50 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 )
 
-func main() {
-	if len(os.Args) < 2 {
-		usage()
+func main() { os.Exit(run(os.Args[1:], os.Stdout)) }
+
+// run runs the role args[0] with the flags after it and returns the exit status.
+func run(args []string, stdout io.Writer) int {
+	if len(args) < 1 {
+		return usage()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	var err error
-	switch os.Args[1] {
+	switch args[0] {
 	case "drive":
-		err = drive(ctx, os.Args[2:])
+		err = drive(ctx, args[1:], stdout)
 	case "natsd":
-		err = natsd(ctx, os.Args[2:])
+		err = natsd(ctx, args[1:])
 	case "worker":
-		err = worker(ctx, os.Args[2:])
+		err = worker(ctx, args[1:])
 	case "produce":
-		err = produce(ctx, os.Args[2:])
+		err = produce(ctx, args[1:])
 	default:
-		usage()
+		return usage()
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "deployed %s: %v\n", os.Args[1], err)
+		fmt.Fprintf(os.Stderr, "deployed %s: %v\n", args[0], err)
 		if errors.Is(err, errUsage) {
-			os.Exit(2)
+			return 2
 		}
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // errUsage marks an error in the command line.
 var errUsage = errors.New("usage")
 
-func usage() {
+func usage() int {
 	fmt.Fprintln(os.Stderr, "usage: deployed drive|natsd|worker|produce [flags]  (deployed ROLE -h for the flags)")
-	os.Exit(2)
+	return 2
 }
 
 // parse parses a role's flags, mapping a bad command line to errUsage.
