@@ -121,13 +121,14 @@ half_start() {
   if [[ $want == quota ]]; then
     if [[ -w $v1/cpu.cfs_quota_us ]] && mkdir "$v1/gather-bench-$$" 2>/dev/null; then
       cg=$v1/gather-bench-$$
-      echo $period >"$cg/cpu.cfs_period_us"
-      echo $((n * period / 2)) >"$cg/cpu.cfs_quota_us"
+      { echo $period >"$cg/cpu.cfs_period_us" && echo $((n * period / 2)) >"$cg/cpu.cfs_quota_us"; } 2>/dev/null ||
+        { rmdir "$cg"; cg=; }
     elif grep -qw cpu "$v2/cgroup.controllers" 2>/dev/null && mkdir "$v2/gather-bench-$$" 2>/dev/null; then
       cg=$v2/gather-bench-$$
       echo +cpu >"$v2/cgroup.subtree_control" 2>/dev/null || true
-      echo "$((n * period / 2)) $period" >"$cg/cpu.max"
-    else
+      echo "$((n * period / 2)) $period" >"$cg/cpu.max" 2>/dev/null || { rmdir "$cg"; cg=; }
+    fi
+    if [[ -z $cg ]]; then
       log "no writable cgroup cpu controller here: HALF_MODE=hog instead"
       want=hog
     fi
