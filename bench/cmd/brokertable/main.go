@@ -100,6 +100,8 @@ func (t *table) write(w io.Writer) {
 		runs = max(runs, len(s))
 	}
 	fmt.Fprintf(w, "Each figure is the %s of %d run(s). A missing row did not run (its server not configured, or it failed).\n", *md.Stat, runs)
+	fmt.Fprintln(w, "Shape: in-process for natsbroker and raw JetStream (embedded server, producer and worker in one")
+	fmt.Fprintln(w, "process, on in-process connections); asynq and River over loopback TCP to their servers.")
 
 	chunk := "a chunk"
 	if t.chunk != "" {
