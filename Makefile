@@ -31,14 +31,20 @@ bench: ## in-package benchmarks, then gather against its peers (bench/, several 
 	bench/run.sh
 
 .PHONY: bench-brokers
-bench-brokers: ## the queue on JetStream against raw JetStream, asynq on Redis and River on PostgreSQL (installs both)
+bench-brokers: ## the queue on JetStream against raw JetStream, asynq on Redis and River on PostgreSQL, in one process (installs both)
 	bench/brokers.sh
 
+.PHONY: bench-deployed
+bench-deployed: ## the deployed shape: server, workers and producer in separate processes over TCP, against JetStream, asynq, River, Celery, BullMQ
+	bench/deployed.sh
+
 .PHONY: bench-smoke
-bench-smoke: ## one iteration of every benchmark, to prove they still run (installs Redis and PostgreSQL)
+bench-smoke: ## one iteration of every benchmark, to prove they still run (installs Redis, PostgreSQL, Celery and BullMQ)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 	bench/run.sh --smoke
 	bench/brokers.sh --smoke
+	bench/deployed.sh --smoke
+	cd bench && $(GO) test -race -count=1 ./cmd/...
 
 FUZZTIME ?= 30s
 .PHONY: fuzz
