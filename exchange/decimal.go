@@ -146,23 +146,21 @@ func cmpUint(a, b uint64) int {
 func (d Decimal) AppendText(b []byte) ([]byte, error) { return d.appendText(b), nil }
 
 func (d Decimal) appendText(b []byte) []byte {
-	if d.Scale == 0 {
-		return strconv.AppendUint(b, d.Units, 10)
-	}
+	// Digits are written backwards into buf, the point inserted after
+	// Scale of them, and zeros added until the integer part has a digit.
 	var buf [24]byte
-	digits := strconv.AppendUint(buf[:0], d.Units, 10)
-	scale := int(d.Scale)
-	if len(digits) <= scale {
-		b = append(b, '0', '.')
-		for range scale - len(digits) {
-			b = append(b, '0')
+	i := len(buf)
+	u := d.Units
+	for n := 0; u != 0 || n <= int(d.Scale); n++ {
+		if n == int(d.Scale) && n > 0 {
+			i--
+			buf[i] = '.'
 		}
-		return append(b, digits...)
+		i--
+		buf[i] = byte('0' + u%10)
+		u /= 10
 	}
-	ip := len(digits) - scale
-	b = append(b, digits[:ip]...)
-	b = append(b, '.')
-	return append(b, digits[ip:]...)
+	return append(b, buf[i:]...)
 }
 
 // String returns d as it was written, such as "0.05000".
