@@ -43,6 +43,7 @@ type cutSource[K comparable, V any] struct {
 	sdir   []*slotChunk[V]
 	n      int
 	nlive  int
+	ord    []ordSide[K] // per side, with Config.Order
 }
 
 // transition records, per source, the values that the next cut overwrote, so

@@ -100,9 +100,14 @@ func (c *Collector[K, V]) reissue(h *Cut[K, V], over []map[int32]*V, now time.Ti
 		if i < len(h.src) {
 			*cs = h.src[i]
 		}
+		through := cs.status.Through
 		s.mu.Lock()
 		cs.status = s.status(h.t, now.UnixNano(), c.cfg.SilentAfter)
 		s.mu.Unlock()
+		cs.status.Through = through
+		if len(over[i]) > 0 {
+			cs.status.Through = 0 // late updates laid over it: not a prefix
+		}
 		if s.required && cs.status.State != Current {
 			r.complete = false
 		}

@@ -25,9 +25,13 @@ const (
 	Resetting
 	// NeverHeard: nothing received from the source yet.
 	NeverHeard
-	// Invalid: the Verify hook refused an update, or a buffered update
-	// became late under LateReject; Err says which. Until a reset.
+	// Invalid: the Verify or Check hook refused an update, or a buffered
+	// update became late under LateReject; Err says which. Until a reset.
 	Invalid
+	// AwaitingImage: the source starts with an image
+	// (Source.StartWithImage) and none has come yet; its updates wait in
+	// the buffer (Buffered counts them; Err is set if they overflowed it).
+	AwaitingImage
 )
 
 // String returns the state's name in lower case.
@@ -47,6 +51,8 @@ func (s State) String() string {
 		return "never heard"
 	case Invalid:
 		return "invalid"
+	case AwaitingImage:
+		return "awaiting image"
 	}
 	return fmt.Sprintf("State(%d)", uint8(s))
 }
@@ -60,8 +66,17 @@ type SourceStatus[K comparable] struct {
 	Source   string
 	Required bool
 	State    State
-	// Seq is the last sequence number applied in order.
+	// Seq is the last sequence number applied in order (for a source
+	// numbering messages, the last message's Seq).
 	Seq uint64
+	// Through is the sequence number of the last update or message of the
+	// source that the cut holds: the source's part of the cut is exactly
+	// its state right after Through (compare an exchange's ticker or
+	// checksum for that update ID with it). Zero if the cut holds nothing
+	// of the source, for a source with Disorder, whose part of a cut need
+	// not be a prefix of its sequence, and in a kept cut that late updates
+	// of the source revised.
+	Through uint64
 	// Passed is the source's progress: every update with event time at or
 	// before it has been applied. Zero if the source has shown none.
 	Passed time.Time
@@ -74,7 +89,8 @@ type SourceStatus[K comparable] struct {
 	// reported silent only once it surely has been for SilentAfter.
 	Since time.Time
 	// Missing lists the missing sequence numbers of a gapped source (at
-	// most 8 ranges, lowest first); MissingCount counts all of them.
+	// most 8 ranges, lowest first); MissingCount counts all of them (for a
+	// source numbering messages, the IDs, not the messages, missing).
 	Missing      []SeqRange
 	MissingCount uint64
 	// Buffered counts the updates waiting behind the gap.
@@ -127,6 +143,7 @@ func (s *source[K, V]) status(t, now int64, silentAfter time.Duration) SourceSta
 		Source:     s.name,
 		Required:   s.required,
 		Seq:        s.next - 1,
+		Through:    s.through,
 		Buffered:   s.bufN,
 		Duplicates: s.dups,
 		Late:       s.late,
@@ -140,6 +157,8 @@ func (s *source[K, V]) status(t, now int64, silentAfter time.Duration) SourceSta
 		return st
 	case !s.heard:
 		st.State = NeverHeard
+	case s.awaiting:
+		st.State, st.Err = AwaitingImage, s.overflow
 	case s.invalid != nil:
 		st.State, st.Err = Invalid, s.invalid
 	case s.overflow != nil:

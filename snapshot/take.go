@@ -54,6 +54,9 @@ func (c *Collector[K, V]) take(t int64) *Cut[K, V] {
 		chg := s.st.collect(c.chg[:0])
 		cs.kt = s.st.publishKeys()
 		cs.kdir, cs.sdir, cs.n, cs.nlive = s.st.kdir, s.st.sdir, s.st.n, s.st.nlive
+		if s.st.ord != nil {
+			cs.ord = s.st.ord.share()
+		}
 		s.mu.Unlock()
 		if s.required && cs.status.State != Current {
 			complete = false
