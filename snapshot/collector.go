@@ -193,8 +193,16 @@ func indexed(err error, i, n int) error {
 // applyRun applies updates of one source and returns how many it applied.
 func (c *Collector[K, V]) applyRun(s *source[K, V], us []Update[K, V]) (int, error) {
 	nv, verr := len(us), error(nil)
-	if c.cfg.Verify != nil {
+	if o := c.cfg.Order; o != nil && o.Side != nil {
 		for k := range us {
+			if sd := o.Side(us[k].Key); sd < 0 || sd >= o.sides() {
+				nv, verr = k, badSide(us[k].Key, sd, o.sides())
+				break
+			}
+		}
+	}
+	if c.cfg.Verify != nil {
+		for k := range us[:nv] {
 			if e := c.cfg.Verify(us[k]); e != nil {
 				nv, verr = k, e
 				break
@@ -207,16 +215,21 @@ func (c *Collector[K, V]) applyRun(s *source[K, V], us []Update[K, V]) (int, err
 	k := 0
 	for ; k < nv; k++ {
 		u := &us[k]
-		if u.Time.IsZero() {
-			err = inputErr("apply", s.name, u.Seq, ErrTime, "an update needs its event time")
+		t, ok := nanos(u.Time)
+		if !ok {
+			err = inputErr("apply", s.name, u.Seq, ErrTime, "%s", badTime("an update", u.Time))
 			break
 		}
-		if err = s.update(u, u.Time.UnixNano()); err != nil {
+		if err = s.update(u, t); err != nil {
 			break
 		}
 	}
 	if err == nil && verr != nil {
-		err = s.refuseInvalid(&us[nv], verr)
+		if ke, ok := verr.(*keyError); ok {
+			err = inputErr("apply", s.name, us[nv].Seq, ErrKey, "%s", ke.msg)
+		} else {
+			err = s.refuseInvalid(&us[nv], verr)
+		}
 	}
 	c.unlock(s, old, false)
 	return k, err
@@ -246,10 +259,22 @@ func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
 	}
 	overfull := s.pending() > c.cfg.MaxPending
 	p := s.passed
+	var resync error
+	if s.resyncDue {
+		s.resyncDue = false
+		if s.invalid != nil {
+			resync = s.invalid
+		} else if s.overflow != nil {
+			resync = s.overflow
+		}
+	}
 	s.mu.Unlock()
 
 	if callGap {
 		c.cfg.GapFill(s.name, gapFirst, gapLast)
+	}
+	if resync != nil && c.cfg.Resync != nil {
+		c.cfg.Resync(s.name, resync)
 	}
 	if revised {
 		c.revise.Store(true)
@@ -285,10 +310,10 @@ func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
 	if err != nil {
 		return err
 	}
-	if h.Time.IsZero() {
-		return inputErr("heartbeat", s.name, h.Seq, ErrTime, "a heartbeat needs its event time")
+	t, ok := nanos(h.Time)
+	if !ok {
+		return inputErr("heartbeat", s.name, h.Seq, ErrTime, "%s", badTime("a heartbeat", h.Time))
 	}
-	t := h.Time.UnixNano()
 	var register func() error
 	var mark *epochMark[K, V]
 	if h.Epoch != 0 {
@@ -346,13 +371,28 @@ func (c *Collector[K, V]) Reset(img Image[K, V]) error {
 	if err != nil {
 		return err
 	}
-	if img.Time.IsZero() {
-		return inputErr("reset", s.name, img.Seq, ErrTime, "an image needs the event time it is current to")
+	t, ok := nanos(img.Time)
+	switch {
+	case img.Untimed && !img.Time.IsZero():
+		return inputErr("reset", s.name, img.Seq, ErrTime, "an Untimed image must have a zero Time, not %s", img.Time.UTC().Format(time.RFC3339Nano))
+	case img.Untimed:
+		t = undatedT
+	case img.Time.IsZero():
+		return inputErr("reset", s.name, img.Seq, ErrTime, "an image needs the event time it is current to (or Untimed, if the source gives none)")
+	case !ok:
+		return inputErr("reset", s.name, img.Seq, ErrTime, "%s", badTime("an image", img.Time))
+	}
+	if err := c.checkSides(s, "reset", img.Seq, img.Entries); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	old := s.passed
-	if err := s.reset(&img, img.Time.UnixNano()); err != nil {
-		s.mu.Unlock()
+	if err := s.reset(&img, t); err != nil {
+		if s.resyncDue { // the Check hook refused the image
+			c.unlock(s, old, true)
+		} else {
+			s.mu.Unlock()
+		}
 		return err
 	}
 	c.unlock(s, old, true)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -102,115 +101,6 @@ func (c *Collector[K, V]) pastLocked(t int64) (*Cut[K, V], error) {
 	}
 	return nil, fmt.Errorf("%w: no cut at %s: cuts are taken in time order, the newest is at %s, and the kept ones (from %s) do not include that time; AsOf gives the newest cut before it",
 		ErrTooOld, fmtTime(t), fmtTime(c.clock), fmtTime(c.hist[0].t))
-}
-
-// reviseIfPending reissues the newest cut if late updates wait for it.
-func (c *Collector[K, V]) reviseIfPending() {
-	if !c.revise.Load() {
-		return
-	}
-	c.cutMu.Lock()
-	defer c.cutMu.Unlock()
-	if c.revise.Load() && c.newest.Load() != nil {
-		c.take(c.clock)
-		c.recomputeDue()
-	}
-}
-
-// reviseKept reissues the kept cuts older than the newest with the late
-// updates recorded since (LateRevise with a Horizon); cutMu is held and the
-// newest cut, just taken, has published every key the late updates use. A
-// late image replaces a source's whole state in the cuts at or after it.
-func (c *Collector[K, V]) reviseKept(lates [][]lateOp[K, V]) {
-	srcs := c.reg.Load().list
-	now := c.now()
-	newest := c.newest.Load()
-	latest := c.latest.Load()
-	for j := range c.hist[:len(c.hist)-1] {
-		h := c.hist[j]
-		base := h
-		if h.base != nil {
-			base = h.base
-		}
-		var over []map[int32]*V
-		for i := range srcs {
-			for _, l := range lates[i] {
-				if l.t > h.t {
-					continue
-				}
-				if over == nil {
-					over = make([]map[int32]*V, len(srcs))
-					for k := range min(len(h.over), len(srcs)) {
-						over[k] = maps.Clone(h.over[k])
-					}
-				}
-				if l.img != nil {
-					ns := &newest.src[i]
-					ov := make(map[int32]*V, ns.n)
-					for id := range ns.n {
-						ov[int32(id)] = nil
-					}
-					for _, e := range *l.img {
-						if id, ok := ns.kt.lookup(e.Key); ok {
-							v := e.Value
-							ov[id] = &v
-						}
-					}
-					over[i] = ov
-					continue
-				}
-				if over[i] == nil {
-					over[i] = make(map[int32]*V)
-				}
-				over[i][l.id] = l.p
-			}
-		}
-		if over == nil {
-			continue
-		}
-		c.cutSeq++
-		c.revs++
-		r := &Cut[K, V]{t: h.t, taken: now, seq: c.cutSeq, rev: h.rev + 1, base: base, over: over,
-			src: make([]cutSource[K, V], len(srcs)), complete: true}
-		for i, s := range srcs {
-			cs := &r.src[i]
-			if i < len(h.src) {
-				*cs = h.src[i]
-			}
-			s.mu.Lock()
-			cs.status = s.status(h.t, now.UnixNano(), c.cfg.SilentAfter)
-			s.mu.Unlock()
-			if s.required && cs.status.State != Current {
-				r.complete = false
-			}
-			if len(over[i]) == 0 {
-				continue
-			}
-			// Keys may be new since h: take the newest key tables, and
-			// count the keys that came or went.
-			ns := &newest.src[i]
-			cs.kt, cs.kdir, cs.sdir, cs.n = ns.kt, ns.kdir, ns.sdir, ns.n
-			for id, p := range over[i] {
-				was := false
-				if q, ok := h.over0(i, id); ok {
-					was = q != nil
-				} else if i < len(base.src) && int(id) < base.src[i].n {
-					was = base.load(i, id) != nil
-				}
-				switch {
-				case was && p == nil:
-					cs.nlive--
-				case !was && p != nil:
-					cs.nlive++
-				}
-			}
-		}
-		c.hist[j] = r
-		if r.complete && (latest == nil || r.t > latest.t) {
-			latest = r
-			c.latest.Store(r)
-		}
-	}
 }
 
 // Cut takes the cut at t now, complete or not, without waiting. It settles

@@ -1,0 +1,31 @@
+package snapshot
+
+import (
+	"math"
+	"time"
+)
+
+// Event and request times are kept as Unix nanoseconds, which represent
+// 1677-09-21 to 2262-04-11; the first and last nanosecond are reserved.
+var (
+	earliest = time.Unix(0, math.MinInt64+1).UTC()
+	latest   = time.Unix(0, math.MaxInt64-1).UTC()
+)
+
+// nanos returns t as Unix nanoseconds, or false if t is zero or outside the
+// representable range (a later time would wrap around into the past).
+func nanos(t time.Time) (int64, bool) {
+	if t.Before(earliest) || t.After(latest) {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
+
+// badTime says why t was refused and what is accepted.
+func badTime(what string, t time.Time) string {
+	if t.IsZero() {
+		return what + " needs its event time"
+	}
+	return what + "'s time " + t.UTC().Format(time.RFC3339Nano) + " is outside the supported range " +
+		earliest.Format(time.RFC3339Nano) + " to " + latest.Format(time.RFC3339Nano)
+}
