@@ -119,7 +119,7 @@ func (f *Feed) HandleImage(recv time.Time, url string, body []byte) error {
 	src := SourceName(mk, symbol)
 	f.entries = exchange.Entries(f.entries[:0], exchange.Bid, img.Bids)
 	f.entries = exchange.Entries(f.entries, exchange.Ask, img.Asks)
-	err = f.sink.Reset(snapshot.Image[exchange.Key, exchange.Level]{Source: src, Seq: img.LastUpdateID, Entries: f.entries})
+	err = f.sink.Reset(snapshot.Image[exchange.Key, exchange.Level]{Source: src, Seq: img.LastUpdateID, Untimed: true, Entries: f.entries})
 	if err != nil {
 		return fmt.Errorf("binance: %s image %d: %w", src, img.LastUpdateID, err)
 	}
