@@ -69,7 +69,7 @@ func (c *Checker) expect(source string, e expectation) {
 	}
 	list := c.pending[source]
 	if len(list) >= MaxPendingChecks {
-		list = list[1:]
+		list = list[:copy(list, list[1:])]
 		c.unchecked++
 	}
 	// Keep the list ordered by seq: tickers and messages may arrive in any
@@ -112,12 +112,8 @@ func (c *Checker) Check(v *snapshot.View[Key, Level]) error {
 			c.matched++
 		}
 	}
-	rest := list[n:]
-	if len(rest) == 0 {
-		delete(c.pending, src)
-	} else {
-		c.pending[src] = rest
-	}
+	// Keep the list's array for the next checks of this source.
+	c.pending[src] = list[:copy(list, list[n:])]
 	if len(errs) > 0 {
 		return fmt.Errorf("%s after message %d: %w", src, seq, errors.Join(errs...))
 	}

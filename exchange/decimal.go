@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"strconv"
 )
 
@@ -145,22 +146,66 @@ func cmpUint(a, b uint64) int {
 // AppendText appends d as it was written ("0.05000") to b.
 func (d Decimal) AppendText(b []byte) ([]byte, error) { return d.appendText(b), nil }
 
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+
+// digits returns how many decimal digits u has (1 for 0).
+func digits(u uint64) int {
+	n := 1
+	for u >= 10000 {
+		u /= 10000
+		n += 4
+	}
+	for u >= 10 {
+		u /= 10
+		n++
+	}
+	return n
+}
+
 func (d Decimal) appendText(b []byte) []byte {
-	// Digits are written backwards into buf, the point inserted after
-	// Scale of them, and zeros added until the integer part has a digit.
-	var buf [24]byte
-	i := len(buf)
+	// Written backwards in place two digits at a time (checksums format
+	// dozens of numbers per message): the fraction, the point, then the
+	// integer part, which has at least one digit.
+	scale := int(d.Scale)
+	n := max(digits(d.Units), scale+1)
+	if scale > 0 {
+		n++
+	}
+	b = slices.Grow(b, n)
+	b = b[:len(b)+n]
+	i := len(b)
 	u := d.Units
-	for n := 0; u != 0 || n <= int(d.Scale); n++ {
-		if n == int(d.Scale) && n > 0 {
+	if k := scale; k > 0 {
+		for ; k >= 2; k -= 2 {
+			q := u / 100
+			r := (u - q*100) * 2
+			i -= 2
+			b[i], b[i+1] = pairs[r], pairs[r+1]
+			u = q
+		}
+		if k == 1 {
 			i--
-			buf[i] = '.'
+			b[i] = byte('0' + u%10)
+			u /= 10
 		}
 		i--
-		buf[i] = byte('0' + u%10)
-		u /= 10
+		b[i] = '.'
 	}
-	return append(b, buf[i:]...)
+	for u >= 100 {
+		q := u / 100
+		r := (u - q*100) * 2
+		i -= 2
+		b[i], b[i+1] = pairs[r], pairs[r+1]
+		u = q
+	}
+	if u >= 10 {
+		i -= 2
+		b[i], b[i+1] = pairs[u*2], pairs[u*2+1]
+	} else {
+		i--
+		b[i] = byte('0' + u)
+	}
+	return b
 }
 
 // String returns d as it was written, such as "0.05000".

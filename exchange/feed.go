@@ -65,17 +65,6 @@ func Entries(dst []snapshot.Entry[Key, Level], side Side, ls []Level) []snapshot
 	return dst
 }
 
-// Top appends to dst the values of the best n levels of side in v, best
-// first, using entries as scratch space (pass a slice with room for n to
-// avoid allocating).
-func Top(v *snapshot.View[Key, Level], side Side, n int, entries []snapshot.Entry[Key, Level], dst []Level) []Level {
-	entries = v.Top(int(side), n, entries[:0])
-	for _, e := range entries {
-		dst = append(dst, e.Value)
-	}
-	return dst
-}
-
 // NewConfig returns a collector configuration for books: the sources (from
 // the venues' Source functions), the book order, and checker's Check hook
 // (nil: nothing is checked). Adjust the rest before passing it to

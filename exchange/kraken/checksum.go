@@ -20,23 +20,23 @@ const ChecksumDepth = 10
 // [exchange.Decimal]). It does not allocate; it costs a CRC32 of about 30
 // bytes a level.
 func Checksum(asks, bids []exchange.Level) uint32 {
+	return checksum(asks, bids, func(l exchange.Level) exchange.Level { return l })
+}
+
+// checksum computes the checksum of the levels of asks and bids, whatever
+// holds them; level must be cheap (it is inlined in practice).
+func checksum[T any](asks, bids []T, level func(T) exchange.Level) uint32 {
 	s := exchange.GetScratch()
-	s.B = appendSide(s.B, asks)
-	s.B = appendSide(s.B, bids)
+	for _, side := range [2][]T{asks, bids} {
+		for _, x := range side[:min(len(side), ChecksumDepth)] {
+			l := level(x)
+			s.B = appendDigits(s.B, l.Price)
+			s.B = appendDigits(s.B, l.Qty)
+		}
+	}
 	sum := crc32.ChecksumIEEE(s.B)
 	exchange.PutScratch(s)
 	return sum
-}
-
-func appendSide(b []byte, ls []exchange.Level) []byte {
-	if len(ls) > ChecksumDepth {
-		ls = ls[:ChecksumDepth]
-	}
-	for _, l := range ls {
-		b = appendDigits(b, l.Price)
-		b = appendDigits(b, l.Qty)
-	}
-	return b
 }
 
 // appendDigits appends d's digits with the point and leading zeros removed:

@@ -209,9 +209,10 @@ func (f *Feed) update(recv time.Time, m *Message) error {
 // BookChecksum computes Kraken's checksum (see [Checksum]) of the book v
 // shows: an [exchange.ChecksumFunc].
 func BookChecksum(v *snapshot.View[exchange.Key, exchange.Level]) uint32 {
-	var entries [ChecksumDepth]snapshot.Entry[exchange.Key, exchange.Level]
-	var asks, bids [ChecksumDepth]exchange.Level
-	a := exchange.Top(v, exchange.Ask, ChecksumDepth, entries[:0], asks[:0])
-	b := exchange.Top(v, exchange.Bid, ChecksumDepth, entries[:0], bids[:0])
-	return Checksum(a, b)
+	var askBuf, bidBuf [ChecksumDepth]snapshot.Entry[exchange.Key, exchange.Level]
+	asks := v.Top(exchange.AskSide, ChecksumDepth, askBuf[:0])
+	bids := v.Top(exchange.BidSide, ChecksumDepth, bidBuf[:0])
+	return checksum(asks, bids, entryLevel)
 }
+
+func entryLevel(e snapshot.Entry[exchange.Key, exchange.Level]) exchange.Level { return e.Value }

@@ -17,16 +17,22 @@ const ChecksumDepth = 25
 // are ignored. The levels must carry the scale OKX wrote them with (see
 // [exchange.Decimal]). It does not allocate.
 func Checksum(bids, asks []exchange.Level) int32 {
+	return int32(checksum(bids, asks, func(l exchange.Level) exchange.Level { return l }))
+}
+
+// checksum computes the checksum of the levels of bids and asks, whatever
+// holds them; level must be cheap (it is inlined in practice).
+func checksum[T any](bids, asks []T, level func(T) exchange.Level) uint32 {
 	bids = bids[:min(len(bids), ChecksumDepth)]
 	asks = asks[:min(len(asks), ChecksumDepth)]
 	s := exchange.GetScratch()
 	b := s.B
 	for i := range max(len(bids), len(asks)) {
 		if i < len(bids) {
-			b = appendLevel(b, bids[i])
+			b = appendLevel(b, level(bids[i]))
 		}
 		if i < len(asks) {
-			b = appendLevel(b, asks[i])
+			b = appendLevel(b, level(asks[i]))
 		}
 	}
 	if len(b) > 0 {
@@ -35,7 +41,7 @@ func Checksum(bids, asks []exchange.Level) int32 {
 	sum := crc32.ChecksumIEEE(b)
 	s.B = b
 	exchange.PutScratch(s)
-	return int32(sum)
+	return sum
 }
 
 func appendLevel(b []byte, l exchange.Level) []byte {

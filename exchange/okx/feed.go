@@ -128,9 +128,10 @@ func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 // as the unsigned bits of the signed value OKX sends: an
 // [exchange.ChecksumFunc].
 func BookChecksum(v *snapshot.View[exchange.Key, exchange.Level]) uint32 {
-	var entries [ChecksumDepth]snapshot.Entry[exchange.Key, exchange.Level]
-	var asks, bids [ChecksumDepth]exchange.Level
-	a := exchange.Top(v, exchange.Ask, ChecksumDepth, entries[:0], asks[:0])
-	b := exchange.Top(v, exchange.Bid, ChecksumDepth, entries[:0], bids[:0])
-	return uint32(Checksum(b, a))
+	var bidBuf, askBuf [ChecksumDepth]snapshot.Entry[exchange.Key, exchange.Level]
+	bids := v.Top(exchange.BidSide, ChecksumDepth, bidBuf[:0])
+	asks := v.Top(exchange.AskSide, ChecksumDepth, askBuf[:0])
+	return checksum(bids, asks, entryLevel)
 }
+
+func entryLevel(e snapshot.Entry[exchange.Key, exchange.Level]) exchange.Level { return e.Value }
