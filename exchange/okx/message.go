@@ -44,7 +44,6 @@ type Book struct {
 	// before (-1 on a snapshot).
 	SeqID     int64 `json:"seqId"`
 	PrevSeqID int64 `json:"prevSeqId"`
-	hasPrev   bool
 }
 
 // Message is one decoded v5 WebSocket message. The zero value is a message
