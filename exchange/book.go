@@ -58,8 +58,8 @@ func Compare(a, b Key) int {
 // their written scale, which checksums depend on. A Level in a book never has
 // a zero quantity (a zero quantity deletes the level).
 type Level struct {
-	Price Decimal
-	Qty   Decimal
+	Price Decimal `json:"price"`
+	Qty   Decimal `json:"qty"`
 }
 
 // String returns "qty@price".

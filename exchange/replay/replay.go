@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,6 +33,7 @@ Other lines are skipped and counted. The files are merged by receive time.
 
 Example:
   gather feed replay --every 1s --check binance.log kraken.log okx.log
+  gather feed replay --json okx.log | jq .books
 
 Flags:
 `
@@ -65,6 +67,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	every := fs.Duration("every", time.Second, "take a cut at every multiple of this `interval` (since the Unix epoch)")
 	grace := fs.Duration("grace", time.Second, "take a cut once a line received this `long` after its time is read")
 	check := fs.Bool("check", false, "compare the venues' checksums and book tickers with the collector's books; exit 1 on a mismatch")
+	jsonOut := fs.Bool("json", false, "print each cut as one line of JSON instead of text")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -100,7 +103,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gather feed replay: %v\n", err)
 		return 1
 	}
-	r := &run{stdout: stdout, stderr: stderr, every: *every, grace: *grace}
+	r := &run{stdout: stdout, stderr: stderr, every: *every, grace: *grace, json: *jsonOut}
 	checker := &exchange.Checker{Tickers: *check}
 	cfg := exchange.NewConfig(checker, sources...)
 	cfg.Now = func() time.Time { return r.now }
@@ -136,6 +139,7 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type run struct {
 	stdout, stderr io.Writer
 	every, grace   time.Duration
+	json           bool
 	c              *exchange.Collector
 	sources        []string
 	binance        *binance.Feed
@@ -282,6 +286,10 @@ func (r *run) cut(t time.Time) {
 		r.complete++
 		state = "complete"
 	}
+	if r.json {
+		r.printJSON(t, cut)
+		return
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "cut %s %s\n", t.UTC().Format(time.RFC3339Nano), state)
 	for _, src := range r.sources {
@@ -307,4 +315,51 @@ func side(cut *snapshot.Cut[exchange.Key, exchange.Level], src string, s int) st
 		return "-"
 	}
 	return l.Price.String() + " x " + l.Qty.String()
+}
+
+// cutJSON is a cut as --json prints it, one line per cut.
+type cutJSON struct {
+	Time     time.Time  `json:"time"`
+	Complete bool       `json:"complete"`
+	Books    []bookJSON `json:"books"`
+}
+
+type bookJSON struct {
+	Source string          `json:"source"` // "venue:symbol"
+	State  string          `json:"state"`
+	Bid    *exchange.Level `json:"bid,omitempty"`
+	Ask    *exchange.Level `json:"ask,omitempty"`
+	// Missing is the first missing range of a gapped book.
+	Missing *rangeJSON `json:"missing,omitempty"`
+}
+
+type rangeJSON struct {
+	First uint64 `json:"first"`
+	Last  uint64 `json:"last"`
+}
+
+func (r *run) printJSON(t time.Time, cut *snapshot.Cut[exchange.Key, exchange.Level]) {
+	out := cutJSON{Time: t.UTC(), Complete: cut.Complete(), Books: make([]bookJSON, 0, len(r.sources))}
+	for _, src := range r.sources {
+		b := bookJSON{Source: src}
+		if _, l, ok := cut.First(src, exchange.BidSide); ok {
+			b.Bid = &l
+		}
+		if _, l, ok := cut.First(src, exchange.AskSide); ok {
+			b.Ask = &l
+		}
+		if st, ok := cut.Status(src); ok {
+			b.State = st.State.String()
+			if len(st.Missing) > 0 {
+				b.Missing = &rangeJSON{First: st.Missing[0].First, Last: st.Missing[0].Last}
+			}
+		}
+		out.Books = append(out.Books, b)
+	}
+	line, err := json.Marshal(out)
+	if err != nil { // cannot happen: every field marshals
+		fmt.Fprintf(r.stderr, "cut at %s: %v\n", t.Format(time.RFC3339Nano), err)
+		return
+	}
+	r.stdout.Write(append(line, '\n'))
 }

@@ -120,3 +120,16 @@ func TestReplayStopsWhenTheContextEnds(t *testing.T) {
 		t.Errorf("exit code %d with an ended context, want 1", code)
 	}
 }
+
+func TestReplayJSON(t *testing.T) {
+	t.Parallel()
+	code, out, _ := run(t, "--json", "--every", "500ms", "--grace", "0s", "testdata/gap.capture")
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	want := `{"time":"2023-11-14T22:13:21.5Z","complete":false,"books":[{"source":"binance:BNBBTC","state":"gapped","bid":{"price":"1.0","qty":"2"},"ask":{"price":"2.0","qty":"1"},"missing":{"first":13,"last":14}}]}`
+	if len(lines) != 3 || lines[2] != want {
+		t.Errorf("JSON lines:\n%s\nwant the last:\n%s", out, want)
+	}
+}
