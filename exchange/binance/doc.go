@@ -7,7 +7,9 @@
 // stream and hand the Feed every message, then fetch the REST image and
 // hand it to [Feed.HandleImage]. The collector buffers the events that
 // arrive before the image, drops those the image covers and applies the
-// rest, as Binance documents; a lost event is a gap until the next image.
+// rest, as Binance documents; a lost event is a gap until the next image,
+// so set [snapshot.Config.Resync] to fetch one (the collector calls it once
+// per gap that needs one, or GapFill, once per gap).
 // Book tickers, with [exchange.Checker.Tickers] set, are compared with the
 // book right after the event that ends at their update ID.
 package binance

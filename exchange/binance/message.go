@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gather-go/gather/exchange"
+	"github.com/gather-go/gather/exchange/internal/wire"
 )
 
 // Kind says what a decoded stream message is.
@@ -91,7 +92,7 @@ func Decode(msg []byte) (Message, error) {
 	}
 	b := bytes.TrimSpace(msg)
 	if err := json.Unmarshal(b, &outer); err != nil {
-		return m, exchange.Wrap("binance", err)
+		return m, wire.Wrap("binance", err)
 	}
 	if outer.Stream != nil && outer.Data != nil {
 		m.Stream = *outer.Stream
@@ -99,7 +100,7 @@ func Decode(msg []byte) (Message, error) {
 	}
 	var w wireEvent
 	if err := json.Unmarshal(b, &w); err != nil {
-		return m, exchange.Wrap("binance", err)
+		return m, wire.Wrap("binance", err)
 	}
 	switch {
 	case w.E == "depthUpdate":
@@ -141,10 +142,10 @@ func decodeDepth(m Message, w *wireEvent) (Message, error) {
 		}
 	}
 	if err := d.Bids.UnmarshalJSON(*w.B); err != nil {
-		return m, exchange.Wrap("binance: depthUpdate bids", err)
+		return m, wire.Wrap("binance: depthUpdate bids", err)
 	}
 	if err := d.Asks.UnmarshalJSON(*w.A); err != nil {
-		return m, exchange.Wrap("binance: depthUpdate asks", err)
+		return m, wire.Wrap("binance: depthUpdate asks", err)
 	}
 	m.Kind = Depth
 	return m, nil
@@ -162,10 +163,10 @@ func decodeTicker(m Message, w *wireEvent) (Message, error) {
 	}
 	t.Symbol, t.UpdateID = w.S, *w.Lu
 	if err := t.Bid.Price.UnmarshalJSON(*w.B); err != nil {
-		return m, exchange.Wrap("binance: bookTicker bid price", err)
+		return m, wire.Wrap("binance: bookTicker bid price", err)
 	}
 	if err := t.Ask.Price.UnmarshalJSON(*w.A); err != nil {
-		return m, exchange.Wrap("binance: bookTicker ask price", err)
+		return m, wire.Wrap("binance: bookTicker ask price", err)
 	}
 	t.Bid.Qty, t.Ask.Qty = *w.BQ, *w.AQ
 	if w.ETime != nil {
@@ -210,7 +211,7 @@ func DecodeImage(body []byte) (DepthImage, error) {
 		Msg          string  `json:"msg"`
 	}
 	if err := json.Unmarshal(body, &probe); err != nil {
-		return img, exchange.Wrap("binance: depth image", err)
+		return img, wire.Wrap("binance: depth image", err)
 	}
 	if probe.Code != nil {
 		return img, fmt.Errorf("%w: binance: depth request failed: code %d: %s", exchange.ErrFormat, *probe.Code, probe.Msg)
@@ -219,7 +220,7 @@ func DecodeImage(body []byte) (DepthImage, error) {
 		return img, fmt.Errorf("%w: binance: depth image without a positive lastUpdateId", exchange.ErrFormat)
 	}
 	if err := json.Unmarshal(body, &img); err != nil {
-		return img, exchange.Wrap("binance: depth image", err)
+		return img, wire.Wrap("binance: depth image", err)
 	}
 	if img.E != 0 {
 		var err error

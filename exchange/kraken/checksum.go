@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/gather-go/gather/exchange"
+	"github.com/gather-go/gather/exchange/internal/wire"
 )
 
 // ChecksumDepth is how many levels per side Kraken's book checksum covers,
@@ -26,7 +27,7 @@ func Checksum(asks, bids []exchange.Level) uint32 {
 // checksum computes the checksum of the levels of asks and bids, whatever
 // holds them; level must be cheap (it is inlined in practice).
 func checksum[T any](asks, bids []T, level func(T) exchange.Level) uint32 {
-	s := exchange.GetScratch()
+	s := wire.GetScratch()
 	for _, side := range [2][]T{asks, bids} {
 		for _, x := range side[:min(len(side), ChecksumDepth)] {
 			l := level(x)
@@ -35,7 +36,7 @@ func checksum[T any](asks, bids []T, level func(T) exchange.Level) uint32 {
 		}
 	}
 	sum := crc32.ChecksumIEEE(s.B)
-	exchange.PutScratch(s)
+	wire.PutScratch(s)
 	return sum
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gather-go/gather/exchange"
+	"github.com/gather-go/gather/exchange/internal/wire"
 )
 
 // Kind says what a decoded message is.
@@ -142,7 +143,7 @@ func Decode(msg []byte) (Message, error) {
 			C  *string `json:"c"`
 		}
 		if err := json.Unmarshal(p, &o); err != nil {
-			return m, exchange.Wrap(fmt.Sprintf("kraken: book payload %d", i), err)
+			return m, wire.Wrap(fmt.Sprintf("kraken: book payload %d", i), err)
 		}
 		snap := o.As != nil || o.Bs != nil
 		upd := o.A != nil || o.B != nil || o.C != nil

@@ -4,6 +4,7 @@ import (
 	"hash/crc32"
 
 	"github.com/gather-go/gather/exchange"
+	"github.com/gather-go/gather/exchange/internal/wire"
 )
 
 // ChecksumDepth is how many levels per side OKX's book checksum covers.
@@ -25,7 +26,7 @@ func Checksum(bids, asks []exchange.Level) int32 {
 func checksum[T any](bids, asks []T, level func(T) exchange.Level) uint32 {
 	bids = bids[:min(len(bids), ChecksumDepth)]
 	asks = asks[:min(len(asks), ChecksumDepth)]
-	s := exchange.GetScratch()
+	s := wire.GetScratch()
 	b := s.B
 	for i := range max(len(bids), len(asks)) {
 		if i < len(bids) {
@@ -40,7 +41,7 @@ func checksum[T any](bids, asks []T, level func(T) exchange.Level) uint32 {
 	}
 	sum := crc32.ChecksumIEEE(b)
 	s.B = b
-	exchange.PutScratch(s)
+	wire.PutScratch(s)
 	return sum
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gather-go/gather/exchange"
+	"github.com/gather-go/gather/exchange/internal/wire"
 )
 
 // Kind says what a decoded message is.
@@ -86,7 +87,7 @@ func Decode(msg []byte) (Message, error) {
 		Data   json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(b, &env); err != nil {
-		return m, exchange.Wrap("okx", err)
+		return m, wire.Wrap("okx", err)
 	}
 	m.Event, m.Channel, m.InstID = env.Event, env.Arg.Channel, env.Arg.InstID
 	chained, book := channels[env.Arg.Channel]
@@ -107,7 +108,7 @@ func Decode(msg []byte) (Message, error) {
 		return m, fmt.Errorf("%w: okx: %s push with action %q; want snapshot or update", exchange.ErrFormat, env.Arg.Channel, env.Action)
 	}
 	if err := json.Unmarshal(env.Data, &m.Books); err != nil {
-		return m, exchange.Wrap("okx: data", err)
+		return m, wire.Wrap("okx: data", err)
 	}
 	if len(m.Books) == 0 {
 		return m, fmt.Errorf("%w: okx: %s push with empty data", exchange.ErrFormat, env.Arg.Channel)
