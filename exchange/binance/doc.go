@@ -8,8 +8,9 @@
 // hand it to [Feed.HandleImage]. The collector buffers the events that
 // arrive before the image, drops those the image covers and applies the
 // rest, as Binance documents; a lost event is a gap until the next image,
-// so set [snapshot.Config.Resync] to fetch one (the collector calls it once
-// per gap that needs one, or GapFill, once per gap).
+// so fetch one from [snapshot.Config.GapFill] (called once per gap) and from
+// [snapshot.Config.Resync] (called when a book overflowed its buffer or
+// failed a check).
 // Book tickers, with [exchange.Checker.Tickers] set, are compared with the
 // book right after the event that ends at their update ID.
 package binance
