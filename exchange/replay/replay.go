@@ -238,7 +238,7 @@ func (r *run) cutsBefore(t time.Time) {
 	}
 	due := t.Add(-r.grace)
 	if n := due.Sub(r.next) / r.every; n > 1000 {
-		fmt.Fprintf(r.stdout, "(%d cuts skipped: no line received from %s to %s)\n",
+		fmt.Fprintf(r.stderr, "%d cuts skipped: no line received from %s to %s\n",
 			n, r.now.Format(time.RFC3339Nano), t.Format(time.RFC3339Nano))
 		r.next = r.next.Add(n * r.every)
 	}

@@ -133,3 +133,26 @@ func TestReplayJSON(t *testing.T) {
 		t.Errorf("JSON lines:\n%s\nwant the last:\n%s", out, want)
 	}
 }
+
+func TestReplaySkipsTheCutsOfALongSilence(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	name := dir + "/silence.capture"
+	capture := `https://api.binance.com/api/v3/depth?symbol=BNBBTC -> 1700000000.1: {"lastUpdateId":10,"bids":[["1.0","1"]],"asks":[["2.0","1"]]}
+1700000000.2: {"e":"depthUpdate","E":1700000000150,"s":"BNBBTC","U":11,"u":11,"b":[],"a":[]}
+1700086400.2: {"e":"depthUpdate","E":1700086400150,"s":"BNBBTC","U":12,"u":12,"b":[],"a":[]}
+`
+	if err := os.WriteFile(name, []byte(capture), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, name)
+	if code != 0 {
+		t.Fatalf("exit code %d: %s", code, errs)
+	}
+	if n := strings.Count(out, "\ncut ") + 1; n > 1010 {
+		t.Errorf("a day of silence printed %d cuts; want it skipped", n)
+	}
+	if !strings.Contains(errs, "cuts skipped: no line received from") {
+		t.Errorf("stderr does not say cuts were skipped:\n%s", errs)
+	}
+}
