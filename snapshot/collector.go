@@ -28,9 +28,10 @@ type Collector[K comparable, V any] struct {
 	regMu sync.Mutex
 	reg   atomic.Pointer[registry[K, V]]
 
-	due    atomic.Int64 // earliest time at which a cut becomes due
-	revise atomic.Bool  // late updates wait for the newest cut to be reissued
-	clockA atomic.Int64 // mirror of clock
+	due     atomic.Int64 // earliest time at which a cut becomes due
+	subsets atomic.Int32 // waiters for a subset of the sources (AtFor)
+	revise  atomic.Bool  // late updates wait for the newest cut to be reissued
+	clockA  atomic.Int64 // mirror of clock
 
 	cutMu   sync.Mutex // serializes cuts; guards the fields below
 	clock   int64      // time of the newest cut
@@ -58,6 +59,7 @@ type waiter[K comparable, V any] struct {
 	t    int64
 	done chan struct{}
 	cut  *Cut[K, V]
+	only []*source[K, V] // AtFor: the sources waited for (nil: every required one)
 }
 
 // epochMark is an announced epoch: its time, and its cut once taken (missed
@@ -282,7 +284,7 @@ func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
 			c.lowerDue(n.t)
 		}
 	}
-	if d := c.due.Load(); p >= d && (old < d || revised) {
+	if d := c.due.Load(); p >= d && (old < d || revised || (p > old && c.subsets.Load() > 0)) {
 		c.advance()
 	}
 	if overfull {
@@ -419,6 +421,19 @@ func (c *Collector[K, V]) frontier() int64 {
 	return g
 }
 
+// passedBy reports whether every source of only has passed t.
+func passedBy[K comparable, V any](t int64, only []*source[K, V]) bool {
+	for _, s := range only {
+		s.mu.Lock()
+		ok := s.passedAt(t)
+		s.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // completeAt reports whether every required source has passed t.
 func (c *Collector[K, V]) completeAt(t int64) bool {
 	for _, s := range c.reg.Load().list {
@@ -460,14 +475,21 @@ func (c *Collector[K, V]) advanceLocked() {
 func (c *Collector[K, V]) advanceOnce() (took bool) {
 	defer c.recomputeDue()
 	g := c.frontier()
-	if g == minTime {
-		return false
-	}
 	cands := c.cands[:0]
+	var forced []int64 // wanted by waiters for a subset of the sources, complete or not
 	for _, w := range c.waiters {
-		if w.t <= g {
+		if w.only != nil {
+			if w.t > c.clock && passedBy(w.t, w.only) {
+				cands = append(cands, w.t)
+				forced = append(forced, w.t)
+			}
+		} else if g != minTime && w.t <= g {
 			cands = append(cands, w.t)
 		}
+	}
+	if g == minTime && len(forced) == 0 {
+		c.cands = cands
+		return false
 	}
 	c.emu.Lock()
 	for _, m := range c.epochs {
@@ -489,7 +511,7 @@ func (c *Collector[K, V]) advanceOnce() (took bool) {
 	cands = slices.Compact(cands)
 	c.cands = cands
 	for _, t := range cands {
-		if t < c.clock || !c.completeAt(t) {
+		if t < c.clock || !(slices.Contains(forced, t) || c.completeAt(t)) {
 			continue
 		}
 		if t == c.clock {
