@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/gather-go/gather/snapshot"
 )
@@ -68,8 +68,8 @@ func TestRangeMessages(t *testing.T) {
 	}
 	// Bad ranges.
 	for _, m := range []snapshot.Message[string, int]{
-		rmsg("B", 30, 29, 10), // First after Seq
-		rmsg("B", 0, 0, 10),   // no Seq
+		rmsg("B", 30, 29, 10),                                     // First after Seq
+		rmsg("B", 0, 0, 10),                                       // no Seq
 		{Source: "B", Seq: 30, Prev: 30, Time: ms(10)},            // Prev not below Seq
 		{Source: "B", Seq: 30, Prev: 20, First: 25, Time: ms(10)}, // First and Prev disagree
 	} {
