@@ -131,7 +131,9 @@ func runMessages(t testing.TB, seed uint64) {
 	for _, ev := range evs {
 		seqOf[ev.uLast] = ev.id
 	}
-	where := func(step int) string { return fmt.Sprintf("seed %d mode %d start %v step %d/%d", seed, mode, startImage, step, len(l)) }
+	where := func(step int) string {
+		return fmt.Sprintf("seed %d mode %d start %v step %d/%d", seed, mode, startImage, step, len(l))
+	}
 	clock := int64(tBase - tick)
 	for step, d := range l {
 		ev := &evs[d.e]
