@@ -16,6 +16,10 @@ var (
 // nanos returns t as Unix nanoseconds, or false if t is zero or outside the
 // representable range (a later time would wrap around into the past).
 func nanos(t time.Time) (int64, bool) {
+	// Whole seconds well inside the range need no more checking.
+	if sec := t.Unix(); sec > math.MinInt64/int64(time.Second)+1 && sec < math.MaxInt64/int64(time.Second)-1 {
+		return t.UnixNano(), true
+	}
 	if t.Before(earliest) || t.After(latest) {
 		return 0, false
 	}
