@@ -45,9 +45,12 @@ type Collector[K comparable, V any] struct {
 	cands   []int64
 	revs    uint64
 
-	emu     sync.Mutex // guards epochs
+	emu     sync.Mutex // guards epochs and seqCh
 	epochs  map[uint64]*epochMark[K, V]
 	epochCh chan struct{} // closed and replaced when an epoch is announced
+
+	seqWaiting atomic.Int32  // AtSeq calls waiting
+	seqCh      chan struct{} // closed and replaced when a source progresses while they wait
 }
 
 type registry[K comparable, V any] struct {
@@ -102,6 +105,7 @@ func New[K comparable, V any](cfg *Config[K, V]) (*Collector[K, V], error) {
 		clock:   minTime,
 		epochs:  make(map[uint64]*epochMark[K, V]),
 		epochCh: make(chan struct{}),
+		seqCh:   make(chan struct{}),
 	}
 	c.clockA.Store(minTime)
 	r := &registry[K, V]{byName: make(map[string]*source[K, V], len(conf.Sources))}
@@ -277,6 +281,9 @@ func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
 	}
 	if resync != nil && c.cfg.Resync != nil {
 		c.cfg.Resync(s.name, resync)
+	}
+	if c.seqWaiting.Load() > 0 {
+		c.seqProgress()
 	}
 	if revised {
 		c.revise.Store(true)

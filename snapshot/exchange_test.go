@@ -413,3 +413,65 @@ func wantStateB(t testing.TB, cut *snapshot.Cut[book, int], src string, want sna
 	}
 	return st
 }
+
+// AtSeq gives a source's state right after one message, the state an
+// exchange's ticker for that update ID describes, whatever cuts say.
+func TestAtSeq(t *testing.T) {
+	t.Parallel()
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "S", Messages: true}, {Name: "T"}}, Order: bookOrder()})
+	must(t, err)
+	lv := func(side, price, qty int) snapshot.Change[book, int] {
+		return snapshot.Change[book, int]{Key: book{side, price}, Value: qty, Delete: qty == 0}
+	}
+	m := func(first, seq uint64, at int, chg ...snapshot.Change[book, int]) snapshot.Message[book, int] {
+		return snapshot.Message[book, int]{Source: "S", First: first, Seq: seq, Time: ms(at), Changes: chg}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	must(t, c.ApplyMessage(m(1, 10, 1, lv(0, 100, 1), lv(1, 101, 1))))
+	must(t, c.ApplyMessage(m(11, 12, 1, lv(0, 100, 0), lv(0, 99, 2)))) // same event time as 10
+	must(t, c.ApplyMessage(m(13, 15, 2, lv(1, 102, 3))))
+	cutAtB(t, c, 1) // holds S through 12
+	at, err := c.AtSeq(ctx, "S", 15)
+	must(t, err)
+	if st, _ := at.Status("S"); st.Through != 15 || st.State != snapshot.Current || !at.Time().Equal(ms(2)) {
+		t.Fatalf("AtSeq 15: %+v at %v", st, at.Time())
+	}
+	if got := at.Top("S", 1, 5, nil); len(got) != 2 || got[1].Key.Price != 102 || got[1].Value != 3 {
+		t.Fatalf("AtSeq 15 asks %v", got)
+	}
+	if at.Len("S") != 3 || len(at.Sources()) != 1 {
+		t.Fatalf("AtSeq 15: Len %d, %d sources", at.Len("S"), len(at.Sources()))
+	}
+	// 12 is where the newest cut holds S; 10 is folded into it and was never
+	// alone in a cut (both share one event time).
+	at, err = c.AtSeq(ctx, "S", 12)
+	must(t, err)
+	if k, v, _ := at.First("S", 0); k.Price != 99 || v != 2 {
+		t.Fatalf("AtSeq 12 best bid %v %v", k, v)
+	}
+	if _, err := c.AtSeq(ctx, "S", 10); !errors.Is(err, snapshot.ErrTooOld) {
+		t.Fatalf("AtSeq 10: %v", err)
+	}
+	if _, err := c.AtSeq(ctx, "S", 14); !errors.Is(err, snapshot.ErrSequence) {
+		t.Fatalf("AtSeq inside a range: %v", err)
+	}
+	// Waiting for a message not yet applied.
+	done := make(chan error, 1)
+	go func() {
+		at, err := c.AtSeq(ctx, "S", 20)
+		if err == nil {
+			if v, _ := at.Get("S", book{0, 98}); v != 7 {
+				err = errors.New("AtSeq 20 lacks the new level")
+			}
+		}
+		done <- err
+	}()
+	must(t, c.ApplyMessage(m(16, 20, 3, lv(0, 98, 7))))
+	must(t, <-done)
+	short, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	if _, err := c.AtSeq(short, "S", 99); !errors.Is(err, context.Canceled) {
+		t.Fatalf("AtSeq canceled: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ package snapshot_test
 // must name the same event.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -36,7 +37,7 @@ type mdeliv struct {
 	t    int64 // heartbeat time
 }
 
-func runMessages(t testing.TB, seed uint64) {
+func runMessages(t testing.TB, seed uint64) (atSeqs int) {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	mode := r.IntN(3) // 0 one ID per message, 1 ranges, 2 chains
 	startImage := r.IntN(3) == 0
@@ -135,6 +136,8 @@ func runMessages(t testing.TB, seed uint64) {
 		return fmt.Sprintf("seed %d mode %d start %v step %d/%d", seed, mode, startImage, step, len(l))
 	}
 	clock := int64(tBase - tick)
+	done, cancel := context.WithCancel(context.Background())
+	cancel() // AtSeq must not wait here
 	for step, d := range l {
 		ev := &evs[d.e]
 		var ea, eb error
@@ -170,6 +173,19 @@ func runMessages(t testing.TB, seed uint64) {
 		if (ea == nil) != (eb == nil) || ea != nil && !sameSentinel(ea, eb) {
 			t.Fatalf("%s: %c event %d: updates %v, messages %v", where(step), d.kind, d.e, ea, eb)
 		}
+		// The state right after an event, when AtSeq has it, is the true one.
+		if r.IntN(3) == 0 {
+			e := r.IntN(nev)
+			if at, err := b.AtSeq(done, "S", evs[e].id); err == nil {
+				if got := contents(at, "S"); !maps.Equal(got, evs[e].stateAfter) {
+					t.Fatalf("%s: AtSeq(%d) = %v, want %v", where(step), evs[e].id, got, evs[e].stateAfter)
+				}
+				if err := checkOrdered(at, "S", evs[e].stateAfter); err != nil {
+					t.Fatalf("%s: AtSeq(%d): %v", where(step), evs[e].id, err)
+				}
+				atSeqs++
+			}
+		}
 		if r.IntN(4) != 0 {
 			continue
 		}
@@ -202,6 +218,7 @@ func runMessages(t testing.TB, seed uint64) {
 			t.Fatalf("%s: %v", where(step), err)
 		}
 	}
+	return atSeqs
 }
 
 func sameSentinel(a, b error) bool {
@@ -219,8 +236,12 @@ func TestMessagesAgainstUpdates(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		n = 300
 	}
+	reads := 0
 	for seed := range n {
-		runMessages(t, seed)
+		reads += runMessages(t, seed)
+	}
+	if reads < int(n) {
+		t.Fatalf("only %d AtSeq reads checked in %d scenarios", reads, n)
 	}
 }
 
