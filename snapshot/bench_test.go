@@ -469,7 +469,7 @@ func bookOps(n int) []snapshot.Change[level, float64] {
 	return ops
 }
 
-func newBook(b *testing.B, cfg *snapshot.Config[level, float64]) (*snapshot.Collector[level, float64], *uint64, *time.Time) {
+func newBook(b testing.TB, cfg *snapshot.Config[level, float64]) (*snapshot.Collector[level, float64], *uint64, *time.Time) {
 	cfg.Sources = []snapshot.Source{{Name: "book", Messages: true}}
 	cfg.Interval = time.Millisecond
 	c, err := snapshot.New(cfg)

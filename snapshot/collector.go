@@ -43,7 +43,11 @@ type Collector[K comparable, V any] struct {
 	chg     []change[V]
 	stores  []slotStore[V]
 	cands   []int64
-	revs    uint64
+	// ivFailed is the latest aligned time found incomplete although every
+	// required source had passed it (a resetting hole): Interval cuts wait
+	// for the next one.
+	ivFailed int64
+	revs     uint64
 
 	emu     sync.Mutex // guards epochs and seqCh
 	epochs  map[uint64]*epochMark[K, V]
@@ -100,12 +104,13 @@ func New[K comparable, V any](cfg *Config[K, V]) (*Collector[K, V], error) {
 		return nil, err
 	}
 	c := &Collector[K, V]{
-		cfg:     conf,
-		fixed:   len(conf.Sources) > 0,
-		clock:   minTime,
-		epochs:  make(map[uint64]*epochMark[K, V]),
-		epochCh: make(chan struct{}),
-		seqCh:   make(chan struct{}),
+		cfg:      conf,
+		fixed:    len(conf.Sources) > 0,
+		clock:    minTime,
+		ivFailed: minTime,
+		epochs:   make(map[uint64]*epochMark[K, V]),
+		epochCh:  make(chan struct{}),
+		seqCh:    make(chan struct{}),
 	}
 	c.clockA.Store(minTime)
 	r := &registry[K, V]{byName: make(map[string]*source[K, V], len(conf.Sources))}
@@ -505,9 +510,11 @@ func (c *Collector[K, V]) advanceOnce() (took bool) {
 		}
 	}
 	c.emu.Unlock()
-	if iv := int64(c.cfg.Interval); iv > 0 {
+	ivCand := int64(minTime)
+	if iv := int64(c.cfg.Interval); iv > 0 && g != minTime {
 		if b := alignDown(g, iv); b > c.clock {
 			cands = append(cands, b)
+			ivCand = b
 		}
 	}
 	n := c.newest.Load()
@@ -531,6 +538,13 @@ func (c *Collector[K, V]) advanceOnce() (took bool) {
 		c.cutThrough(t)
 		took = true
 	}
+	// An aligned time that every required source passed but that is still
+	// incomplete lies in a source's resetting hole, and stays so: wait for
+	// the next aligned time instead (progress triggers cuts only when it
+	// crosses the due time).
+	if ivCand > c.clock {
+		c.ivFailed = max(c.ivFailed, ivCand)
+	}
 	return took
 }
 
@@ -548,11 +562,14 @@ func (c *Collector[K, V]) recomputeDue() {
 	}
 	c.emu.Unlock()
 	if iv := int64(c.cfg.Interval); iv > 0 {
-		if c.clock == minTime {
-			d = min(d, minTime+1)
-		} else {
-			d = min(d, alignDown(c.clock, iv)+iv)
+		next := int64(minTime + 1)
+		if c.clock != minTime {
+			next = alignDown(c.clock, iv) + iv
 		}
+		if c.ivFailed != minTime && c.ivFailed+iv > next {
+			next = c.ivFailed + iv
+		}
+		d = min(d, next)
 	}
 	if n := c.newest.Load(); c.revise.Load() && n != nil && !n.complete {
 		d = min(d, n.t)
