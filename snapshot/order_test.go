@@ -16,28 +16,54 @@ import (
 // the end, against the book as it was when that cut was taken: old cuts keep
 // their order while the tree changes under later ones.
 func orderedRun(t testing.TB, ops [][2]int, cutEvery int) {
-	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X"}}, Order: bookOrder()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	type kept struct {
 		cut  *snapshot.Cut[book, int]
 		want map[book]int
 	}
 	var cuts []kept
 	ref := map[book]int{}
+	// The Check hook's view of the state at the sequencing frontier is
+	// checked too, every 61st update.
+	check := func(v *snapshot.View[book, int]) error {
+		if v.Seq()%61 != 0 {
+			return nil
+		}
+		if v.Len() != len(ref) {
+			return fmt.Errorf("view Len %d, want %d", v.Len(), len(ref))
+		}
+		for side := range 2 {
+			keys := sortedSide(ref, side)
+			got := v.Top(side, len(keys)+1, nil)
+			if len(got) != len(keys) {
+				return fmt.Errorf("view side %d: Top has %d, want %d", side, len(got), len(keys))
+			}
+			for i, e := range got {
+				if e.Key != keys[i] || e.Value != ref[keys[i]] {
+					return fmt.Errorf("view side %d level %d: %v=%d, want %v", side, i, e.Key, e.Value, keys[i])
+				}
+			}
+			if f, _, ok := v.First(side); ok != (len(keys) > 0) || ok && f != keys[0] {
+				return fmt.Errorf("view side %d: First %v", side, f)
+			}
+		}
+		return nil
+	}
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X"}}, Order: bookOrder(), Check: check})
+	if err != nil {
+		t.Fatal(err)
+	}
 	at := base
 	for i, o := range ops {
 		k := book{Side: o[0] & 1, Price: o[0] >> 1}
 		at = at.Add(time.Microsecond)
 		u := snapshot.Update[book, int]{Source: "X", Seq: uint64(i + 1), Time: at, Key: k, Value: o[1], Delete: o[1] == 0}
-		if err := c.Apply(u); err != nil {
-			t.Fatal(err)
-		}
 		if o[1] == 0 {
 			delete(ref, k)
 		} else {
 			ref[k] = o[1]
+		}
+		if err := c.Apply(u); err != nil {
+			t.Fatal(err)
 		}
 		if (i+1)%cutEvery == 0 || i == len(ops)-1 {
 			cut, err := c.Cut(at)
@@ -76,6 +102,17 @@ func orderedRun(t testing.TB, ops [][2]int, cutEvery int) {
 			}
 		}
 	}
+}
+
+func sortedSide(m map[book]int, side int) []book {
+	var keys []book
+	for k := range m {
+		if k.Side == side {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, bookOrder().Compare)
+	return keys
 }
 
 // Thousands of levels churned: every cut's ordered view stays right, newest
