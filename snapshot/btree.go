@@ -35,7 +35,7 @@ type bnode[K any] struct {
 	kids []*bnode[K]
 }
 
-const bmax = 64 // entries or children per node
+const bmax = 32 // entries or children per node
 
 func newBtree[K any](cmp func(a, b K) int) btree[K] {
 	return btree[K]{cmp: cmp, tok: new(cowToken)}

@@ -31,8 +31,9 @@ type Cut[K comparable, V any] struct {
 	flat     [][]*V // per source, values by key id: set in a frozen copy, which has no next
 	// A revision of a kept cut older than the newest: base's values with
 	// late updates laid over them (nil: deleted). It has no next either.
-	base *Cut[K, V]
-	over []map[int32]*V
+	base  *Cut[K, V]
+	over  []map[int32]*V
+	shift int // the base's index of source i is i+shift (a cut of one source, from AtSeq)
 }
 
 // cutSource is one source's part of a cut.
@@ -172,10 +173,11 @@ func (c *Cut[K, V]) load(i int, id int32) *V {
 		if p, ok := c.over0(i, id); ok {
 			return p
 		}
-		if i >= len(c.base.src) || int(id) >= c.base.src[i].n {
+		bi := i + c.shift
+		if bi >= len(c.base.src) || int(id) >= c.base.src[bi].n {
 			return nil
 		}
-		return c.base.load(i, id)
+		return c.base.load(bi, id)
 	}
 	slot := &c.src[i].sdir[id>>chunkBits][id&chunkMask]
 	cur := c

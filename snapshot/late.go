@@ -118,6 +118,10 @@ func (c *Collector[K, V]) reissue(h *Cut[K, V], over []map[int32]*V, now time.Ti
 		// count the keys that came or went.
 		ns := &newest.src[i]
 		cs.kt, cs.kdir, cs.sdir, cs.n = ns.kt, ns.kdir, ns.sdir, ns.n
+		var ro *reorder[K]
+		if o := c.cfg.Order; o != nil {
+			ro = newReorder(o, cs.ord)
+		}
 		for id, p := range over[i] {
 			was := false
 			if q, ok := h.over0(i, id); ok {
@@ -128,9 +132,18 @@ func (c *Collector[K, V]) reissue(h *Cut[K, V], over []map[int32]*V, now time.Ti
 			switch {
 			case was && p == nil:
 				cs.nlive--
+				if ro != nil {
+					ro.del(ns.kdir[id>>chunkBits][id&chunkMask])
+				}
 			case !was && p != nil:
 				cs.nlive++
+				if ro != nil {
+					ro.add(ns.kdir[id>>chunkBits][id&chunkMask], id)
+				}
 			}
+		}
+		if ro != nil {
+			cs.ord = ro.share()
 		}
 	}
 	return r

@@ -117,6 +117,19 @@ func (d *ordered[K]) share() []ordSide[K] {
 	return out
 }
 
+// reorder derives, for a revised kept cut, the order of its keys from the
+// order of the cut it revises: the trees are shared, and the keys that late
+// updates added or removed copy only the nodes on their paths.
+type reorder[K any] = ordered[K]
+
+func newReorder[K any](o *Order[K], from []ordSide[K]) *reorder[K] {
+	d := newOrdered(o)
+	for i := range min(len(from), len(d.sides)) {
+		d.sides[i].root, d.sides[i].n = from[i].root, from[i].n
+	}
+	return d
+}
+
 // ordSide is one side of a source as a cut holds it: an immutable tree, with
 // its ends found once so that First and Last cost O(1).
 type ordSide[K any] struct {

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -24,7 +25,11 @@ import (
 // ctx's error if ctx ended), so `cut, err := c.At(ctx, t)` reads naturally;
 // the cut is usable either way.
 func (c *Collector[K, V]) At(ctx context.Context, t time.Time) (*Cut[K, V], error) {
-	cut, err := c.await(ctx, t.UnixNano(), 0, false, true)
+	tt, err := requestTime(t)
+	if err != nil {
+		return nil, err
+	}
+	cut, err := c.await(ctx, tt, 0, false, true, nil)
 	if err != nil || cut.complete {
 		return cut, err
 	}
@@ -38,20 +43,24 @@ func (c *Collector[K, V]) At(ctx context.Context, t time.Time) (*Cut[K, V], erro
 // cut, else the one taken when it completes, when the wall clock reaches
 // deadline (if hasDeadline), or when ctx ends (taken incomplete if
 // cutOnCancel, else nil and ctx's error).
-func (c *Collector[K, V]) await(ctx context.Context, t, deadline int64, hasDeadline, cutOnCancel bool) (*Cut[K, V], error) {
+func (c *Collector[K, V]) await(ctx context.Context, t, deadline int64, hasDeadline, cutOnCancel bool, only []*source[K, V]) (*Cut[K, V], error) {
 	c.reviseIfPending()
 	c.cutMu.Lock()
 	if c.newest.Load() != nil && t <= c.clock {
 		defer c.cutMu.Unlock()
 		return c.pastLocked(t)
 	}
-	if c.completeAt(t) {
+	if (only == nil && c.completeAt(t)) || (only != nil && passedBy(t, only)) {
 		defer c.cutMu.Unlock()
 		cut := c.cutThrough(t)
 		c.recomputeDue()
 		return cut, nil
 	}
-	w := &waiter[K, V]{t: t, done: make(chan struct{})}
+	w := &waiter[K, V]{t: t, done: make(chan struct{}), only: only}
+	if only != nil {
+		c.subsets.Add(1)
+		defer c.subsets.Add(-1)
+	}
 	c.waiters = append(c.waiters, w)
 	c.recomputeDue()
 	c.cutMu.Unlock()
@@ -109,8 +118,11 @@ func (c *Collector[K, V]) pastLocked(t int64) (*Cut[K, V], error) {
 // Taking a cut costs O(keys changed since the previous cut) and holds each
 // source's lock only while its new updates are folded in.
 func (c *Collector[K, V]) Cut(t time.Time) (*Cut[K, V], error) {
+	tt, err := requestTime(t)
+	if err != nil {
+		return nil, err
+	}
 	c.reviseIfPending()
-	tt := t.UnixNano()
 	c.cutMu.Lock()
 	defer c.cutMu.Unlock()
 	if c.newest.Load() != nil && tt <= c.clock {
@@ -163,7 +175,7 @@ func (c *Collector[K, V]) Fresh(maxAge time.Duration) (*Cut[K, V], error) {
 // error wrapping [ErrTooOld] if t is before every kept cut. It does not block.
 func (c *Collector[K, V]) AsOf(t time.Time) (*Cut[K, V], error) {
 	c.reviseIfPending()
-	tt := t.UnixNano()
+	tt := clampTime(t)
 	c.cutMu.Lock()
 	defer c.cutMu.Unlock()
 	i := sort.Search(len(c.hist), func(i int) bool { return c.hist[i].t > tt })
@@ -195,7 +207,7 @@ func (c *Collector[K, V]) Every(ctx context.Context, interval, grace time.Durati
 		next := alignUp(c.now().UnixNano(), iv)
 		skipped := 0
 		for ctx.Err() == nil {
-			cut, err := c.await(ctx, next, next+gr, true, false)
+			cut, err := c.await(ctx, next, next+gr, true, false, nil)
 			if ctx.Err() != nil {
 				return
 			}
@@ -223,6 +235,55 @@ func (c *Collector[K, V]) Every(ctx context.Context, interval, grace time.Durati
 			}
 		}
 	}
+}
+
+// AtFor returns the cut at t once each of the named sources has passed t,
+// or when ctx ends: [Collector.At] for a subset of the sources (one
+// symbol's venues, say), where the other sources may lag. The cut is taken
+// for every source then, like any other: its Complete and Err still refer to
+// every required source, and taking it moves the collector's newest cut to t
+// (a later At for an earlier time gets a kept cut or ErrTooOld).
+//
+// The error is nil when every named source is Current in the cut, and
+// otherwise wraps [ErrIncomplete] naming those that are not (and ctx's error
+// if ctx ended); the cut is usable either way. Naming no source, or one the
+// collector does not know (AtFor never adds a source), is an error wrapping
+// [ErrUnknownSource], with a nil cut.
+func (c *Collector[K, V]) AtFor(ctx context.Context, t time.Time, sources ...string) (*Cut[K, V], error) {
+	tt, err := requestTime(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("%w: AtFor needs at least one source name", ErrUnknownSource)
+	}
+	r := c.reg.Load()
+	only := make([]*source[K, V], 0, len(sources))
+	for _, name := range sources {
+		s, ok := r.byName[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: AtFor: no source %q (yet)", ErrUnknownSource, name)
+		}
+		only = append(only, s)
+	}
+	cut, err := c.await(ctx, tt, 0, false, true, only)
+	if err != nil {
+		return cut, err
+	}
+	var parts []string
+	for _, name := range sources {
+		if st, _ := cut.Status(name); st.State != Current {
+			parts = append(parts, st.String())
+		}
+	}
+	if len(parts) == 0 {
+		return cut, nil
+	}
+	err = fmt.Errorf("%w at %s for the sources asked: %s", ErrIncomplete, fmtTime(tt), strings.Join(parts, "; "))
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return cut, err
 }
 
 // AtEpoch returns the cut that closes epoch (the cut at the time the

@@ -158,7 +158,10 @@ func (s *source[K, V]) status(t, now int64, silentAfter time.Duration) SourceSta
 	case !s.heard:
 		st.State = NeverHeard
 	case s.awaiting:
-		st.State, st.Err = AwaitingImage, s.overflow
+		st.State = AwaitingImage
+		if s.overflow != nil {
+			st.Err = s.overflow
+		}
 	case s.invalid != nil:
 		st.State, st.Err = Invalid, s.invalid
 	case s.overflow != nil:

@@ -88,13 +88,29 @@ func (v *View[K, V]) Top(side, n int, dst []Entry[K, V]) []Entry[K, V] {
 	if t == nil || n <= 0 {
 		return dst
 	}
-	vals := v.s.lv.vals
-	walk(t.root, func(e ordEntry[K]) bool {
-		dst = append(dst, Entry[K, V]{Key: e.k, Value: vals[e.id]})
-		n--
-		return n > 0
-	})
+	if t.root != nil {
+		dst, _ = topEntries(t.root, n, v.s.lv.vals, dst)
+	}
 	return dst
+}
+
+// topEntries appends the first k entries under node n with their values,
+// and returns how many more are wanted.
+func topEntries[K comparable, V any](n *bnode[K], k int, vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
+	if n.kids == nil {
+		m := min(k, len(n.ents))
+		for _, e := range n.ents[:m] {
+			dst = append(dst, Entry[K, V]{Key: e.k, Value: vals[e.id]})
+		}
+		return dst, k - m
+	}
+	for _, kid := range n.kids {
+		if k == 0 {
+			break
+		}
+		dst, k = topEntries(kid, k, vals, dst)
+	}
+	return dst, k
 }
 
 // Ascend yields the keys of a side in [Config.Order]'s order, with their
