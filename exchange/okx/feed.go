@@ -80,6 +80,17 @@ func (f *Feed) Handle(recv time.Time, msg []byte) error {
 	return nil
 }
 
+// Seq returns the collector sequence number of OKX's seqId for instID's
+// book: seqId itself, unless OKX restarted the book's numbering, which the
+// Feed shifts past the old numbers.
+func (f *Feed) Seq(instID string, seqID int64) uint64 {
+	var off uint64
+	if b := f.books[instID]; b != nil {
+		off = b.offset
+	}
+	return uint64(seqID) + off
+}
+
 func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 	seq := uint64(bk.SeqID) + b.offset
 	switch kind {

@@ -47,8 +47,10 @@ const maxReported = 20
 // every cut at a multiple of --every, the best bid and offer of each book
 // and whether the cut was complete. With --check it compares every checksum
 // a venue sent, and every book ticker whose update ID is the last of a
-// message, with the collector's book, and ends with the line
-// "checks: N matched, M mismatched".
+// message, with the collector's book right after that message (a ticker
+// that arrives first is checked when the message is applied, one that
+// arrives later against the state the collector can still give for that
+// message), and ends with the line "checks: N matched, M mismatched".
 //
 // Time in the replay is the receive time of the lines: a cut at T is taken
 // once a line received later than T plus --grace is read (and at the end,
@@ -103,7 +105,9 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gather feed replay: %v\n", err)
 		return 1
 	}
-	r := &run{stdout: stdout, stderr: stderr, every: *every, grace: *grace, json: *jsonOut}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &run{stdout: stdout, stderr: stderr, every: *every, grace: *grace, json: *jsonOut, check: *check, done: done}
 	checker := &exchange.Checker{Tickers: *check}
 	cfg := exchange.NewConfig(checker, sources...)
 	cfg.Now = func() time.Time { return r.now }
@@ -126,6 +130,8 @@ func Replay(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		r.lines, len(files), r.skipped, r.tooLong, MaxLine, r.unknown, r.errors, min(r.errors, maxReported), r.cuts, r.complete)
 	if *check {
 		matched, mismatched, unchecked := checker.Counts()
+		matched += r.lateMatched
+		mismatched += r.lateMismatched
 		fmt.Fprintf(stderr, "%d checks could not be made: their update ID was not the last of a message the book applied\n", unchecked)
 		fmt.Fprintf(stdout, "checks: %d matched, %d mismatched\n", matched, mismatched)
 		if mismatched > 0 && code == 0 {
@@ -140,6 +146,8 @@ type run struct {
 	stdout, stderr io.Writer
 	every, grace   time.Duration
 	json           bool
+	check          bool
+	done           context.Context // ended: AtSeq without waiting
 	c              *exchange.Collector
 	sources        []string
 	binance        *binance.Feed
@@ -155,6 +163,9 @@ type run struct {
 	errors   int
 	cuts     int
 	complete int
+	// Tickers that arrived after the message they refer to, checked here
+	// against the collector's state right after that message.
+	lateMatched, lateMismatched int
 }
 
 type head struct {
@@ -254,12 +265,32 @@ func (r *run) feed(file string, l Line) {
 	case venueBinance:
 		if l.URL != "" {
 			err = r.binance.HandleImage(l.Time, l.URL, l.Body)
-		} else {
-			err = r.binance.Handle(l.Time, l.Body)
+			break
 		}
+		if r.check {
+			if m, err := binance.Decode(l.Body); err == nil && m.Kind == binance.Ticker {
+				mk := binance.Spot
+				if !m.Ticker.EventTime.IsZero() {
+					mk = binance.USDM
+				}
+				if r.lateTicker(file, l, binance.SourceName(mk, m.Ticker.Symbol), m.Ticker.UpdateID, m.Ticker.Bid, m.Ticker.Ask) {
+					return
+				}
+			}
+		}
+		err = r.binance.Handle(l.Time, l.Body)
 	case venueKraken:
 		err = r.kraken.Handle(l.Time, l.Body)
 	case venueOKX:
+		if r.check {
+			if m, err := okx.Decode(l.Body); err == nil && m.Kind == okx.BBO {
+				bk := m.Books[0]
+				if len(bk.Bids) > 0 && len(bk.Asks) > 0 &&
+					r.lateTicker(file, l, okx.SourceName(m.InstID), r.okx.Seq(m.InstID, bk.SeqID), bk.Bids[0], bk.Asks[0]) {
+					return
+				}
+			}
+		}
 		err = r.okx.Handle(l.Time, l.Body)
 	default:
 		r.unknown++
@@ -271,6 +302,37 @@ func (r *run) feed(file string, l Line) {
 			fmt.Fprintf(r.stderr, "%s:%d: %v\n", file, l.Number, err)
 		}
 	}
+}
+
+// lateTicker checks a ticker whose update ID names a message the book has
+// already applied against the collector's state right after that message,
+// and reports whether it could; a ticker that arrives first is left to the
+// Checker, which sees the state when the message is applied.
+func (r *run) lateTicker(file string, l Line, src string, seq uint64, bid, ask exchange.Level) bool {
+	cut, err := r.c.AtSeq(r.done, src, seq)
+	if err != nil {
+		return false
+	}
+	_, b, okb := cut.First(src, exchange.BidSide)
+	_, a, oka := cut.First(src, exchange.AskSide)
+	if okb && oka && b.Price.Cmp(bid.Price) == 0 && b.Qty.Cmp(bid.Qty) == 0 && a.Price.Cmp(ask.Price) == 0 && a.Qty.Cmp(ask.Qty) == 0 {
+		r.lateMatched++
+		return true
+	}
+	r.lateMismatched++
+	r.errors++
+	if r.errors <= maxReported {
+		fmt.Fprintf(r.stderr, "%s:%d: %s after %d: ticker says bid %v ask %v, the book had bid %v ask %v\n",
+			file, l.Number, src, seq, bid, ask, orNone(b, okb), orNone(a, oka))
+	}
+	return true
+}
+
+func orNone(l exchange.Level, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	return l.String()
 }
 
 // cut takes the cut at t and prints it.

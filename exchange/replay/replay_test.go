@@ -156,3 +156,23 @@ func TestReplaySkipsTheCutsOfALongSilence(t *testing.T) {
 		t.Errorf("stderr does not say cuts were skipped:\n%s", errs)
 	}
 }
+
+// Tickers are checked whether they arrive before the event they refer to
+// (by the Checker, when the event is applied) or after it (against the
+// book right after it); one inside an event's range of IDs cannot be.
+func TestReplayChecksTickersBeforeAndAfterTheirEvent(t *testing.T) {
+	t.Parallel()
+	code, out, errs := run(t, "--check", "testdata/tickers.capture")
+	if code != 1 {
+		t.Errorf("exit code %d, want 1 (a ticker disagrees)", code)
+	}
+	if !strings.HasSuffix(out, "checks: 3 matched, 1 mismatched\n") {
+		t.Errorf("stdout:\n%s\nwant it to end with checks: 3 matched, 1 mismatched", out)
+	}
+	if !strings.Contains(errs, "tickers.capture:8: binance:BNBBTC after 13: ticker says bid 9@1.0") {
+		t.Errorf("stderr does not name the late ticker that disagrees:\n%s", errs)
+	}
+	if !strings.Contains(errs, "1 checks could not be made") {
+		t.Errorf("stderr does not count the ticker inside a range:\n%s", errs)
+	}
+}
