@@ -21,20 +21,17 @@ const ChecksumDepth = 10
 // [exchange.Decimal]). It does not allocate; it costs a CRC32 of about 30
 // bytes a level.
 func Checksum(asks, bids []exchange.Level) uint32 {
-	return checksum(asks, bids, func(l exchange.Level) exchange.Level { return l })
-}
-
-// checksum computes the checksum of the levels of asks and bids, whatever
-// holds them; level must be cheap (it is inlined in practice).
-func checksum[T any](asks, bids []T, level func(T) exchange.Level) uint32 {
 	s := wire.GetScratch()
-	for _, side := range [2][]T{asks, bids} {
-		for _, x := range side[:min(len(side), ChecksumDepth)] {
-			l := level(x)
+	for _, side := range [2][]exchange.Level{asks, bids} {
+		for _, l := range side[:min(len(side), ChecksumDepth)] {
 			s.B = appendDigits(s.B, l.Price)
 			s.B = appendDigits(s.B, l.Qty)
 		}
 	}
+	return finish(s)
+}
+
+func finish(s *wire.Scratch) uint32 {
 	sum := crc32.ChecksumIEEE(s.B)
 	wire.PutScratch(s)
 	return sum

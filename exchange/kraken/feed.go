@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gather-go/gather/exchange"
+	"github.com/gather-go/gather/exchange/internal/wire"
 	"github.com/gather-go/gather/snapshot"
 )
 
@@ -212,7 +213,13 @@ func BookChecksum(v *snapshot.View[exchange.Key, exchange.Level]) uint32 {
 	var askBuf, bidBuf [ChecksumDepth]snapshot.Entry[exchange.Key, exchange.Level]
 	asks := v.Top(exchange.AskSide, ChecksumDepth, askBuf[:0])
 	bids := v.Top(exchange.BidSide, ChecksumDepth, bidBuf[:0])
-	return checksum(asks, bids, entryLevel)
+	// As Checksum, over the entries in place.
+	s := wire.GetScratch()
+	for _, side := range [2][]snapshot.Entry[exchange.Key, exchange.Level]{asks, bids} {
+		for _, e := range side {
+			s.B = appendDigits(s.B, e.Value.Price)
+			s.B = appendDigits(s.B, e.Value.Qty)
+		}
+	}
+	return finish(s)
 }
-
-func entryLevel(e snapshot.Entry[exchange.Key, exchange.Level]) exchange.Level { return e.Value }

@@ -18,26 +18,26 @@ const ChecksumDepth = 25
 // are ignored. The levels must carry the scale OKX wrote them with (see
 // [exchange.Decimal]). It does not allocate.
 func Checksum(bids, asks []exchange.Level) int32 {
-	return int32(checksum(bids, asks, func(l exchange.Level) exchange.Level { return l }))
-}
-
-// checksum computes the checksum of the levels of bids and asks, whatever
-// holds them; level must be cheap (it is inlined in practice).
-func checksum[T any](bids, asks []T, level func(T) exchange.Level) uint32 {
 	bids = bids[:min(len(bids), ChecksumDepth)]
 	asks = asks[:min(len(asks), ChecksumDepth)]
 	s := wire.GetScratch()
 	b := s.B
 	for i := range max(len(bids), len(asks)) {
 		if i < len(bids) {
-			b = appendLevel(b, level(bids[i]))
+			b = appendLevel(b, bids[i])
 		}
 		if i < len(asks) {
-			b = appendLevel(b, level(asks[i]))
+			b = appendLevel(b, asks[i])
 		}
 	}
+	return int32(finish(s, b))
+}
+
+// finish returns the CRC32 of b, the input built in s, without its last
+// ':', and returns s to the pool.
+func finish(s *wire.Scratch, b []byte) uint32 {
 	if len(b) > 0 {
-		b = b[:len(b)-1] // the last ':'
+		b = b[:len(b)-1]
 	}
 	sum := crc32.ChecksumIEEE(b)
 	s.B = b
