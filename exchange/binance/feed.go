@@ -106,7 +106,9 @@ func (f *Feed) Handle(recv time.Time, msg []byte) error {
 }
 
 // HandleImage decodes the body of a REST depth request for url (see
-// [ParseDepthURL]) received at recv, and resets the book's source with it.
+// [ParseDepthURL]) and resets the book's source with it. recv, the receive
+// time, does not date the image: the collector dates it by the event that
+// follows it (see [snapshot.Image.Untimed]).
 func (f *Feed) HandleImage(recv time.Time, url string, body []byte) error {
 	mk, symbol, ok := ParseDepthURL(url)
 	if !ok {

@@ -40,6 +40,9 @@ func Source(pair string) snapshot.Source {
 // subscribed depth; the Feed keeps the prices of each pair's book (at most
 // the depth per side) to delete such levels itself, in the same message.
 //
+// Subscribe to one depth per pair: the book of a pair is one source,
+// whatever its channel ID.
+//
 // The zero value is not usable; create one with NewFeed. A Feed is not safe
 // for concurrent use: feed it from the connection's reading goroutine.
 type Feed struct {
