@@ -19,12 +19,12 @@ func run(t *testing.T, args ...string) (code int, stdout, stderr string) {
 
 // mixed.capture interleaves the three venues; its checks are the checksums
 // Kraken and OKX publish with their documentation and a Binance book ticker.
-// mixed.out was checked by hand: the cuts at :21 and :22 hold the Binance
+// mixed.want was checked by hand: the cuts at :21 and :22 hold the Binance
 // book from its image and the diffs after 107, the documented Kraken book and
 // OKX's example book; the one at :23 also the bid 0.0025 sent at :22.25.
 func TestReplayPrintsEveryCut(t *testing.T) {
 	t.Parallel()
-	want, err := os.ReadFile("testdata/mixed.out")
+	want, err := os.ReadFile("testdata/mixed.want")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestReplayPrintsEveryCut(t *testing.T) {
 
 func TestReplayMergesFilesByReceiveTime(t *testing.T) {
 	t.Parallel()
-	want, err := os.ReadFile("testdata/mixed.out")
+	want, err := os.ReadFile("testdata/mixed.want")
 	if err != nil {
 		t.Fatal(err)
 	}
