@@ -1,7 +1,12 @@
 package snapshot_test
 
 import (
+	"cmp"
+	"encoding/binary"
+	"hash/crc32"
 	"maps"
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strconv"
@@ -413,4 +418,147 @@ func BenchmarkCutLatency(b *testing.B) {
 			report("seen", observed)
 		})
 	}
+}
+
+// level is a book's price level: side 0 bids (best = highest), 1 asks.
+type level struct {
+	Side  uint8
+	Price int64
+}
+
+var levelOrder = &snapshot.Order[level]{Sides: 2, Side: func(k level) int { return int(k.Side) },
+	Compare: func(a, b level) int {
+		if a.Side == 0 {
+			return cmp.Compare(b.Price, a.Price)
+		}
+		return cmp.Compare(a.Price, b.Price)
+	}}
+
+const bookLevels = 10_000 // per side
+
+// bookOps is a deterministic churn of a book of bookLevels levels per side:
+// 70% quantity changes of existing levels, 15% levels removed, 15% removed
+// levels put back, so the book keeps its size. Levels are picked uniformly.
+func bookOps(n int) []snapshot.Change[level, float64] {
+	r := rand.New(rand.NewPCG(1, 2))
+	var gone [2][]int64
+	ops := make([]snapshot.Change[level, float64], n)
+	for i := range ops {
+		side := uint8(r.IntN(2))
+		switch x := r.IntN(100); {
+		case x < 15 && len(gone[side]) < 1000:
+			p := int64(1 + r.IntN(bookLevels))
+			if side == 1 {
+				p += bookLevels
+			}
+			gone[side] = append(gone[side], p)
+			ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Delete: true}
+		case x < 30 && len(gone[side]) > 0:
+			j := r.IntN(len(gone[side]))
+			p := gone[side][j]
+			gone[side] = slices.Delete(gone[side], j, j+1)
+			ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Value: float64(1 + r.IntN(100))}
+		default:
+			p := int64(1 + r.IntN(bookLevels))
+			if side == 1 {
+				p += bookLevels
+			}
+			ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Value: float64(1 + r.IntN(100))}
+		}
+	}
+	return ops
+}
+
+func newBook(b testing.TB, cfg *snapshot.Config[level, float64]) (*snapshot.Collector[level, float64], *uint64, *time.Time) {
+	cfg.Sources = []snapshot.Source{{Name: "book", Messages: true}}
+	cfg.Interval = time.Millisecond
+	c, err := snapshot.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := snapshot.Image[level, float64]{Source: "book", Seq: 1, Time: t0}
+	for p := int64(1); p <= 2*bookLevels; p++ {
+		side := uint8(0)
+		if p > bookLevels {
+			side = 1
+		}
+		img.Entries = append(img.Entries, snapshot.Entry[level, float64]{Key: level{side, p}, Value: 10})
+	}
+	if err := c.Reset(img); err != nil {
+		b.Fatal(err)
+	}
+	seq, at := uint64(1), t0
+	return c, &seq, &at
+}
+
+// BenchmarkBook measures an order book of 10,000 levels per side, updated one
+// level per message (event time one microsecond apart, so the 1ms Interval
+// cuts every 1,000 updates): maintaining it with and without Config.Order,
+// with a Check hook computing a CRC32 of the top 25 levels of each side after
+// every update, and reading the best bid and offer and the top 10 levels
+// from a cut.
+func BenchmarkBook(b *testing.B) {
+	ops := bookOps(1 << 16)
+	apply := func(b *testing.B, cfg *snapshot.Config[level, float64]) {
+		c, seq, at := newBook(b, cfg)
+		m := snapshot.Message[level, float64]{Source: "book", Changes: make([]snapshot.Change[level, float64], 1)}
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			*seq++
+			*at = at.Add(time.Microsecond)
+			m.Seq, m.Time, m.Changes[0] = *seq, *at, ops[i&(len(ops)-1)]
+			i++
+			if err := c.ApplyMessage(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("apply-unordered", func(b *testing.B) { apply(b, &snapshot.Config[level, float64]{}) })
+	b.Run("apply-ordered", func(b *testing.B) { apply(b, &snapshot.Config[level, float64]{Order: levelOrder}) })
+	b.Run("apply-ordered+crc25", func(b *testing.B) {
+		var buf []snapshot.Entry[level, float64]
+		var enc []byte
+		var sum uint32
+		apply(b, &snapshot.Config[level, float64]{Order: levelOrder, Check: func(v *snapshot.View[level, float64]) error {
+			enc = enc[:0]
+			for side := range 2 {
+				buf = v.Top(side, 25, buf[:0])
+				for _, e := range buf {
+					enc = binary.LittleEndian.AppendUint64(enc, uint64(e.Key.Price))
+					enc = binary.LittleEndian.AppendUint64(enc, math.Float64bits(e.Value))
+				}
+			}
+			sum = crc32.ChecksumIEEE(enc)
+			return nil
+		}})
+		_ = sum
+	})
+	read := func(b *testing.B, f func(cut *snapshot.Cut[level, float64])) {
+		c, _, _ := newBook(b, &snapshot.Config[level, float64]{Order: levelOrder})
+		cut, err := c.Cut(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			f(cut)
+		}
+	}
+	var sink float64
+	b.Run("bbo", func(b *testing.B) {
+		read(b, func(cut *snapshot.Cut[level, float64]) {
+			_, bq, _ := cut.First("book", 0)
+			_, aq, _ := cut.First("book", 1)
+			sink += bq + aq
+		})
+	})
+	b.Run("top10", func(b *testing.B) {
+		buf := make([]snapshot.Entry[level, float64], 0, 10)
+		read(b, func(cut *snapshot.Cut[level, float64]) {
+			buf = cut.Top("book", 0, 10, buf[:0])
+			sink += buf[9].Value
+		})
+	})
+	_ = sink
 }

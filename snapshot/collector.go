@@ -28,9 +28,10 @@ type Collector[K comparable, V any] struct {
 	regMu sync.Mutex
 	reg   atomic.Pointer[registry[K, V]]
 
-	due    atomic.Int64 // earliest time at which a cut becomes due
-	revise atomic.Bool  // late updates wait for the newest cut to be reissued
-	clockA atomic.Int64 // mirror of clock
+	due     atomic.Int64 // earliest time at which a cut becomes due
+	subsets atomic.Int32 // waiters for a subset of the sources (AtFor)
+	revise  atomic.Bool  // late updates wait for the newest cut to be reissued
+	clockA  atomic.Int64 // mirror of clock
 
 	cutMu   sync.Mutex // serializes cuts; guards the fields below
 	clock   int64      // time of the newest cut
@@ -42,11 +43,18 @@ type Collector[K comparable, V any] struct {
 	chg     []change[V]
 	stores  []slotStore[V]
 	cands   []int64
-	revs    uint64
+	// ivFailed is the latest aligned time found incomplete although every
+	// required source had passed it (a resetting hole): Interval cuts wait
+	// for the next one.
+	ivFailed int64
+	revs     uint64
 
-	emu     sync.Mutex // guards epochs
+	emu     sync.Mutex // guards epochs and seqCh
 	epochs  map[uint64]*epochMark[K, V]
 	epochCh chan struct{} // closed and replaced when an epoch is announced
+
+	seqWaiting atomic.Int32  // AtSeq calls waiting
+	seqCh      chan struct{} // closed and replaced when a source progresses while they wait
 }
 
 type registry[K comparable, V any] struct {
@@ -58,6 +66,7 @@ type waiter[K comparable, V any] struct {
 	t    int64
 	done chan struct{}
 	cut  *Cut[K, V]
+	only []*source[K, V] // AtFor: the sources waited for (nil: every required one)
 }
 
 // epochMark is an announced epoch: its time, and its cut once taken (missed
@@ -95,11 +104,13 @@ func New[K comparable, V any](cfg *Config[K, V]) (*Collector[K, V], error) {
 		return nil, err
 	}
 	c := &Collector[K, V]{
-		cfg:     conf,
-		fixed:   len(conf.Sources) > 0,
-		clock:   minTime,
-		epochs:  make(map[uint64]*epochMark[K, V]),
-		epochCh: make(chan struct{}),
+		cfg:      conf,
+		fixed:    len(conf.Sources) > 0,
+		clock:    minTime,
+		ivFailed: minTime,
+		epochs:   make(map[uint64]*epochMark[K, V]),
+		epochCh:  make(chan struct{}),
+		seqCh:    make(chan struct{}),
 	}
 	c.clockA.Store(minTime)
 	r := &registry[K, V]{byName: make(map[string]*source[K, V], len(conf.Sources))}
@@ -193,8 +204,16 @@ func indexed(err error, i, n int) error {
 // applyRun applies updates of one source and returns how many it applied.
 func (c *Collector[K, V]) applyRun(s *source[K, V], us []Update[K, V]) (int, error) {
 	nv, verr := len(us), error(nil)
-	if c.cfg.Verify != nil {
+	if o := c.cfg.Order; o != nil && o.Side != nil {
 		for k := range us {
+			if sd := o.Side(us[k].Key); sd < 0 || sd >= o.sides() {
+				nv, verr = k, badSide(us[k].Key, sd, o.sides())
+				break
+			}
+		}
+	}
+	if c.cfg.Verify != nil {
+		for k := range us[:nv] {
 			if e := c.cfg.Verify(us[k]); e != nil {
 				nv, verr = k, e
 				break
@@ -207,16 +226,21 @@ func (c *Collector[K, V]) applyRun(s *source[K, V], us []Update[K, V]) (int, err
 	k := 0
 	for ; k < nv; k++ {
 		u := &us[k]
-		if u.Time.IsZero() {
-			err = inputErr("apply", s.name, u.Seq, ErrTime, "an update needs its event time")
+		t, ok := nanos(u.Time)
+		if !ok {
+			err = inputErr("apply", s.name, u.Seq, ErrTime, "%s", badTime("an update", u.Time))
 			break
 		}
-		if err = s.update(u, u.Time.UnixNano()); err != nil {
+		if err = s.update(u, t); err != nil {
 			break
 		}
 	}
 	if err == nil && verr != nil {
-		err = s.refuseInvalid(&us[nv], verr)
+		if ke, ok := verr.(*keyError); ok {
+			err = inputErr("apply", s.name, us[nv].Seq, ErrKey, "%s", ke.msg)
+		} else {
+			err = s.refuseInvalid(&us[nv], verr)
+		}
 	}
 	c.unlock(s, old, false)
 	return k, err
@@ -246,10 +270,25 @@ func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
 	}
 	overfull := s.pending() > c.cfg.MaxPending
 	p := s.passed
+	var resync error
+	if s.resyncDue {
+		s.resyncDue = false
+		if s.invalid != nil {
+			resync = s.invalid
+		} else if s.overflow != nil {
+			resync = s.overflow
+		}
+	}
 	s.mu.Unlock()
 
 	if callGap {
 		c.cfg.GapFill(s.name, gapFirst, gapLast)
+	}
+	if resync != nil && c.cfg.Resync != nil {
+		c.cfg.Resync(s.name, resync)
+	}
+	if c.seqWaiting.Load() > 0 {
+		c.seqProgress()
 	}
 	if revised {
 		c.revise.Store(true)
@@ -257,7 +296,7 @@ func (c *Collector[K, V]) unlock(s *source[K, V], old int64, always bool) {
 			c.lowerDue(n.t)
 		}
 	}
-	if d := c.due.Load(); p >= d && (old < d || revised) {
+	if d := c.due.Load(); p >= d && (old < d || revised || (p > old && c.subsets.Load() > 0)) {
 		c.advance()
 	}
 	if overfull {
@@ -285,10 +324,10 @@ func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
 	if err != nil {
 		return err
 	}
-	if h.Time.IsZero() {
-		return inputErr("heartbeat", s.name, h.Seq, ErrTime, "a heartbeat needs its event time")
+	t, ok := nanos(h.Time)
+	if !ok {
+		return inputErr("heartbeat", s.name, h.Seq, ErrTime, "%s", badTime("a heartbeat", h.Time))
 	}
-	t := h.Time.UnixNano()
 	var register func() error
 	var mark *epochMark[K, V]
 	if h.Epoch != 0 {
@@ -346,13 +385,28 @@ func (c *Collector[K, V]) Reset(img Image[K, V]) error {
 	if err != nil {
 		return err
 	}
-	if img.Time.IsZero() {
-		return inputErr("reset", s.name, img.Seq, ErrTime, "an image needs the event time it is current to")
+	t, ok := nanos(img.Time)
+	switch {
+	case img.Untimed && !img.Time.IsZero():
+		return inputErr("reset", s.name, img.Seq, ErrTime, "an Untimed image must have a zero Time, not %s", img.Time.UTC().Format(time.RFC3339Nano))
+	case img.Untimed:
+		t = undatedT
+	case img.Time.IsZero():
+		return inputErr("reset", s.name, img.Seq, ErrTime, "an image needs the event time it is current to (or Untimed, if the source gives none)")
+	case !ok:
+		return inputErr("reset", s.name, img.Seq, ErrTime, "%s", badTime("an image", img.Time))
+	}
+	if err := c.checkSides(s, "reset", img.Seq, img.Entries); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	old := s.passed
-	if err := s.reset(&img, img.Time.UnixNano()); err != nil {
-		s.mu.Unlock()
+	if err := s.reset(&img, t); err != nil {
+		if s.resyncDue { // the Check hook refused the image
+			c.unlock(s, old, true)
+		} else {
+			s.mu.Unlock()
+		}
 		return err
 	}
 	c.unlock(s, old, true)
@@ -377,6 +431,19 @@ func (c *Collector[K, V]) frontier() int64 {
 		return hi
 	}
 	return g
+}
+
+// passedBy reports whether every source of only has passed t.
+func passedBy[K comparable, V any](t int64, only []*source[K, V]) bool {
+	for _, s := range only {
+		s.mu.Lock()
+		ok := s.passedAt(t)
+		s.mu.Unlock()
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // completeAt reports whether every required source has passed t.
@@ -420,14 +487,21 @@ func (c *Collector[K, V]) advanceLocked() {
 func (c *Collector[K, V]) advanceOnce() (took bool) {
 	defer c.recomputeDue()
 	g := c.frontier()
-	if g == minTime {
-		return false
-	}
 	cands := c.cands[:0]
+	var forced []int64 // wanted by waiters for a subset of the sources, complete or not
 	for _, w := range c.waiters {
-		if w.t <= g {
+		if w.only != nil {
+			if w.t > c.clock && passedBy(w.t, w.only) {
+				cands = append(cands, w.t)
+				forced = append(forced, w.t)
+			}
+		} else if g != minTime && w.t <= g {
 			cands = append(cands, w.t)
 		}
+	}
+	if g == minTime && len(forced) == 0 {
+		c.cands = cands
+		return false
 	}
 	c.emu.Lock()
 	for _, m := range c.epochs {
@@ -436,9 +510,11 @@ func (c *Collector[K, V]) advanceOnce() (took bool) {
 		}
 	}
 	c.emu.Unlock()
-	if iv := int64(c.cfg.Interval); iv > 0 {
+	ivCand := int64(minTime)
+	if iv := int64(c.cfg.Interval); iv > 0 && g != minTime {
 		if b := alignDown(g, iv); b > c.clock {
 			cands = append(cands, b)
+			ivCand = b
 		}
 	}
 	n := c.newest.Load()
@@ -449,7 +525,7 @@ func (c *Collector[K, V]) advanceOnce() (took bool) {
 	cands = slices.Compact(cands)
 	c.cands = cands
 	for _, t := range cands {
-		if t < c.clock || !c.completeAt(t) {
+		if t < c.clock || !(slices.Contains(forced, t) || c.completeAt(t)) {
 			continue
 		}
 		if t == c.clock {
@@ -461,6 +537,13 @@ func (c *Collector[K, V]) advanceOnce() (took bool) {
 		}
 		c.cutThrough(t)
 		took = true
+	}
+	// An aligned time that every required source passed but that is still
+	// incomplete lies in a source's resetting hole, and stays so: wait for
+	// the next aligned time instead (progress triggers cuts only when it
+	// crosses the due time).
+	if ivCand > c.clock {
+		c.ivFailed = max(c.ivFailed, ivCand)
 	}
 	return took
 }
@@ -479,11 +562,14 @@ func (c *Collector[K, V]) recomputeDue() {
 	}
 	c.emu.Unlock()
 	if iv := int64(c.cfg.Interval); iv > 0 {
-		if c.clock == minTime {
-			d = min(d, minTime+1)
-		} else {
-			d = min(d, alignDown(c.clock, iv)+iv)
+		next := int64(minTime + 1)
+		if c.clock != minTime {
+			next = alignDown(c.clock, iv) + iv
 		}
+		if c.ivFailed != minTime && c.ivFailed+iv > next {
+			next = c.ivFailed + iv
+		}
+		d = min(d, next)
 	}
 	if n := c.newest.Load(); c.revise.Load() && n != nil && !n.complete {
 		d = min(d, n.t)

@@ -65,6 +65,19 @@ type Source struct {
 	// up to and including one with EndOfEvent set form one event, carry the
 	// same event time, and a cut holds all of them or none.
 	Events bool
+	// Messages says the source numbers messages, not updates: it is fed
+	// with [Collector.ApplyMessage], each [Message] is one event covering
+	// a range of sequence numbers (IDs), and Apply refuses its updates.
+	// Events is implied.
+	Messages bool
+	// StartWithImage says the source's state starts with an image: until
+	// the first [Collector.Reset], its updates or messages are buffered
+	// (at most MaxBuffered of them; one more overflows the source), and
+	// its status is [AwaitingImage]. The image then drops those it covers
+	// and the rest are applied in order, as exchanges document for
+	// starting a book from a diff stream and a REST snapshot. Without it a
+	// source starts at sequence number 1.
+	StartWithImage bool
 }
 
 // Config configures a [Collector]. A nil *Config means every default.
@@ -85,9 +98,12 @@ type Config[K comparable, V any] struct {
 	// [Collector.AsOf] and past [Collector.At] requests. Zero (the
 	// default): only the newest cut is kept.
 	Horizon time.Duration
-	// MaxBuffered bounds, per source, how far beyond a gap updates are
-	// buffered, in sequence numbers. An update further ahead overflows:
-	// the source is gapped until a reset. Default 4096.
+	// MaxBuffered bounds, per source, the updates or messages buffered:
+	// behind a gap, before the first image (Source.StartWithImage), or
+	// while the source is invalid. For sources numbering updates it is
+	// also how far beyond a gap an update may be, in sequence numbers. One
+	// more overflows: the source is gapped until a reset. The buffer grows
+	// with what it holds. Default 4096, at most 1<<24.
 	MaxBuffered int
 	// DupWindow is how far behind the applied sequence an update is still
 	// taken for a harmless duplicate (ignored and counted); further back it
@@ -119,11 +135,38 @@ type Config[K comparable, V any] struct {
 	// a source's lock held: it must be cheap and must not call the
 	// Collector. Default time.Now.
 	Now func() time.Time
-	// Verify, if set, checks every update on arrival (a checksum, a price
-	// band). An error refuses the update and marks its source invalid until
-	// a reset; Apply returns an error wrapping [ErrInvalid] and the hook's
-	// error. It is called with no lock held and must not call the Collector.
+	// Verify, if set, checks every update on arrival (a price band, a
+	// field's range). An error refuses the update and marks its source
+	// invalid until a reset; Apply returns an error wrapping [ErrInvalid]
+	// and the hook's error. It is called with no lock held and must not
+	// call the Collector. Checks that need the source's state (an
+	// exchange's checksum of the top of its book) belong in Check.
 	Verify func(Update[K, V]) error
+	// Check, if set, checks the source's state after every event applied
+	// in sequence order, with the event's Seq and time: a message, an
+	// update ending an event (Source.Events), any other update, and the
+	// image of a Reset. The [View] holds everything sequenced so far (not
+	// a cut). An error rolls the event back (it is not applied, its
+	// sequence numbers stay missing), marks the source [Invalid] until a
+	// reset, calls Resync, and makes the call that applied it return an
+	// error wrapping [ErrInvalid] and the hook's error. It runs with the
+	// source's lock held: it must be quick and must not call the
+	// Collector; the View is valid only during the call. Setting it makes
+	// each source keep a second copy of its state at the sequencing
+	// frontier: a slice store per change, and with Order an ordered-index
+	// update per key added or removed.
+	Check func(v *View[K, V]) error
+	// Resync, if set, is called when a source needs a new image to go on:
+	// it overflowed its buffer, or Check or Verify refused one of its
+	// events. It is called once per such episode, on the goroutine whose
+	// call found it, with no lock held; it must not block for long (start
+	// the image's fetch elsewhere), and may call the Collector.
+	Resync func(source string, err error)
+	// Order, if set, orders every source's keys for the ordered reads of
+	// cuts and views (First, Last, Top, Ascend), maintained as keys
+	// appear and disappear. Nil: keys are unordered and ordered reads
+	// find nothing.
+	Order *Order[K]
 }
 
 const (
@@ -132,6 +175,8 @@ const (
 	defaultMaxPending      = 1 << 20
 	defaultSilentAfter     = time.Second
 	defaultGapFillInterval = 100 * time.Millisecond
+	maxMaxBuffered         = 1 << 24
+	maxMaxPending          = 1 << 30
 )
 
 // withDefaults validates cfg and returns a copy with defaults filled in. The
@@ -165,11 +210,22 @@ func withDefaults[K comparable, V any](cfg *Config[K, V]) (Config[K, V], error) 
 	if c.Horizon < 0 {
 		bad("Horizon %v is negative", c.Horizon)
 	}
-	if c.MaxBuffered < 0 {
-		bad("MaxBuffered %d is negative", c.MaxBuffered)
+	if c.MaxBuffered < 0 || c.MaxBuffered > maxMaxBuffered {
+		bad("MaxBuffered %d is outside 0 (the default, %d) to %d", c.MaxBuffered, defaultMaxBuffered, maxMaxBuffered)
 	}
-	if c.MaxPending < 0 {
-		bad("MaxPending %d is negative", c.MaxPending)
+	if c.MaxPending < 0 || c.MaxPending > maxMaxPending {
+		bad("MaxPending %d is outside 0 (the default, %d) to %d", c.MaxPending, defaultMaxPending, maxMaxPending)
+	}
+	if o := c.Order; o != nil {
+		if o.Compare == nil {
+			bad("Order.Compare is nil; an Order needs it")
+		}
+		if o.Sides < 0 || o.Sides > maxSides {
+			bad("Order.Sides %d is outside 0 (one side) to %d", o.Sides, maxSides)
+		}
+		if o.Sides > 1 && o.Side == nil {
+			bad("Order.Sides is %d but Order.Side is nil; it must say each key's side", o.Sides)
+		}
 	}
 	if c.Late > LateReject {
 		bad("Late %v is not a LatePolicy", c.Late)

@@ -25,6 +25,27 @@
 // buffered), silent (since when), resetting, never heard, or invalid. There
 // is never a silent partial cut.
 //
+// # Exchange feeds
+//
+// Exchanges number messages, not key changes. A source with
+// [Source.Messages] takes [Message] values through [Collector.ApplyMessage]:
+// each is one event changing many keys, covering a range of update IDs
+// (First to Seq, continuing from the previous message's Seq; Binance's U and
+// u) or naming the previous message's ID (Prev; Binance futures' pu,
+// Deribit's prev_change_id), with gaps, duplicates and buffering as for
+// updates. [Source.StartWithImage] buffers everything until the first
+// [Collector.Reset], which drops what its image covers and applies the rest:
+// the documented way to start a book from a diff stream and a REST snapshot,
+// whose image may be [Image.Untimed]. [Config.Check] sees the source's state
+// after every event (to compare an exchange's checksum of the top of its
+// book); a mismatch rolls the event back, marks the source invalid and calls
+// [Config.Resync] until a new image arrives. [Config.Order] keeps each
+// source's keys ordered per side, so that [Cut.First] gives a best bid or
+// offer in O(1) and [Cut.Top] the top levels without scanning.
+// [SourceStatus.Through] says which message a cut holds a source through,
+// and [Collector.AtSeq] gives a source's state right after any one of its
+// messages.
+//
 // # Taking cuts
 //
 //   - [Collector.At] blocks until the cut at T is complete or the context
@@ -33,6 +54,8 @@
 //     [Collector.Fresh] returns one no older than a bound, or an error at once.
 //   - [Collector.Every] yields cuts at aligned times as an iterator; a slow
 //     reader skips to the newest and is told how many it skipped.
+//   - [Collector.AtFor] is At for a subset of the sources (one symbol's
+//     venues), the others may lag.
 //   - [Collector.AtEpoch] returns the cut that closes an epoch announced by
 //     barrier heartbeats; [Config.Interval] makes the collector cut at aligned
 //     times by itself the moment they complete.

@@ -25,6 +25,8 @@ var (
 	// ErrInvalid: the [Config.Verify] hook refused an update; the source is
 	// invalid until a [Collector.Reset].
 	ErrInvalid = errors.New("snapshot: update failed verification")
+	// ErrKey: a key was refused: its side is outside [Order.Sides].
+	ErrKey = errors.New("snapshot: bad key")
 	// ErrLate: an update older than a cut already taken was refused because
 	// the late policy is [LateReject].
 	ErrLate = errors.New("snapshot: late update rejected")

@@ -172,3 +172,58 @@ func ExampleCollector_AtEpoch() {
 	// Output:
 	// cut 2024-01-02T16:00:00Z complete <nil> 100 101
 }
+
+// Starting an order book the way Binance documents it: subscribe to the diff
+// stream, buffer it, fetch the REST image (which has no event time), drop
+// the diffs it covers and apply the rest; then read the best bid and offer.
+func ExampleCollector_ApplyMessage() {
+	type level struct {
+		Bid   bool
+		Price float64
+	}
+	c, _ := snapshot.New(&snapshot.Config[level, float64]{
+		Sources: []snapshot.Source{{Name: "binance:BTCUSDT", Messages: true, StartWithImage: true}},
+		Order: &snapshot.Order[level]{Sides: 2,
+			Side: func(k level) int {
+				if k.Bid {
+					return 0
+				}
+				return 1
+			},
+			Compare: func(a, b level) int { // best first: bids descending, asks ascending
+				if a.Bid {
+					a, b = b, a
+				}
+				switch {
+				case a.Price < b.Price:
+					return -1
+				case a.Price > b.Price:
+					return 1
+				}
+				return 0
+			}},
+	})
+	at := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	diff := func(first, last uint64, ms int, chg ...snapshot.Change[level, float64]) snapshot.Message[level, float64] {
+		return snapshot.Message[level, float64]{Source: "binance:BTCUSDT", First: first, Seq: last,
+			Time: at.Add(time.Duration(ms) * time.Millisecond), Changes: chg}
+	}
+	// Diffs U..u arrive before the image: they wait.
+	_ = c.ApplyMessage(diff(157, 160, 1, snapshot.Change[level, float64]{Key: level{true, 42000}, Value: 1}))
+	_ = c.ApplyMessage(diff(161, 165, 2,
+		snapshot.Change[level, float64]{Key: level{true, 42001}, Value: 2},
+		snapshot.Change[level, float64]{Key: level{false, 42003}, Delete: true}))
+	// The REST image, lastUpdateId 160: the first diff is dropped, the second applied.
+	_ = c.Reset(snapshot.Image[level, float64]{Source: "binance:BTCUSDT", Seq: 160, Untimed: true,
+		Entries: []snapshot.Entry[level, float64]{
+			{Key: level{true, 42000}, Value: 1.5}, {Key: level{false, 42003}, Value: 0.5}, {Key: level{false, 42004}, Value: 3},
+		}})
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "binance:BTCUSDT", Seq: 165, Time: at.Add(time.Second)})
+	cut, _ := c.Cut(at.Add(time.Second))
+	bid, bq, _ := cut.First("binance:BTCUSDT", 0)
+	ask, aq, _ := cut.First("binance:BTCUSDT", 1)
+	st, _ := cut.Status("binance:BTCUSDT")
+	fmt.Printf("%v through %d: %.0f x %g / %.0f x %g\n", st.State, st.Through, bid.Price, bq, ask.Price, aq)
+	// Output:
+	// current through 165: 42001 x 2 / 42004 x 3
+}

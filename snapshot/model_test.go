@@ -19,6 +19,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -509,6 +510,12 @@ func runScenario(t failer, seed uint64, p params) {
 	gs := generate(r, p)
 	sched := schedule(r, p, gs)
 	cfg := &snapshot.Config[string, int]{Late: p.policy, SilentAfter: time.Hour, MaxBuffered: 1 << 12}
+	// Half the scenarios keep their keys ordered, on two sides by the
+	// parity of the key's number, and check the ordered reads too.
+	ordered := seed%2 == 1
+	if ordered {
+		cfg.Order = modelOrder
+	}
 	if p.horizon {
 		cfg.Horizon = time.Hour
 	}
@@ -547,6 +554,11 @@ func runScenario(t failer, seed uint64, p params) {
 			}
 			if cut.Len(name) != len(want) {
 				t.Fatalf("%s: Len(%s) = %d, want %d", where(step), name, cut.Len(name), len(want))
+			}
+			if ordered {
+				if err := checkOrdered(cut, name, want); err != nil {
+					t.Fatalf("%s: %s cut %s (seq %d rev %d): %v", where(step), how, cut, cut.Seq(), cut.Revision(), err)
+				}
 			}
 			for k, v := range want {
 				if gv, ok := cut.Get(name, k); !ok || gv != v {
@@ -622,6 +634,11 @@ func runScenario(t failer, seed uint64, p params) {
 			}
 			if got := cut.Len(name); got != len(s.fold(at)) {
 				t.Fatalf("%s: kept cut %s: Len(%s) = %d, want %d", where(step), cut, name, got, len(s.fold(at)))
+			}
+			if ordered {
+				if err := checkOrdered(cut, name, s.fold(at)); err != nil {
+					t.Fatalf("%s: kept cut %s (seq %d rev %d): %v", where(step), cut, cut.Seq(), cut.Revision(), err)
+				}
 			}
 		}
 	}
@@ -703,6 +720,65 @@ func runScenario(t failer, seed uint64, p params) {
 	check(len(sched), cut, "final")
 	m.tookCut(end)
 	latest(len(sched))
+}
+
+// modelOrder orders the model's keys "k0", "k1", … on two sides by the
+// parity of their number; side 1 descending.
+var modelOrder = &snapshot.Order[string]{
+	Sides: 2,
+	Side:  func(k string) int { return int(k[len(k)-1]-'0') % 2 },
+	Compare: func(a, b string) int {
+		if int(a[len(a)-1]-'0')%2 == 1 {
+			a, b = b, a
+		}
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	},
+}
+
+// checkOrdered compares a cut's ordered reads of a source with want sorted.
+func checkOrdered(cut *snapshot.Cut[string, int], name string, want map[string]int) error {
+	for side := range 2 {
+		var keys []string
+		for k := range want {
+			if modelOrder.Side(k) == side {
+				keys = append(keys, k)
+			}
+		}
+		slices.SortFunc(keys, modelOrder.Compare)
+		top := cut.Top(name, side, len(keys)+1, nil)
+		var got []string
+		for _, e := range top {
+			got = append(got, e.Key)
+			if want[e.Key] != e.Value {
+				return fmt.Errorf("side %d: Top gives %s = %d, want %d", side, e.Key, e.Value, want[e.Key])
+			}
+		}
+		if !slices.Equal(got, keys) {
+			return fmt.Errorf("side %d: Top = %v, want %v", side, got, keys)
+		}
+		var asc []string
+		for k := range cut.Ascend(name, side) {
+			asc = append(asc, k)
+		}
+		if !slices.Equal(asc, keys) {
+			return fmt.Errorf("side %d: Ascend = %v, want %v", side, asc, keys)
+		}
+		k, v, ok := cut.First(name, side)
+		if ok != (len(keys) > 0) || ok && (k != keys[0] || v != want[k]) {
+			return fmt.Errorf("side %d: First = %s %d %v, want %v", side, k, v, ok, keys)
+		}
+		k, v, ok = cut.Last(name, side)
+		if ok != (len(keys) > 0) || ok && (k != keys[len(keys)-1] || v != want[k]) {
+			return fmt.Errorf("side %d: Last = %s %d %v, want %v", side, k, v, ok, keys)
+		}
+		if n := min(2, len(keys)); len(cut.Top(name, side, n, nil)) != n {
+			return fmt.Errorf("side %d: Top(%d) has %d entries", side, n, len(cut.Top(name, side, n, nil)))
+		}
+	}
+	return nil
 }
 
 var traceScenario = os.Getenv("SNAPSHOT_TRACE") != ""

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -25,7 +25,11 @@ import (
 // ctx's error if ctx ended), so `cut, err := c.At(ctx, t)` reads naturally;
 // the cut is usable either way.
 func (c *Collector[K, V]) At(ctx context.Context, t time.Time) (*Cut[K, V], error) {
-	cut, err := c.await(ctx, t.UnixNano(), 0, false, true)
+	tt, err := requestTime(t)
+	if err != nil {
+		return nil, err
+	}
+	cut, err := c.await(ctx, tt, 0, false, true, nil)
 	if err != nil || cut.complete {
 		return cut, err
 	}
@@ -39,20 +43,24 @@ func (c *Collector[K, V]) At(ctx context.Context, t time.Time) (*Cut[K, V], erro
 // cut, else the one taken when it completes, when the wall clock reaches
 // deadline (if hasDeadline), or when ctx ends (taken incomplete if
 // cutOnCancel, else nil and ctx's error).
-func (c *Collector[K, V]) await(ctx context.Context, t, deadline int64, hasDeadline, cutOnCancel bool) (*Cut[K, V], error) {
+func (c *Collector[K, V]) await(ctx context.Context, t, deadline int64, hasDeadline, cutOnCancel bool, only []*source[K, V]) (*Cut[K, V], error) {
 	c.reviseIfPending()
 	c.cutMu.Lock()
 	if c.newest.Load() != nil && t <= c.clock {
 		defer c.cutMu.Unlock()
 		return c.pastLocked(t)
 	}
-	if c.completeAt(t) {
+	if (only == nil && c.completeAt(t)) || (only != nil && passedBy(t, only)) {
 		defer c.cutMu.Unlock()
 		cut := c.cutThrough(t)
 		c.recomputeDue()
 		return cut, nil
 	}
-	w := &waiter[K, V]{t: t, done: make(chan struct{})}
+	w := &waiter[K, V]{t: t, done: make(chan struct{}), only: only}
+	if only != nil {
+		c.subsets.Add(1)
+		defer c.subsets.Add(-1)
+	}
 	c.waiters = append(c.waiters, w)
 	c.recomputeDue()
 	c.cutMu.Unlock()
@@ -104,123 +112,17 @@ func (c *Collector[K, V]) pastLocked(t int64) (*Cut[K, V], error) {
 		ErrTooOld, fmtTime(t), fmtTime(c.clock), fmtTime(c.hist[0].t))
 }
 
-// reviseIfPending reissues the newest cut if late updates wait for it.
-func (c *Collector[K, V]) reviseIfPending() {
-	if !c.revise.Load() {
-		return
-	}
-	c.cutMu.Lock()
-	defer c.cutMu.Unlock()
-	if c.revise.Load() && c.newest.Load() != nil {
-		c.take(c.clock)
-		c.recomputeDue()
-	}
-}
-
-// reviseKept reissues the kept cuts older than the newest with the late
-// updates recorded since (LateRevise with a Horizon); cutMu is held and the
-// newest cut, just taken, has published every key the late updates use. A
-// late image replaces a source's whole state in the cuts at or after it.
-func (c *Collector[K, V]) reviseKept(lates [][]lateOp[K, V]) {
-	srcs := c.reg.Load().list
-	now := c.now()
-	newest := c.newest.Load()
-	latest := c.latest.Load()
-	for j := range c.hist[:len(c.hist)-1] {
-		h := c.hist[j]
-		base := h
-		if h.base != nil {
-			base = h.base
-		}
-		var over []map[int32]*V
-		for i := range srcs {
-			for _, l := range lates[i] {
-				if l.t > h.t {
-					continue
-				}
-				if over == nil {
-					over = make([]map[int32]*V, len(srcs))
-					for k := range min(len(h.over), len(srcs)) {
-						over[k] = maps.Clone(h.over[k])
-					}
-				}
-				if l.img != nil {
-					ns := &newest.src[i]
-					ov := make(map[int32]*V, ns.n)
-					for id := range ns.n {
-						ov[int32(id)] = nil
-					}
-					for _, e := range *l.img {
-						if id, ok := ns.kt.lookup(e.Key); ok {
-							v := e.Value
-							ov[id] = &v
-						}
-					}
-					over[i] = ov
-					continue
-				}
-				if over[i] == nil {
-					over[i] = make(map[int32]*V)
-				}
-				over[i][l.id] = l.p
-			}
-		}
-		if over == nil {
-			continue
-		}
-		c.cutSeq++
-		c.revs++
-		r := &Cut[K, V]{t: h.t, taken: now, seq: c.cutSeq, rev: h.rev + 1, base: base, over: over,
-			src: make([]cutSource[K, V], len(srcs)), complete: true}
-		for i, s := range srcs {
-			cs := &r.src[i]
-			if i < len(h.src) {
-				*cs = h.src[i]
-			}
-			s.mu.Lock()
-			cs.status = s.status(h.t, now.UnixNano(), c.cfg.SilentAfter)
-			s.mu.Unlock()
-			if s.required && cs.status.State != Current {
-				r.complete = false
-			}
-			if len(over[i]) == 0 {
-				continue
-			}
-			// Keys may be new since h: take the newest key tables, and
-			// count the keys that came or went.
-			ns := &newest.src[i]
-			cs.kt, cs.kdir, cs.sdir, cs.n = ns.kt, ns.kdir, ns.sdir, ns.n
-			for id, p := range over[i] {
-				was := false
-				if q, ok := h.over0(i, id); ok {
-					was = q != nil
-				} else if i < len(base.src) && int(id) < base.src[i].n {
-					was = base.load(i, id) != nil
-				}
-				switch {
-				case was && p == nil:
-					cs.nlive--
-				case !was && p != nil:
-					cs.nlive++
-				}
-			}
-		}
-		c.hist[j] = r
-		if r.complete && (latest == nil || r.t > latest.t) {
-			latest = r
-			c.latest.Store(r)
-		}
-	}
-}
-
 // Cut takes the cut at t now, complete or not, without waiting. It settles
 // waiting At calls for earlier times first. If t is not later than the newest
 // cut, it returns the kept cut at exactly t, or an error wrapping [ErrTooOld].
 // Taking a cut costs O(keys changed since the previous cut) and holds each
 // source's lock only while its new updates are folded in.
 func (c *Collector[K, V]) Cut(t time.Time) (*Cut[K, V], error) {
+	tt, err := requestTime(t)
+	if err != nil {
+		return nil, err
+	}
 	c.reviseIfPending()
-	tt := t.UnixNano()
 	c.cutMu.Lock()
 	defer c.cutMu.Unlock()
 	if c.newest.Load() != nil && tt <= c.clock {
@@ -273,7 +175,7 @@ func (c *Collector[K, V]) Fresh(maxAge time.Duration) (*Cut[K, V], error) {
 // error wrapping [ErrTooOld] if t is before every kept cut. It does not block.
 func (c *Collector[K, V]) AsOf(t time.Time) (*Cut[K, V], error) {
 	c.reviseIfPending()
-	tt := t.UnixNano()
+	tt := clampTime(t)
 	c.cutMu.Lock()
 	defer c.cutMu.Unlock()
 	i := sort.Search(len(c.hist), func(i int) bool { return c.hist[i].t > tt })
@@ -305,7 +207,7 @@ func (c *Collector[K, V]) Every(ctx context.Context, interval, grace time.Durati
 		next := alignUp(c.now().UnixNano(), iv)
 		skipped := 0
 		for ctx.Err() == nil {
-			cut, err := c.await(ctx, next, next+gr, true, false)
+			cut, err := c.await(ctx, next, next+gr, true, false, nil)
 			if ctx.Err() != nil {
 				return
 			}
@@ -333,6 +235,55 @@ func (c *Collector[K, V]) Every(ctx context.Context, interval, grace time.Durati
 			}
 		}
 	}
+}
+
+// AtFor returns the cut at t once each of the named sources has passed t,
+// or when ctx ends: [Collector.At] for a subset of the sources (one
+// symbol's venues, say), where the other sources may lag. The cut is taken
+// for every source then, like any other: its Complete and Err still refer to
+// every required source, and taking it moves the collector's newest cut to t
+// (a later At for an earlier time gets a kept cut or ErrTooOld).
+//
+// The error is nil when every named source is Current in the cut, and
+// otherwise wraps [ErrIncomplete] naming those that are not (and ctx's error
+// if ctx ended); the cut is usable either way. Naming no source, or one the
+// collector does not know (AtFor never adds a source), is an error wrapping
+// [ErrUnknownSource], with a nil cut.
+func (c *Collector[K, V]) AtFor(ctx context.Context, t time.Time, sources ...string) (*Cut[K, V], error) {
+	tt, err := requestTime(t)
+	if err != nil {
+		return nil, err
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("%w: AtFor needs at least one source name", ErrUnknownSource)
+	}
+	r := c.reg.Load()
+	only := make([]*source[K, V], 0, len(sources))
+	for _, name := range sources {
+		s, ok := r.byName[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: AtFor: no source %q (yet)", ErrUnknownSource, name)
+		}
+		only = append(only, s)
+	}
+	cut, err := c.await(ctx, tt, 0, false, true, only)
+	if err != nil {
+		return cut, err
+	}
+	var parts []string
+	for _, name := range sources {
+		if st, _ := cut.Status(name); st.State != Current {
+			parts = append(parts, st.String())
+		}
+	}
+	if len(parts) == 0 {
+		return cut, nil
+	}
+	err = fmt.Errorf("%w at %s for the sources asked: %s", ErrIncomplete, fmtTime(tt), strings.Join(parts, "; "))
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", err, ctx.Err())
+	}
+	return cut, err
 }
 
 // AtEpoch returns the cut that closes epoch (the cut at the time the

@@ -764,3 +764,20 @@ func TestLateRevisesKeptCuts(t *testing.T) {
 	wantContents(t, cut, "slow", map[string]int{"img": 44, "k": 45})
 	wantState(t, cut, "slow", snapshot.Current)
 }
+
+// A source that starts with an image (its state before the image unknown)
+// does not stop Interval cuts: the aligned times inside the resetting hole
+// are skipped, the later ones taken as the data passes them.
+func TestIntervalCutsAfterAnImage(t *testing.T) {
+	t.Parallel()
+	c := newC(t, &snapshot.Config[string, int]{Sources: sources("A"), Interval: time.Millisecond})
+	must(t, c.Reset(snapshot.Image[string, int]{Source: "A", Seq: 10, Time: ms(5), Entries: []snapshot.Entry[string, int]{{Key: "k", Value: 10}}}))
+	for seq := uint64(11); seq <= 20; seq++ {
+		must(t, c.Apply(up("A", seq, int(seq)-5, "k", int(seq))))
+	}
+	l := c.Latest()
+	if l == nil || !l.Time().Equal(ms(14)) {
+		t.Fatalf("Latest = %v, want the cut at 14ms", l)
+	}
+	wantContents(t, l, "A", map[string]int{"k": 19})
+}

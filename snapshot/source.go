@@ -16,6 +16,8 @@ const (
 	opDelete uint8 = 1 << iota
 	opEnd          // the last update of its event
 	opImage        // a reset image
+	opMsg          // a message of many changes (op only)
+	opNone         // a message with no change: it only marks its sequence (logged only)
 )
 
 // op is one update or image of a source, as received (buffered behind a gap
@@ -23,11 +25,13 @@ const (
 type op[K comparable, V any] struct {
 	key   K
 	val   V
-	seq   uint64
+	seq   uint64 // the first sequence number it covers
+	last  uint64 // the last (= seq but for a message covering a range)
 	kseq  uint64
 	t     int64
 	flags uint8
 	img   *[]Entry[K, V]
+	chg   []Change[K, V] // a message's changes (opMsg)
 }
 
 // logged is a sequenced op waiting in the log: its key is resolved to the
@@ -82,6 +86,12 @@ type source[K comparable, V any] struct {
 	wm        int64  // latest watermark whose sequence has been applied
 	wmSeq     uint64
 	passed    int64 // every update with event time ≤ passed has been sequenced
+	// An image without an event time (Image.Time zero) is the last entry of
+	// the log until the next update dates it; meanwhile the state after
+	// undatedLo is unknown.
+	undated   bool
+	undatedLo int64
+	lv        *live[K, V] // the state at the sequencing frontier, for Config.Check
 	// holes are open intervals (lo, hi) in which an image replaced updates
 	// that were never seen, so the source's state is unknown (resetting).
 	// They are kept while a cut could still be taken or revised in them.
@@ -92,18 +102,24 @@ type source[K comparable, V any] struct {
 	evT    int64
 	evSeq  uint64
 
-	// Gap buffer: a ring indexed by sequence number, allocated on the first gap.
+	// Gap buffer (buffer.go): buf[bufHead:] sorted by sequence.
 	buf     []op[K, V]
-	bufOK   []bool
+	bufHead int
 	bufN    int
 	bufMax  uint64 // highest buffered sequence (valid while bufN > 0)
 	bufMaxT int64  // an upper bound of buffered event times, ≥ the true maximum
 
-	overflow *InputError
-	invalid  error
-	gapTold  uint64 // missing sequences up to here were reported to GapFill
-	gapNext  int64  // wall time before which GapFill is not called again
-	gapDue   bool   // a gap may need reporting
+	messages   bool // sequenced per message (Source.Messages)
+	awaiting   bool // StartWithImage: no image yet, everything is buffered
+	afterImage bool // the last op sequenced was an image
+	through    uint64
+
+	overflow  *InputError
+	invalid   error
+	resyncDue bool   // the source became gapped for good or invalid: call Config.Resync
+	gapTold   uint64 // missing sequences up to here were reported to GapFill
+	gapNext   int64  // wall time before which GapFill is not called again
+	gapDue    bool   // a gap may need reporting
 
 	applied, dups, late uint64
 
@@ -129,7 +145,9 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 		idx:      idx,
 		required: !cfg.Optional,
 		disorder: int64(cfg.Disorder),
-		events:   cfg.Events,
+		events:   cfg.Events && !cfg.Messages,
+		messages: cfg.Messages,
+		awaiting: cfg.StartWithImage,
 		next:     1,
 		maxT:     minTime,
 		wm:       minTime,
@@ -137,7 +155,10 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 		folded:   folded,
 		heardAt:  c.now().UnixNano(),
 		stampDue: true,
-		st:       newStore[K, V](cfg.Disorder > 0),
+		st:       newStore[K, V](cfg.Disorder > 0, c.cfg.Order),
+	}
+	if c.cfg.Check != nil {
+		s.lv = newLive[K, V](c.cfg.Order)
 	}
 	s.passedA.Store(minTime)
 	return s
@@ -167,6 +188,9 @@ func (s *source[K, V]) passedAt(t int64) bool {
 type hole struct{ lo, hi int64 }
 
 func (s *source[K, V]) inHole(t int64) bool {
+	if s.undated && t > s.undatedLo {
+		return true
+	}
 	for _, h := range s.holes {
 		if t > h.lo && t < h.hi {
 			return true
@@ -199,7 +223,7 @@ func (s *source[K, V]) pruneHoles(from int64) {
 
 // update handles one update; mu is held.
 func (s *source[K, V]) update(u *Update[K, V], t int64) error {
-	if u.Seq == s.next && t > s.passed && s.overflow == nil &&
+	if u.Seq == s.next && t > s.passed && s.overflow == nil && s.invalid == nil && !s.awaiting && !s.messages &&
 		!(s.events && s.evOpen && t != s.evT) &&
 		!(t <= s.folded && s.c.cfg.Late == LateReject) {
 		s.heard = true
@@ -211,7 +235,9 @@ func (s *source[K, V]) update(u *Update[K, V], t int64) error {
 		if u.EndOfEvent {
 			flags |= opEnd
 		}
-		s.sequence(&op[K, V]{key: u.Key, val: u.Value, seq: u.Seq, kseq: u.KeySeq, t: t, flags: flags})
+		if !s.sequence(&op[K, V]{key: u.Key, val: u.Value, seq: u.Seq, last: u.Seq, kseq: u.KeySeq, t: t, flags: flags}) {
+			return s.invalid
+		}
 		if s.bufN > 0 {
 			s.drain()
 		}
@@ -226,24 +252,21 @@ func (s *source[K, V]) updateSlow(u *Update[K, V], t int64) error {
 		return inputErr("apply", s.name, seq, sentinel, format, args...)
 	}
 	switch {
+	case s.messages:
+		return fail(ErrSequence, "source %q numbers messages (Source.Messages): send it Messages with ApplyMessage", s.name)
 	case seq == 0:
 		return fail(ErrSequence, "sequence numbers start at 1")
+	case seq == math.MaxUint64:
+		return fail(ErrSequence, "sequence numbers must be below 2^64-1")
 	case s.overflow != nil:
 		return fail(ErrOverflow, "the source is gapped until a reset: %s", s.overflow.Reason)
 	case seq < s.next:
-		if s.next-seq <= s.c.cfg.DupWindow {
-			s.dups++
-			s.heard = true
-			s.msgs++
-			return nil
-		}
-		return fail(ErrSequence, "sequence went backwards beyond the duplicate window: expected %d, or a duplicate no older than %d",
-			s.next, s.next-s.c.cfg.DupWindow)
+		return s.duplicate(seq, fail)
 	}
 	if err := s.checkTime(seq, t, fail); err != nil {
 		return err
 	}
-	if seq == s.next {
+	if seq == s.next && !s.awaiting && s.invalid == nil {
 		if s.events && s.evOpen && t != s.evT {
 			return fail(ErrTime, "event time %s differs from %s of the event it continues (begun at seq %d)",
 				fmtTime(t), fmtTime(s.evT), s.evSeq)
@@ -253,29 +276,17 @@ func (s *source[K, V]) updateSlow(u *Update[K, V], t int64) error {
 		}
 		return s.update(u, t)
 	}
-	// Out of order: buffer it.
-	if seq-s.next >= uint64(s.c.cfg.MaxBuffered) {
-		s.overflow = inputErr("apply", s.name, seq, ErrOverflow,
-			"%d is %d beyond the next expected %d, more than MaxBuffered (%d) can hold; the source is gapped until a reset",
-			seq, seq-s.next, s.next, s.c.cfg.MaxBuffered)
-		return s.overflow
-	}
-	if s.buf == nil {
-		n := 1
-		for n < s.c.cfg.MaxBuffered {
-			n <<= 1
-		}
-		s.buf = make([]op[K, V], n)
-		s.bufOK = make([]bool, n)
-	}
-	mask := uint64(len(s.buf) - 1)
-	if s.bufOK[seq&mask] {
+	// Out of order, or before the first image: buffer it.
+	if s.isBuffered(seq) {
 		s.dups++
 		s.heard = true
 		s.msgs++
 		return nil
 	}
-	if err := s.checkBuffered(seq, t, u.EndOfEvent, fail); err != nil {
+	if err := s.bufRoom(seq, fail); err != nil {
+		return err
+	}
+	if err := s.checkBuffered(seq, seq, t, u.EndOfEvent, fail); err != nil {
 		return err
 	}
 	if t <= s.folded && s.c.cfg.Late == LateReject {
@@ -288,19 +299,48 @@ func (s *source[K, V]) updateSlow(u *Update[K, V], t int64) error {
 	if u.EndOfEvent {
 		flags |= opEnd
 	}
-	s.buf[seq&mask] = op[K, V]{key: u.Key, val: u.Value, seq: seq, kseq: u.KeySeq, t: t, flags: flags}
-	s.bufOK[seq&mask] = true
-	if s.bufN == 0 || seq > s.bufMax {
-		s.bufMax = seq
-	}
-	if s.bufN == 0 || t > s.bufMaxT {
-		s.bufMaxT = t
-	}
-	s.bufN++
+	s.bufInsert(op[K, V]{key: u.Key, val: u.Value, seq: seq, last: seq, kseq: u.KeySeq, t: t, flags: flags})
 	s.heard = true
 	s.msgs++
-	s.gapDue = true
 	return nil
+}
+
+// duplicate handles an update or message wholly at or below the applied
+// sequence: a duplicate within DupWindow, else an error.
+func (s *source[K, V]) duplicate(seq uint64, fail func(error, string, ...any) error) error {
+	if s.next-seq <= s.c.cfg.DupWindow {
+		s.dups++
+		s.heard = true
+		s.msgs++
+		return nil
+	}
+	return fail(ErrSequence, "sequence went backwards beyond the duplicate window: expected %d, or a duplicate no older than %d",
+		s.next, s.next-s.c.cfg.DupWindow)
+}
+
+// bufRoom checks that one more op starting at seq fits in the gap buffer, and
+// marks the source overflowed if not.
+func (s *source[K, V]) bufRoom(seq uint64, fail func(error, string, ...any) error) error {
+	max := s.c.cfg.MaxBuffered
+	switch {
+	case s.awaiting && s.bufN >= max:
+		s.overflow = inputErr("apply", s.name, seq, ErrOverflow,
+			"more than MaxBuffered (%d) updates or messages arrived before the first image; the source is gapped until a reset", max)
+	case s.awaiting:
+		return nil
+	case !s.messages && seq-s.next >= uint64(max):
+		s.overflow = inputErr("apply", s.name, seq, ErrOverflow,
+			"%d is %d beyond the next expected %d, more than MaxBuffered (%d) can hold; the source is gapped until a reset",
+			seq, seq-s.next, s.next, max)
+	case s.messages && s.bufN >= max:
+		s.overflow = inputErr("apply", s.name, seq, ErrOverflow,
+			"%d messages already wait behind the gap at %d, as many as MaxBuffered (%d) holds; the source is gapped until a reset",
+			s.bufN, s.next, max)
+	default:
+		return nil
+	}
+	s.resyncDue = true
+	return s.overflow
 }
 
 // checkTime checks an update's event time against what the source has
@@ -321,67 +361,24 @@ func (s *source[K, V]) checkTime(seq uint64, t int64, fail func(error, string, .
 		fmtTime(t), fmtTime(s.wm), s.wmSeq)
 }
 
-// checkBuffered checks an out-of-order update against the buffered and
-// pending messages around it, so that the sequence, once gap-free, is valid.
-func (s *source[K, V]) checkBuffered(seq uint64, t int64, end bool, fail func(error, string, ...any) error) error {
-	mask := uint64(len(s.buf) - 1)
-	// Every earlier update: t ≥ its time − disorder.
-	predMax, predSeq := s.maxT, s.next-1
-	if s.bufN > 0 {
-		if seq > s.bufMax {
-			if s.bufMaxT > predMax {
-				predMax, predSeq = s.bufMaxT, s.bufMax
-			}
-		} else {
-			for q := s.next; q < seq; q++ {
-				if s.bufOK[q&mask] && s.buf[q&mask].t > predMax {
-					predMax, predSeq = s.buf[q&mask].t, q
-				}
-			}
+// sequence takes the next update or image in sequence order. It reports
+// false if the Check hook refused the event the update ends: then nothing of
+// that event is sequenced and the source is invalid.
+func (s *source[K, V]) sequence(o *op[K, V]) bool {
+	var id int32
+	if o.flags&opImage == 0 {
+		id = s.st.id(o.key)
+		if s.lv != nil && !s.checkUpdate(o, id) {
+			return false
 		}
 	}
-	if predMax != minTime && t < predMax-s.disorder {
-		return fail(ErrTime, "event time %s is before %s of seq %d beyond the declared Disorder %v",
-			fmtTime(t), fmtTime(predMax), predSeq, time.Duration(s.disorder))
+	if s.undated {
+		s.date(o)
 	}
-	// Every later buffered update: its time ≥ t − disorder.
-	if s.bufN > 0 && seq < s.bufMax {
-		for q := seq + 1; q <= s.bufMax; q++ {
-			if s.bufOK[q&mask] && s.buf[q&mask].t < t-s.disorder {
-				return fail(ErrTime, "event time %s is after %s of the later seq %d beyond the declared Disorder %v",
-					fmtTime(t), fmtTime(s.buf[q&mask].t), q, time.Duration(s.disorder))
-			}
-		}
-	}
-	// Heartbeats announced for earlier sequence numbers.
-	for _, h := range s.hbs {
-		if h.seq < seq && t <= h.t {
-			return fail(ErrTime, "event time %s is at or before %s, which the heartbeat at seq %d announced as complete",
-				fmtTime(t), fmtTime(h.t), h.seq)
-		}
-	}
-	if !s.events {
-		return nil
-	}
-	// Events share one event time with their neighbours inside the event.
-	if prev := seq - 1; prev == s.next-1 {
-		if s.evOpen && t != s.evT {
-			return fail(ErrTime, "event time %s differs from %s of the event it continues (begun at seq %d)", fmtTime(t), fmtTime(s.evT), s.evSeq)
-		}
-	} else if p := &s.buf[prev&mask]; s.bufOK[prev&mask] && p.flags&opEnd == 0 && p.t != t {
-		return fail(ErrTime, "event time %s differs from %s of seq %d in the same event", fmtTime(t), fmtTime(p.t), prev)
-	}
-	if nx := &s.buf[(seq+1)&mask]; !end && s.bufOK[(seq+1)&mask] && nx.seq == seq+1 && nx.t != t {
-		return fail(ErrTime, "event time %s differs from %s of seq %d in the same event", fmtTime(t), fmtTime(nx.t), seq+1)
-	}
-	return nil
-}
-
-// sequence takes the next op in sequence order.
-func (s *source[K, V]) sequence(o *op[K, V]) {
-	s.next = o.seq + 1
+	s.next = o.last + 1
 	s.applied++
-	if o.t > s.maxT {
+	s.afterImage = o.flags&opImage != 0
+	if o.t > s.maxT && o.t != undatedT {
 		s.maxT = o.t
 	}
 	if s.events && o.flags&opImage == 0 {
@@ -408,11 +405,7 @@ func (s *source[K, V]) sequence(o *op[K, V]) {
 		}
 	}
 	if keep {
-		var id int32
-		if o.flags&opImage == 0 {
-			id = s.st.id(o.key)
-		}
-		s.log = append(s.log, logged[K, V]{val: o.val, seq: o.seq, kseq: o.kseq, t: o.t, id: id, flags: o.flags, img: o.img})
+		s.log = append(s.log, logged[K, V]{val: o.val, seq: o.last, kseq: o.kseq, t: o.t, id: id, flags: o.flags, img: o.img})
 		if o.flags&opEnd != 0 {
 			s.ready = len(s.log)
 		}
@@ -421,6 +414,94 @@ func (s *source[K, V]) sequence(o *op[K, V]) {
 		s.satisfy()
 	}
 	s.updatePassed()
+	return true
+}
+
+// sequenceMsg takes the next message in sequence order; it reports false if
+// the Check hook refused it (then it is not sequenced and the source is
+// invalid).
+func (s *source[K, V]) sequenceMsg(o *op[K, V]) bool {
+	if s.lv != nil && !s.checkMsg(o) {
+		return false
+	}
+	if s.undated {
+		s.date(o)
+	}
+	s.next = o.last + 1
+	s.applied++
+	s.afterImage = false
+	if o.t > s.maxT {
+		s.maxT = o.t
+	}
+	keep := true
+	if o.t <= s.folded {
+		s.late++
+		if s.c.cfg.Late == LateDrop {
+			keep = false
+		} else {
+			s.lateDue = true
+		}
+	}
+	if keep {
+		if len(o.chg) == 0 {
+			s.log = append(s.log, logged[K, V]{seq: o.last, t: o.t, flags: opNone | opEnd})
+		}
+		for i := range o.chg {
+			ch := &o.chg[i]
+			var flags uint8
+			if ch.Delete {
+				flags = opDelete
+			}
+			if i == len(o.chg)-1 {
+				flags |= opEnd
+			}
+			var id int32
+			if s.lv != nil {
+				id = s.lv.ids[i]
+			} else {
+				id = s.st.id(ch.Key)
+			}
+			s.log = append(s.log, logged[K, V]{val: ch.Value, seq: o.last, kseq: ch.KeySeq, t: o.t, id: id, flags: flags})
+		}
+		s.ready = len(s.log)
+	}
+	if len(s.hbs) > 0 && s.hbs[0].seq < s.next {
+		s.satisfy()
+	}
+	s.updatePassed()
+	return true
+}
+
+// undatedT is the event time of an image without one until it is dated.
+const undatedT = math.MaxInt64
+
+// date gives the undated image (the last entry of the log) the event time
+// of o, the first update or message sequenced after it; an image supersedes
+// it instead. mu is held.
+func (s *source[K, V]) date(o *op[K, V]) {
+	s.undated = false
+	last := len(s.log) - 1
+	if o.flags&opImage != 0 {
+		s.log = s.log[:last]
+		s.ready = len(s.log)
+		if o.t == undatedT {
+			s.undated = true // o replaces it, and is undated in turn
+		} else if o.t-1 > s.undatedLo {
+			s.addHole(s.undatedLo, o.t)
+		}
+		return
+	}
+	s.log[last].t = o.t
+	if o.t-1 > s.undatedLo {
+		s.addHole(s.undatedLo, o.t)
+	}
+	if o.t > s.maxT {
+		s.maxT = o.t
+	}
+	if o.t <= s.folded {
+		s.late++
+		s.lateDue = true
+	}
 }
 
 // satisfy turns heartbeats whose sequence has been applied into the watermark.
@@ -434,102 +515,6 @@ func (s *source[K, V]) satisfy() {
 	s.hbs = append(s.hbs[:0], s.hbs[i:]...)
 }
 
-// drain sequences buffered updates that have become contiguous.
-func (s *source[K, V]) drain() {
-	mask := uint64(len(s.buf) - 1)
-	for s.bufN > 0 {
-		i := s.next & mask
-		if !s.bufOK[i] || s.buf[i].seq != s.next {
-			return
-		}
-		o := s.buf[i]
-		s.buf[i] = op[K, V]{}
-		s.bufOK[i] = false
-		s.bufN--
-		if o.t <= s.folded && s.c.cfg.Late == LateReject {
-			s.late++
-			s.invalid = inputErr("apply", s.name, o.seq, ErrLate,
-				"buffered update became late (event time %s, cut taken at %s) and was refused; the source is invalid until a reset",
-				fmtTime(o.t), fmtTime(s.folded))
-			return
-		}
-		s.sequence(&o)
-	}
-}
-
-// dropBuffered removes buffered updates at or below seq.
-func (s *source[K, V]) dropBuffered(seq uint64) {
-	if s.bufN == 0 {
-		return
-	}
-	s.bufMaxT = minTime
-	for i := range s.buf {
-		if !s.bufOK[i] {
-			continue
-		}
-		if s.buf[i].seq <= seq {
-			s.buf[i] = op[K, V]{}
-			s.bufOK[i] = false
-			s.bufN--
-		} else if s.buf[i].t > s.bufMaxT {
-			s.bufMaxT = s.buf[i].t
-		}
-	}
-}
-
-// lateOp is a late update folded into the store, kept to revise the kept
-// cuts at or after its time.
-type lateOp[K comparable, V any] struct {
-	t   int64
-	id  int32
-	p   *V             // nil: deleted
-	img *[]Entry[K, V] // an image: it replaces the whole state
-}
-
-// maxLateKept bounds the late updates recorded per source between reads that
-// revise the kept cuts; beyond it the kept cuts are left as they are.
-const maxLateKept = 1 << 16
-
-// foldLate folds late updates into the store at once.
-func (s *source[K, V]) foldLate() {
-	if s.lateDue {
-		s.lateDue = false
-		before := s.st.ndirty
-		if s.c.cfg.Late == LateRevise && s.c.cfg.Horizon > 0 {
-			s.recordLate()
-		}
-		s.foldTo(s.folded)
-		if s.st.ndirty != before || s.c.cfg.Late == LateRevise {
-			s.revised = true
-		}
-	}
-}
-
-// recordLate notes the late updates that foldTo(s.folded) is about to fold.
-func (s *source[K, V]) recordLate() {
-	for i := s.head; i < s.ready; i++ {
-		o := &s.log[i]
-		if o.t > s.folded {
-			if s.disorder == 0 {
-				break
-			}
-			continue
-		}
-		if len(s.lates) >= maxLateKept {
-			s.lateLost = true
-			return
-		}
-		l := lateOp[K, V]{t: o.t, id: o.id}
-		if o.flags&opImage != 0 {
-			l.img = o.img
-		} else if o.flags&opDelete == 0 {
-			v := o.val
-			l.p = &v
-		}
-		s.lates = append(s.lates, l)
-	}
-}
-
 // foldTo moves the sequenced updates with event time ≤ t (whole events only)
 // from the log into the store.
 func (s *source[K, V]) foldTo(t int64) {
@@ -540,6 +525,9 @@ func (s *source[K, V]) foldTo(t int64) {
 		i := s.head
 		for ; i < s.ready && s.log[i].t <= t; i++ {
 			s.st.apply(&s.log[i])
+		}
+		if i > s.head {
+			s.through = s.log[i-1].seq
 		}
 		s.head = i
 	} else {
@@ -588,106 +576,6 @@ func (s *source[K, V]) stamp(always bool) {
 	}
 }
 
-// topSeq is the highest sequence number the source is known to have sent.
-func (s *source[K, V]) topSeq() uint64 {
-	top := s.next - 1
-	if s.bufN > 0 && s.bufMax > top {
-		top = s.bufMax
-	}
-	if n := len(s.hbs); n > 0 && s.hbs[n-1].seq > top {
-		top = s.hbs[n-1].seq
-	}
-	return top
-}
-
-func (s *source[K, V]) isBuffered(q uint64) bool {
-	if s.bufN == 0 {
-		return false
-	}
-	i := q & uint64(len(s.buf)-1)
-	return s.bufOK[i] && s.buf[i].seq == q
-}
-
-// missing lists the missing sequence numbers, at most max ranges, and counts them.
-func (s *source[K, V]) missing(max int) ([]SeqRange, uint64) {
-	top := s.topSeq()
-	var out []SeqRange
-	var count uint64
-	for q := s.next; q <= top; q++ {
-		if s.isBuffered(q) {
-			continue
-		}
-		first := q
-		for q < top && !s.isBuffered(q+1) {
-			q++
-		}
-		count += q - first + 1
-		if len(out) < max {
-			out = append(out, SeqRange{First: first, Last: q})
-		}
-	}
-	return out, count
-}
-
-// gapSpan returns the missing sequence numbers not yet reported to GapFill.
-func (s *source[K, V]) gapSpan() (first, last uint64, ok bool) {
-	top := s.topSeq()
-	for top >= s.next && s.isBuffered(top) {
-		top--
-	}
-	first = max(s.next, s.gapTold+1)
-	if top < first {
-		return 0, 0, false
-	}
-	return first, top, true
-}
-
-// suspects lists keys that the buffered updates show, by their per-key
-// sequence numbers, to have missed an update in the gap.
-func (s *source[K, V]) suspects() []K {
-	if s.bufN == 0 {
-		return nil
-	}
-	last := make(map[K]uint64)
-	known := func(k K) uint64 {
-		if v, ok := last[k]; ok {
-			return v
-		}
-		if id, ok := s.st.ids[k]; ok {
-			return s.st.kseq[id]
-		}
-		return 0
-	}
-	for i := s.head; i < len(s.log); i++ {
-		o := &s.log[i]
-		if o.flags&opImage != 0 {
-			for _, e := range *o.img {
-				last[e.Key] = e.KeySeq
-			}
-		} else if o.kseq != 0 {
-			last[s.st.key(o.id)] = o.kseq
-		}
-	}
-	var out []K
-	seen := make(map[K]bool)
-	mask := uint64(len(s.buf) - 1)
-	for q := s.next; q <= s.bufMax; q++ {
-		if !s.bufOK[q&mask] || s.buf[q&mask].seq != q {
-			continue
-		}
-		o := &s.buf[q&mask]
-		if o.kseq == 0 {
-			continue
-		}
-		if o.kseq > known(o.key)+1 && !seen[o.key] {
-			seen[o.key] = true
-			out = append(out, o.key)
-		}
-		last[o.key] = o.kseq
-	}
-	return out
-}
-
 // heartbeat handles one heartbeat; mu is held. It validates fully before
 // changing anything; register (may be nil) is called last, to record an epoch,
 // and may refuse it.
@@ -698,8 +586,9 @@ func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) e
 	// Heartbeats may arrive in any order: each one's claim is checked on
 	// its own against what has been received.
 	// The claim: every update after h.Seq has an event time after t.
-	useful := true
-	if h.Seq < s.next {
+	useful := !s.undated
+	applied := h.Seq < s.next && !s.awaiting
+	if applied {
 		if t > s.passed && h.Seq < s.next-1 {
 			if s.disorder == 0 {
 				return fail(ErrTime, "announces %s complete at seq %d, but seq %d (already applied) has event time %s",
@@ -718,20 +607,19 @@ func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) e
 					}
 				}
 			}
-			useful = seen == s.next-1-h.Seq
+			// Messages cover ranges of IDs: whether all of them are still
+			// in the log cannot be counted.
+			useful = useful && !s.messages && seen == s.next-1-h.Seq
 		}
 		if s.events && s.evOpen && h.Seq >= s.evSeq && t >= s.evT {
 			return fail(ErrTime, "announces %s complete inside the event begun at seq %d with event time %s",
 				fmtTime(t), s.evSeq, fmtTime(s.evT))
 		}
 	}
-	if s.bufN > 0 {
-		mask := uint64(len(s.buf) - 1)
-		for q := max(h.Seq+1, s.next); q <= s.bufMax; q++ {
-			if o := &s.buf[q&mask]; s.bufOK[q&mask] && o.seq == q && o.t <= t {
-				return fail(ErrTime, "announces %s complete at seq %d, but buffered seq %d has event time %s",
-					fmtTime(t), h.Seq, q, fmtTime(o.t))
-			}
+	for _, o := range s.buffered() {
+		if o.last > h.Seq && o.t <= t {
+			return fail(ErrTime, "announces %s complete at seq %d, but buffered seq %d has event time %s",
+				fmtTime(t), h.Seq, o.last, fmtTime(o.t))
 		}
 	}
 	if register != nil {
@@ -741,7 +629,7 @@ func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) e
 	}
 	s.heard = true
 	s.msgs++
-	if h.Seq < s.next {
+	if applied {
 		if useful && t > s.wm {
 			s.wm, s.wmSeq = t, h.Seq
 		}
@@ -761,7 +649,8 @@ func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) e
 	return nil
 }
 
-// reset installs an image; mu is held.
+// reset installs an image; mu is held. t is undatedT for an image without
+// an event time.
 func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 	n := img.Seq
 	fail := func(sentinel error, format string, args ...any) error {
@@ -770,35 +659,56 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 	if n == 0 {
 		return fail(ErrSequence, "an image needs the sequence number it is current to (Seq ≥ 1)")
 	}
-	if applied := s.next - 1; n < applied {
+	if n == math.MaxUint64 {
+		return fail(ErrSequence, "sequence numbers must be below 2^64-1")
+	}
+	if applied := s.next - 1; n < applied && !s.awaiting {
 		return fail(ErrSequence, "image at seq %d is behind the applied seq %d", n, applied)
 	}
-	if s.maxT != minTime && t < s.maxT-s.disorder {
-		return fail(ErrTime, "image time %s is before %s of the applied seq %d", fmtTime(t), fmtTime(s.maxT), s.next-1)
-	}
-	if s.bufN > 0 {
-		mask := uint64(len(s.buf) - 1)
-		for q := n + 1; q <= s.bufMax; q++ {
-			if o := &s.buf[q&mask]; s.bufOK[q&mask] && o.seq == q && o.t < t-s.disorder {
-				return fail(ErrTime, "image time %s is after %s of the buffered seq %d that follows it", fmtTime(t), fmtTime(o.t), q)
+	skipped := s.awaiting || n > s.next-1
+	if t == undatedT {
+		if s.disorder > 0 {
+			return fail(ErrTime, "an image without an event time needs a source without Disorder (its time cannot be inferred within the disorder)")
+		}
+		if !skipped && s.maxT != minTime {
+			t = s.maxT // current to the last update applied, whose time is known
+		}
+	} else {
+		if s.maxT != minTime && t < s.maxT-s.disorder {
+			return fail(ErrTime, "image time %s is before %s of the applied seq %d", fmtTime(t), fmtTime(s.maxT), s.next-1)
+		}
+		for _, o := range s.buffered() {
+			if o.last > n && o.t < t-s.disorder {
+				return fail(ErrTime, "image time %s is after %s of the buffered seq %d that follows it", fmtTime(t), fmtTime(o.t), o.last)
 			}
 		}
 	}
 	entries := slices.Clone(img.Entries)
-	skipped := n > s.next-1
+	if s.lv != nil {
+		if err := s.checkImage(n, t, entries); err != nil {
+			return err
+		}
+	}
 	s.dropBuffered(n)
 	// A partly sequenced event is superseded by the image.
 	clear(s.log[s.ready:])
 	s.log = s.log[:s.ready]
 	s.evOpen = false
-	if skipped && t-1 > s.passed {
+	if t == undatedT {
+		if !s.undated {
+			s.undatedLo = s.passed
+		}
+	} else if skipped && t-1 > s.passed {
 		s.addHole(s.passed, t)
 	}
-	s.overflow, s.invalid = nil, nil
+	s.overflow, s.invalid, s.awaiting = nil, nil, false
 	s.gapTold = max(s.gapTold, n)
 	s.heard = true
 	s.msgs++
-	s.sequence(&op[K, V]{seq: n, t: t, flags: opImage | opEnd, img: &entries})
+	s.sequence(&op[K, V]{seq: n, last: n, t: t, flags: opImage | opEnd, img: &entries})
+	if t == undatedT {
+		s.undated = true
+	}
 	s.drain()
 	return nil
 }
@@ -807,8 +717,9 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 func (s *source[K, V]) refuseInvalid(u *Update[K, V], cause error) error {
 	err := &InputError{Op: "apply", Source: s.name, Seq: u.Seq, Err: ErrInvalid, Cause: cause,
 		Reason: "the Verify hook refused it; the source is invalid until a reset"}
-	if u.Seq >= s.next && !s.isBuffered(u.Seq) && s.overflow == nil {
+	if u.Seq >= s.next && !s.isBuffered(u.Seq) && s.overflow == nil && s.invalid == nil {
 		s.invalid = err
+		s.resyncDue = true
 	}
 	return err
 }

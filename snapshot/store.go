@@ -37,10 +37,12 @@ type store[K comparable, V any] struct {
 
 	pubN int          // ids published in key tables
 	kt   *keyTable[K] // published key table
+
+	ord *ordered[K] // the live keys in Config.Order; nil without one
 }
 
-func newStore[K comparable, V any](trackSeq bool) store[K, V] {
-	return store[K, V]{ids: make(map[K]int32), trackSeq: trackSeq}
+func newStore[K comparable, V any](trackSeq bool, o *Order[K]) store[K, V] {
+	return store[K, V]{ids: make(map[K]int32), trackSeq: trackSeq, ord: newOrdered(o)}
 }
 
 func (st *store[K, V]) id(k K) int32 {
@@ -83,8 +85,10 @@ func (st *store[K, V]) mark(id int32) {
 // apply folds one sequenced op into the writer state; o.id was resolved when
 // it was sequenced, so that a cut does no key lookups.
 func (st *store[K, V]) apply(o *logged[K, V]) {
-	if o.flags&opImage != 0 {
-		st.image(o)
+	if o.flags&(opImage|opNone) != 0 {
+		if o.flags&opImage != 0 {
+			st.image(o)
+		}
 		return
 	}
 	id := o.id
@@ -103,10 +107,16 @@ func (st *store[K, V]) apply(o *logged[K, V]) {
 		st.vals[id] = zero
 		st.live[id] = false
 		st.nlive--
+		if st.ord != nil {
+			st.ord.del(st.key(id))
+		}
 	} else {
 		if !st.live[id] {
 			st.live[id] = true
 			st.nlive++
+			if st.ord != nil {
+				st.ord.add(st.key(id), id)
+			}
 		}
 		st.vals[id] = o.val
 	}
@@ -149,6 +159,14 @@ func (st *store[K, V]) image(o *logged[K, V]) {
 		st.vals[id] = e.Value
 		st.kseq[id] = e.KeySeq
 		st.mark(int32(id))
+	}
+	if st.ord != nil {
+		st.ord.clear()
+		for id := range st.n {
+			if st.live[id] {
+				st.ord.add(st.key(int32(id)), int32(id))
+			}
+		}
 	}
 }
 

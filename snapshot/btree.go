@@ -1,0 +1,208 @@
+package snapshot
+
+import "slices"
+
+// btree is an ordered set of keys (with their ids) of one side of one
+// source: a B+ tree whose nodes are copied on write once a cut holds them.
+// A tree hands out its root to a cut with share, after which its next
+// changes copy the nodes on their path instead of changing them in place,
+// so every cut keeps the version it was given without a copy of the whole.
+//
+// Only keys that appear or disappear change the tree; a key's value is read
+// through its id. Deletions do not rebalance: a leaf is dropped when empty,
+// so the height stays that of the largest size the tree had, and a node
+// never holds fewer than one entry.
+type btree[K any] struct {
+	cmp   func(a, b K) int
+	root  *bnode[K]
+	tok   *cowToken // nodes owned by tok may be changed in place
+	wrote bool      // changed since the last share
+	n     int
+}
+
+type cowToken struct{ _ byte }
+
+type ordEntry[K any] struct {
+	k  K
+	id int32
+}
+
+// bnode is a leaf (kids == nil: ents are the entries) or an inner node
+// (ents[i] is the least entry under kids[i]).
+type bnode[K any] struct {
+	own  *cowToken
+	ents []ordEntry[K]
+	kids []*bnode[K]
+}
+
+const bmax = 32 // entries or children per node
+
+func newBtree[K any](cmp func(a, b K) int) btree[K] {
+	return btree[K]{cmp: cmp, tok: new(cowToken)}
+}
+
+// share returns the root for a cut to hold; later changes copy what it holds.
+func (t *btree[K]) share() *bnode[K] {
+	if t.wrote {
+		t.tok, t.wrote = new(cowToken), false
+	}
+	return t.root
+}
+
+// mut returns n itself if the tree owns it, else a copy that the tree owns.
+func (t *btree[K]) mut(n *bnode[K]) *bnode[K] {
+	t.wrote = true
+	if n.own == t.tok {
+		return n
+	}
+	c := &bnode[K]{own: t.tok, ents: make([]ordEntry[K], len(n.ents), max(len(n.ents)+1, 4))}
+	copy(c.ents, n.ents)
+	if n.kids != nil {
+		c.kids = make([]*bnode[K], len(n.kids), cap(c.ents))
+		copy(c.kids, n.kids)
+	}
+	return c
+}
+
+// child returns the index of the child of inner node n that holds k, or
+// would: the last whose least entry is at or before k (0 if none).
+func (t *btree[K]) child(n *bnode[K], k K) int {
+	i, _ := slices.BinarySearchFunc(n.ents, k, func(e ordEntry[K], k K) int { return t.cmp(e.k, k) })
+	if i < len(n.ents) && t.cmp(n.ents[i].k, k) == 0 {
+		return i
+	}
+	return max(i-1, 0)
+}
+
+// insert adds k with id; k must not be in the tree.
+func (t *btree[K]) insert(k K, id int32) {
+	e := ordEntry[K]{k: k, id: id}
+	if t.root == nil {
+		t.root = &bnode[K]{own: t.tok, ents: []ordEntry[K]{e}}
+		t.wrote = true
+		t.n = 1
+		return
+	}
+	t.root = t.mut(t.root)
+	if split := t.ins(t.root, e); split != nil {
+		t.root = &bnode[K]{own: t.tok, ents: []ordEntry[K]{t.root.ents[0], split.ents[0]}, kids: []*bnode[K]{t.root, split}}
+	}
+	t.n++
+}
+
+// ins adds e under the owned node n and returns n's new right sibling if n split.
+func (t *btree[K]) ins(n *bnode[K], e ordEntry[K]) *bnode[K] {
+	if n.kids == nil {
+		i, _ := slices.BinarySearchFunc(n.ents, e.k, func(x ordEntry[K], k K) int { return t.cmp(x.k, k) })
+		n.ents = slices.Insert(n.ents, i, e)
+	} else {
+		i := t.child(n, e.k)
+		kid := t.mut(n.kids[i])
+		n.kids[i] = kid
+		split := t.ins(kid, e)
+		n.ents[i] = kid.ents[0]
+		if split != nil {
+			n.ents = slices.Insert(n.ents, i+1, split.ents[0])
+			n.kids = slices.Insert(n.kids, i+1, split)
+		}
+	}
+	if len(n.ents) <= bmax {
+		return nil
+	}
+	h := len(n.ents) / 2
+	r := &bnode[K]{own: t.tok, ents: append(make([]ordEntry[K], 0, bmax+1), n.ents[h:]...)}
+	clear(n.ents[h:])
+	n.ents = n.ents[:h]
+	if n.kids != nil {
+		r.kids = append(make([]*bnode[K], 0, bmax+1), n.kids[h:]...)
+		clear(n.kids[h:])
+		n.kids = n.kids[:h]
+	}
+	return r
+}
+
+// remove deletes k, if it is in the tree.
+func (t *btree[K]) remove(k K) {
+	if t.root == nil || !t.has(t.root, k) {
+		return
+	}
+	t.root = t.mut(t.root)
+	t.rem(t.root, k)
+	t.n--
+	for t.root.kids != nil && len(t.root.kids) == 1 {
+		t.root = t.root.kids[0]
+	}
+	if len(t.root.ents) == 0 {
+		t.root = nil
+	}
+}
+
+func (t *btree[K]) has(n *bnode[K], k K) bool {
+	for n.kids != nil {
+		n = n.kids[t.child(n, k)]
+	}
+	_, ok := slices.BinarySearchFunc(n.ents, k, func(x ordEntry[K], k K) int { return t.cmp(x.k, k) })
+	return ok
+}
+
+// rem deletes k (present) under the owned node n.
+func (t *btree[K]) rem(n *bnode[K], k K) {
+	if n.kids == nil {
+		i, _ := slices.BinarySearchFunc(n.ents, k, func(x ordEntry[K], k K) int { return t.cmp(x.k, k) })
+		n.ents = slices.Delete(n.ents, i, i+1)
+		return
+	}
+	i := t.child(n, k)
+	kid := t.mut(n.kids[i])
+	n.kids[i] = kid
+	t.rem(kid, k)
+	if len(kid.ents) == 0 {
+		n.ents = slices.Delete(n.ents, i, i+1)
+		n.kids = slices.Delete(n.kids, i, i+1)
+		return
+	}
+	n.ents[i] = kid.ents[0]
+}
+
+// first and last return the least and greatest entries under n.
+func first[K any](n *bnode[K]) (ordEntry[K], bool) {
+	if n == nil {
+		return ordEntry[K]{}, false
+	}
+	for n.kids != nil {
+		n = n.kids[0]
+	}
+	return n.ents[0], true
+}
+
+func last[K any](n *bnode[K]) (ordEntry[K], bool) {
+	if n == nil {
+		return ordEntry[K]{}, false
+	}
+	for n.kids != nil {
+		n = n.kids[len(n.kids)-1]
+	}
+	return n.ents[len(n.ents)-1], true
+}
+
+// walk calls yield with the entries under n in order until it returns false,
+// and reports whether it went to the end.
+func walk[K any](n *bnode[K], yield func(ordEntry[K]) bool) bool {
+	if n == nil {
+		return true
+	}
+	if n.kids == nil {
+		for _, e := range n.ents {
+			if !yield(e) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, kid := range n.kids {
+		if !walk(kid, yield) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,170 @@
+package snapshot_test
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gather-go/gather/snapshot"
+)
+
+// orderedRun applies ops (key, qty; qty 0 deletes) to an ordered book
+// source, cutting after every cutEvery ops, and checks every cut taken, at
+// the end, against the book as it was when that cut was taken: old cuts keep
+// their order while the tree changes under later ones.
+func orderedRun(t testing.TB, ops [][2]int, cutEvery int) {
+	type kept struct {
+		cut  *snapshot.Cut[book, int]
+		want map[book]int
+	}
+	var cuts []kept
+	ref := map[book]int{}
+	// The Check hook's view of the state at the sequencing frontier is
+	// checked too, every 61st update.
+	check := func(v *snapshot.View[book, int]) error {
+		if v.Seq()%61 != 0 {
+			return nil
+		}
+		if v.Len() != len(ref) {
+			return fmt.Errorf("view Len %d, want %d", v.Len(), len(ref))
+		}
+		for side := range 2 {
+			keys := sortedSide(ref, side)
+			got := v.Top(side, len(keys)+1, nil)
+			if len(got) != len(keys) {
+				return fmt.Errorf("view side %d: Top has %d, want %d", side, len(got), len(keys))
+			}
+			for i, e := range got {
+				if e.Key != keys[i] || e.Value != ref[keys[i]] {
+					return fmt.Errorf("view side %d level %d: %v=%d, want %v", side, i, e.Key, e.Value, keys[i])
+				}
+			}
+			if f, _, ok := v.First(side); ok != (len(keys) > 0) || ok && f != keys[0] {
+				return fmt.Errorf("view side %d: First %v", side, f)
+			}
+		}
+		return nil
+	}
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X"}}, Order: bookOrder(), Check: check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := base
+	for i, o := range ops {
+		k := book{Side: o[0] & 1, Price: o[0] >> 1}
+		at = at.Add(time.Microsecond)
+		u := snapshot.Update[book, int]{Source: "X", Seq: uint64(i + 1), Time: at, Key: k, Value: o[1], Delete: o[1] == 0}
+		if o[1] == 0 {
+			delete(ref, k)
+		} else {
+			ref[k] = o[1]
+		}
+		if err := c.Apply(u); err != nil {
+			t.Fatal(err)
+		}
+		if (i+1)%cutEvery == 0 || i == len(ops)-1 {
+			cut, err := c.Cut(at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cuts = append(cuts, kept{cut, maps.Clone(ref)})
+		}
+	}
+	o := bookOrder()
+	for j, kc := range cuts {
+		for side := range 2 {
+			var keys []book
+			for k := range kc.want {
+				if k.Side == side {
+					keys = append(keys, k)
+				}
+			}
+			slices.SortFunc(keys, o.Compare)
+			got := kc.cut.Top("X", side, len(keys)+5, nil)
+			if len(got) != len(keys) {
+				t.Fatalf("cut %d side %d: Top has %d levels, want %d", j, side, len(got), len(keys))
+			}
+			for i, e := range got {
+				if e.Key != keys[i] || e.Value != kc.want[keys[i]] {
+					t.Fatalf("cut %d side %d level %d: %v=%d, want %v=%d", j, side, i, e.Key, e.Value, keys[i], kc.want[keys[i]])
+				}
+			}
+			f, fv, ok := kc.cut.First("X", side)
+			l, _, ok2 := kc.cut.Last("X", side)
+			if ok != (len(keys) > 0) || ok2 != ok || ok && (f != keys[0] || fv != kc.want[f] || l != keys[len(keys)-1]) {
+				t.Fatalf("cut %d side %d: First %v %v Last %v, want %v", j, side, f, ok, l, keys)
+			}
+			if n := min(10, len(keys)); len(kc.cut.Top("X", side, 10, nil)) != n {
+				t.Fatalf("cut %d side %d: Top 10 has the wrong length", j, side)
+			}
+		}
+	}
+}
+
+func sortedSide(m map[book]int, side int) []book {
+	var keys []book
+	for k := range m {
+		if k.Side == side {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, bookOrder().Compare)
+	return keys
+}
+
+// Thousands of levels churned: every cut's ordered view stays right, newest
+// and old alike.
+func TestOrderedBookAgainstReference(t *testing.T) {
+	t.Parallel()
+	for seed := range uint64(4) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		levels := []int{50, 300, 3000, 20000}[seed]
+		n := 8000
+		if raceEnabled {
+			n = 2000
+		}
+		ops := make([][2]int, n)
+		for i := range ops {
+			q := r.IntN(4) // a quarter deletes
+			ops[i] = [2]int{r.IntN(2 * levels), q * (1 + r.IntN(100))}
+		}
+		orderedRun(t, ops, 100+r.IntN(300))
+	}
+}
+
+// FuzzOrdered decodes ops from bytes: two bytes a key (side and price), one a
+// quantity (0 deletes), so that a few hundred keys split and merge nodes.
+func FuzzOrdered(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, uint8(3))
+	f.Add([]byte("a much longer seed that inserts and deletes many different levels of the book, over and over"), uint8(17))
+	f.Fuzz(func(t *testing.T, data []byte, every uint8) {
+		var ops [][2]int
+		for i := 0; i+2 < len(data); i += 3 {
+			ops = append(ops, [2]int{int(data[i])<<2 | int(data[i+1]&3), int(data[i+2] % 8)})
+		}
+		if len(ops) == 0 {
+			return
+		}
+		orderedRun(t, ops, 1+int(every))
+	})
+}
+
+// Example-style check of the doc's claim: a book's best bid and offer.
+func TestBestBidOffer(t *testing.T) {
+	t.Parallel()
+	c, err := snapshot.New(&snapshot.Config[book, int]{Order: bookOrder()})
+	must(t, err)
+	must(t, c.ApplyMessage()) // nothing: fine
+	for i, lv := range []book{{0, 100}, {0, 101}, {1, 103}, {1, 102}} {
+		must(t, c.Apply(snapshot.Update[book, int]{Source: "V", Seq: uint64(i + 1), Time: ms(1), Key: lv, Value: 10 + i}))
+	}
+	cut := cutAtB(t, c, 1)
+	bid, bq, _ := cut.First("V", 0)
+	ask, aq, _ := cut.First("V", 1)
+	if got := fmt.Sprintf("%d x %d / %d x %d", bid.Price, bq, ask.Price, aq); got != "101 x 11 / 102 x 13" {
+		t.Fatalf("BBO %s", got)
+	}
+}
