@@ -222,6 +222,9 @@ func (s *Server) getBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if _, _, err := pageParams(r, 0); err != nil {
+		return err
+	}
 	states := false
 	if v := r.URL.Query().Get("states"); v != "" {
 		if states, err = strconv.ParseBool(v); err != nil {

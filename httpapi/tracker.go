@@ -121,11 +121,11 @@ func (s *Server) track(ctx context.Context, id string) (*tracker, error) {
 	}
 	s.mu.Lock()
 	t := s.trackers[id]
-	if t != nil {
-		t.touched = time.Now()
-	}
 	s.mu.Unlock()
 	if t != nil {
+		t.mu.Lock()
+		t.touched = time.Now()
+		t.mu.Unlock()
 		return t, nil
 	}
 	sub, err := s.broker.Subscribe(ctx, id)
