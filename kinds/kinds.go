@@ -54,11 +54,18 @@ func Echo() Def {
 const MaxSleep = time.Hour
 
 // SleepInput is the sleep kind's input: a duration string ("250ms"), or an
-// object {"duration": "250ms", "fail": "message"} that fails with the
-// message after sleeping.
+// object {"duration": "250ms", "fail": "message", "value": any} that fails
+// with the message after sleeping, or returns the value.
 type SleepInput struct {
-	Duration string `json:"duration"`
-	Fail     string `json:"fail,omitempty"`
+	Duration string          `json:"duration"`
+	Fail     string          `json:"fail,omitempty"`
+	Value    json.RawMessage `json:"value,omitempty"`
+}
+
+// SleepOutput is the sleep kind's result.
+type SleepOutput struct {
+	Slept string          `json:"slept"`
+	Value json.RawMessage `json:"value,omitempty"`
 }
 
 // UnmarshalJSON accepts a duration string or the object.
@@ -73,26 +80,27 @@ func (s *SleepInput) UnmarshalJSON(b []byte) error {
 }
 
 // Sleep returns the kind "sleep": it waits for the duration (or until the
-// task is cancelled), then returns {"slept": duration} or fails with the
-// input's message.
+// task is cancelled), then returns {"slept": duration, "value": value} or
+// fails with the input's message.
 func Sleep() Def {
-	k := queue.NewKind[SleepInput, map[string]string]("sleep")
-	return Func(k, "waits for a duration (\"250ms\" or {\"duration\",\"fail\"}), then returns or fails",
-		func(ctx context.Context, in SleepInput) (map[string]string, error) {
+	k := queue.NewKind[SleepInput, SleepOutput]("sleep")
+	return Func(k, "waits for a duration (\"250ms\" or {\"duration\",\"fail\",\"value\"}), then returns or fails",
+		func(ctx context.Context, in SleepInput) (SleepOutput, error) {
+			var out SleepOutput
 			d, err := time.ParseDuration(in.Duration)
 			if err != nil || d < 0 || d > MaxSleep {
-				return nil, queue.Permanent(fmt.Errorf("duration %q: want a duration from 0 to %v such as \"250ms\"", in.Duration, MaxSleep))
+				return out, queue.Permanent(fmt.Errorf("duration %q: want a duration from 0 to %v such as \"250ms\"", in.Duration, MaxSleep))
 			}
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {
 			case <-t.C:
 			case <-ctx.Done():
-				return nil, context.Cause(ctx)
+				return out, context.Cause(ctx)
 			}
 			if in.Fail != "" {
-				return nil, fmt.Errorf("%s", in.Fail)
+				return out, fmt.Errorf("%s", in.Fail)
 			}
-			return map[string]string{"slept": d.String()}, nil
+			return SleepOutput{Slept: d.String(), Value: in.Value}, nil
 		})
 }
