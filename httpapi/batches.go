@@ -19,12 +19,12 @@ import (
 
 // batchRequest is the body of POST /v1/batches.
 type batchRequest struct {
-	Kind     string            `json:"kind"`
-	Queue    string            `json:"queue,omitempty"`
-	Priority string            `json:"priority,omitempty"`
-	Mode     string            `json:"mode,omitempty"`
-	Options  queue.Settings    `json:"options"`
-	Items    []json.RawMessage `json:"items"`
+	Kind     string         `json:"kind"`
+	Queue    string         `json:"queue,omitempty"`
+	Priority string         `json:"priority,omitempty"`
+	Mode     string         `json:"mode,omitempty"`
+	Options  queue.Settings `json:"options"`
+	Items    items          `json:"items"`
 }
 
 func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) error {
@@ -86,7 +86,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return problem(http.StatusUnprocessableEntity, CodeUnknownKind, "%v", err)
 	}
-	b, err := queue.EnqueueBatch(r.Context(), s.client, k, req.Items, opts...)
+	b, err := queue.EnqueueBatch(r.Context(), s.client, k, []json.RawMessage(req.Items), opts...)
 	switch {
 	case err == nil:
 	case errors.Is(err, queue.ErrQueueFull):

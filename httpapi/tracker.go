@@ -31,6 +31,7 @@ type tracker struct {
 	touched  time.Time // last request about it, for the TTL
 	failFast bool      // cancel the batch at its first failure
 	cancels  bool      // the fail-fast cancel was sent
+	arena    []byte    // outputs are copied here: one allocation per 64 KiB, not per task
 }
 
 type outcome struct {
@@ -78,7 +79,7 @@ func (t *tracker) add(os []queue.Outcome) (cancel bool) {
 		r.set = true
 		switch {
 		case o.Err == nil:
-			r.value = append([]byte(nil), o.Output...)
+			r.value = t.keep(o.Output)
 			t.done++
 		case o.Err.Code == queue.CodeCanceled:
 			r.fail = *o.Err
@@ -98,6 +99,16 @@ func (t *tracker) add(os []queue.Outcome) (cancel bool) {
 		return true
 	}
 	return false
+}
+
+// keep copies b into the arena (t.mu held).
+func (t *tracker) keep(b []byte) []byte {
+	if cap(t.arena)-len(t.arena) < len(b) {
+		t.arena = make([]byte, 0, max(64<<10, len(b)))
+	}
+	n := len(t.arena)
+	t.arena = append(t.arena, b...)
+	return t.arena[n:len(t.arena):len(t.arena)]
 }
 
 func (t *tracker) end(err error) {
