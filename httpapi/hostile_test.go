@@ -39,6 +39,7 @@ func TestHostileRequests(t *testing.T) {
 		{"trailing data", "POST", "/v1/batches", `{"kind":"echo","items":[1]} {}`, nil, 400, "malformed", "trailing"},
 		{"unknown field", "POST", "/v1/batches", `{"kind":"echo","items":[1],"evil":true}`, nil, 400, "malformed", `unknown field "evil"`},
 		{"items not an array", "POST", "/v1/batches", `{"kind":"echo","items":"1"}`, nil, 400, "malformed", `field "items": got a JSON string, want an array`},
+		{"items null", "POST", "/v1/batches", `{"kind":"echo","items":null}`, nil, 400, "malformed", `field "items": got a JSON null, want an array`},
 		{"kind a number", "POST", "/v1/batches", `{"kind":7,"items":[1]}`, nil, 400, "malformed", `field "kind": got a JSON number, want a string`},
 		{"max_attempts a string", "POST", "/v1/batches", `{"kind":"echo","items":[1],"options":{"max_attempts":"3"}}`, nil, 400, "malformed", "max_attempts"},
 		{"unknown kind", "POST", "/v1/batches", `{"kind":"rm-rf","items":[1]}`, nil, 422, "unknown_kind", "want one of echo, gate, http, sleep"},
