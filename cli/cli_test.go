@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gather-go/gather/kinds"
+	"github.com/gather-go/gather/queue"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of logs.
@@ -37,13 +40,19 @@ type server struct {
 
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServeWith(t, &Program{}, args...)
+}
+
+// startServeWith starts p's serve; p's onListen is the test's.
+func startServeWith(t *testing.T, p *Program, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{stderr: &syncBuffer{}}
 	listening := make(chan struct{})
-	p := &Program{onListen: func(h, n string) {
+	p.onListen = func(h, n string) {
 		s.http, s.nats = h, n
 		close(listening)
-	}}
+	}
 	args = append([]string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)
 	exited := make(chan int, 1)
 	go func() { exited <- p.Run(ctx, args, strings.NewReader(""), &syncBuffer{}, s.stderr) }()
@@ -260,20 +269,35 @@ func TestServeRefusals(t *testing.T) {
 	}
 }
 
-// TestServeDrains ends serve while a task runs: the API refuses new work,
-// the task finishes, serve exits 0.
+// TestServeDrains ends serve while a task runs: the task finishes before
+// serve exits 0, as a second serve on the same data without workers shows.
 func TestServeDrains(t *testing.T) {
 	t.Parallel()
-	s := startServe(t, "--workers", "1", "--shutdown-timeout", "1m")
-	code, out, _ := run(t, "", "submit", "--server", s.http, "--kind", "sleep", "--detach", "--args", "300ms")
+	data := t.TempDir()
+	started := make(chan struct{})
+	slow := queue.NewKind[int, int]("slow")
+	p := &Program{Kinds: []kinds.Def{kinds.Func(slow, "", func(ctx context.Context, n int) (int, error) {
+		close(started)
+		time.Sleep(200 * time.Millisecond) // the work that must finish; not a synchronisation
+		return n, ctx.Err()
+	})}}
+	s := startServeWith(t, p, "--data", data, "--workers", "1", "--shutdown-timeout", "1m")
+	code, out, _ := run(t, "", "submit", "--server", s.http, "--kind", "slow", "--detach", "--args", "7")
+	id := strings.TrimSpace(out)
 	if code != 0 {
 		t.Fatal(out)
 	}
+	<-started
 	if code := s.stop(); code != 0 {
 		t.Fatalf("serve exit %d: %s", code, s.stderr)
 	}
 	code, _, errOut := run(t, "", "submit", "--server", s.http, "--kind", "echo", "--args", "1")
 	if code != 2 || !strings.Contains(errOut, "connection refused") {
 		t.Fatalf("after stop: exit %d, %q", code, errOut)
+	}
+	s2 := startServe(t, "--data", data, "--workers", "0")
+	code, out, _ = run(t, "", "batch", "get", "--server", s2.http, "--wait", "10s", id)
+	if code != 0 || !strings.Contains(out, `"status":"succeeded"`) || !strings.Contains(out, `"results":[{"ok":true,"value":7}]`) {
+		t.Fatalf("after restart: exit %d, %s", code, out)
 	}
 }

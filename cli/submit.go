@@ -162,6 +162,7 @@ func (e *env) await(ctx context.Context, c *apiClient, id string, size int, time
 	out := bufio.NewWriterSize(e.stdout, 64<<10)
 	pending := make([][]byte, size)
 	next, failed := 0, 0
+	lastFlush := time.Now()
 	wctx := ctx
 	var cancel context.CancelFunc = func() {}
 	if timeout > 0 {
@@ -195,6 +196,10 @@ func (e *env) await(ctx context.Context, c *apiClient, id string, size int, time
 			next++
 		}
 		bar.update(o.Result.OK)
+		if time.Since(lastFlush) > 200*time.Millisecond { // a reader of a pipe sees results as they come
+			out.Flush()
+			lastFlush = time.Now()
+		}
 		return nil
 	}
 	_, err := c.follow(wctx, id, 0, handle)
