@@ -134,7 +134,6 @@ func start(t *testing.T, ctx context.Context, bin string, args ...string) *proc 
 	return p
 }
 
-
 func (p *proc) read(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
