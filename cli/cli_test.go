@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +100,15 @@ func TestSubmitCommand(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "3 items: 3 ok, 0 failed") {
 		t.Fatalf("plain progress: %q", errOut)
+	}
+	resp, err := http.Get(s.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `gather_queue_tasks_enqueued_total{kind="echo",queue="default"} 3`) {
+		t.Fatalf("serve metrics: %s", body)
 	}
 	// JSON lines on stdin, one failing: exit 1, the error in its place.
 	code, out, errOut = run(t, "\"5ms\"\n\n{\"duration\":\"1ms\",\"fail\":\"boom\"}\n\"1ms\"\n", "submit", "--server", s.http, "--kind", "sleep", "--max-attempts", "1")
@@ -227,12 +239,26 @@ func TestWorkerCommand(t *testing.T) {
 	exited := make(chan int, 1)
 	var werr syncBuffer
 	go func() {
-		exited <- Run(ctx, []string{"worker", "--nats", s.nats, "--nats-token", "n4ts", "--concurrency", "2", "--policy", "weighted", "--weights", "1,1,1,1"},
+		exited <- Run(ctx, []string{"worker", "--nats", s.nats, "--nats-token", "n4ts", "--concurrency", "2", "--policy", "weighted", "--weights", "1,1,1,1", "--metrics-addr", "127.0.0.1:0"},
 			strings.NewReader(""), &syncBuffer{}, &werr)
 	}()
 	code, out, errOut := run(t, "", "submit", "--server", s.http, "--kind", "echo", "--priority", "high", "--args", "1", "2")
 	if code != 0 || out != "1\n2\n" {
 		t.Fatalf("submit: exit %d, %q, %q", code, out, errOut)
+	}
+	// The worker counts its tasks on its own /metrics.
+	m := regexp.MustCompile(`url=(http://\S+/metrics)`).FindStringSubmatch(werr.String())
+	if m == nil {
+		t.Fatalf("no metrics URL logged: %s", werr.String())
+	}
+	resp, err := http.Get(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `gather_queue_tasks_succeeded_total{kind="echo",queue="default"} 2`) {
+		t.Fatalf("worker metrics: %s", body)
 	}
 	cancel()
 	if code := <-exited; code != 0 {

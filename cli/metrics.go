@@ -1,7 +1,12 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,4 +23,31 @@ func newMetrics() (*queue.Metrics, http.Handler) {
 	m := queue.NewMetrics()
 	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m, promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+// serveMetrics serves /metrics alone on addr, for a worker process. stop
+// shuts the listener down and waits for its goroutine.
+func serveMetrics(addr string, log *slog.Logger) (m *queue.Metrics, url string, stop func(), err error) {
+	m, h := newMetrics()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener", "err", err)
+		}
+	}()
+	stop = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		hs.Shutdown(ctx)
+		<-done
+	}
+	return m, "http://" + ln.Addr().String() + "/metrics", stop, nil
 }

@@ -283,5 +283,12 @@ func (p *progressBar) finish() {
 		p.draw()
 		fmt.Fprintln(p.w)
 	}
-	fmt.Fprintf(p.w, "%d items: %d ok, %d failed, in %v\n", p.size, p.ok, p.fail, time.Since(p.start).Round(time.Millisecond))
+	fmt.Fprintf(p.w, "%s: %d ok, %d failed, in %v\n", plural(p.size, "item"), p.ok, p.fail, time.Since(p.start).Round(time.Millisecond))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return itoa(n) + " " + what + "s"
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"runtime"
+
+	"github.com/gather-go/gather/queue"
 )
 
 const workerExample = `  gather worker --nats nats://server:4222 --nats-token "$TOKEN" --concurrency 16 --queues default,bulk`
@@ -12,10 +14,12 @@ func worker(ctx context.Context, e *env, args []string) int {
 	var nf natsFlags
 	var wf workerFlags
 	var lf logFlags
+	var metricsAddr string
 	fs := e.flagSet("worker", "--nats URL [flags]", workerExample)
 	nf.add(fs, "URL of the NATS server (gather serve --nats-listen) or cluster; required")
 	wf.add(fs, "concurrency", "tasks run at once", runtime.GOMAXPROCS(0))
 	lf.add(fs)
+	stringVar(fs, &metricsAddr, "metrics-addr", "GATHER_METRICS_ADDR", "", "address to serve /metrics on, such as 127.0.0.1:9090 (default: none)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -49,7 +53,18 @@ func worker(ctx context.Context, e *env, args []string) int {
 		return ExitUsage
 	}
 	defer b.Close()
-	w, err := e.newWorker(b, &wf, log, nil)
+	var metrics *queue.Metrics
+	if metricsAddr != "" {
+		m, h, stop, err := serveMetrics(metricsAddr, log)
+		if err != nil {
+			log.Error("worker", "err", err)
+			return ExitUsage
+		}
+		defer stop()
+		metrics = m
+		log.Info("metrics", "url", h)
+	}
+	w, err := e.newWorker(b, &wf, log, metrics)
 	if err != nil {
 		log.Error("worker", "err", err)
 		return ExitUsage

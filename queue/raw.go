@@ -35,7 +35,7 @@ func (Raw) Decode(data []byte, v *json.RawMessage) error {
 // request.
 func RawKind(name string) (Kind[json.RawMessage, json.RawMessage], error) {
 	if name == "" {
-		return Kind[json.RawMessage, json.RawMessage]{}, errorf("%w: empty kind name", ErrBadInput)
+		return Kind[json.RawMessage, json.RawMessage]{}, fmt.Errorf("%w: empty kind name", ErrBadInput)
 	}
 	return Kind[json.RawMessage, json.RawMessage]{name: name, in: Raw{}, out: Raw{}}, nil
 }

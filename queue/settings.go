@@ -49,7 +49,7 @@ func ParsePriority(s string) (Priority, error) {
 			return Priority(i), nil
 		}
 	}
-	return 0, errorf("%w: priority %q: want low, normal, high, critical, or 0 to 3", ErrBadInput, s)
+	return 0, fmt.Errorf("%w: priority %q: want low, normal, high, critical, or 0 to 3", ErrBadInput, s)
 }
 
 // Options returns the options s describes, or an error wrapping ErrBadInput
@@ -148,7 +148,7 @@ func CheckName(what, name string) error {
 		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
 	}
 	if !ok {
-		return errorf("%w: %s name %q: want 1 to 128 letters, digits, '-', '_' or '.'", ErrBadInput, what, name)
+		return fmt.Errorf("%w: %s name %q: want 1 to 128 letters, digits, '-', '_' or '.'", ErrBadInput, what, name)
 	}
 	return nil
 }
