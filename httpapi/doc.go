@@ -17,9 +17,9 @@
 // failure cancels the rest.
 //
 // Security: a Server checks the bearer token (Config.Token) of every
-// request but /healthz and /readyz, refuses requests whose Host is not one
-// it serves (DNS rebinding) and cross-origin requests that change state,
-// and accepts state-changing bodies only as application/json. Request
+// request but /healthz and /readyz; without a token it refuses requests
+// whose Host is not one it serves (DNS rebinding). It refuses cross-origin
+// requests that change state, and accepts bodies only as application/json. Request
 // bodies, batch sizes and item sizes are limited (Config.Limits); a refused
 // request changes nothing.
 package httpapi

@@ -47,9 +47,11 @@ type Config struct {
 	// /readyz, as "Authorization: Bearer <token>".
 	Token string
 	// Hosts are the Host header values accepted, without port, besides
-	// localhost, 127.0.0.1 and ::1. A request for any other host gets 403
-	// (DNS rebinding). "*" accepts every host, which is safe only with a
-	// Token. Default: loopback names only.
+	// localhost, 127.0.0.1 and ::1, when there is no Token: a request for
+	// any other host gets 403, so that a web page whose name an attacker
+	// rebinds to 127.0.0.1 cannot reach the API (DNS rebinding). With a
+	// Token every host is accepted, since such a page cannot send the
+	// token. "*" accepts every host. Default: loopback names only.
 	Hosts []string
 	// MaxBody is the largest request body, in bytes. Default DefaultMaxBody.
 	MaxBody int64
@@ -274,7 +276,7 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func (s *Server) hostAllowed(hostport string) bool {
-	if s.anyHost {
+	if s.anyHost || len(s.token) > 0 {
 		return true
 	}
 	host := hostport
