@@ -22,7 +22,7 @@ import (
 // env is an API on a membroker with a worker running the built-in kinds
 // and "gate", whose tasks wait until the test closes gate.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	api    *httpapi.Server
 	broker *membroker.Broker
@@ -40,7 +40,7 @@ type opts struct {
 	cfg     func(c *httpapiConfig)
 }
 
-func newEnv(t *testing.T, o opts) *env {
+func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
 	b, err := membroker.New(&membroker.Config{MaxDepth: o.depth})
 	if err != nil {
@@ -117,7 +117,7 @@ type response struct {
 	body   []byte
 }
 
-func (r *response) json(t *testing.T) map[string]any {
+func (r *response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
