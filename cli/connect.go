@@ -26,6 +26,7 @@ type natsFlags struct {
 	url, token, user, password, ca string
 	prefix                         string
 	replicas                       int
+	retention                      time.Duration
 }
 
 func (n *natsFlags) add(fs *flag.FlagSet, urlUsage string) {
@@ -35,6 +36,7 @@ func (n *natsFlags) add(fs *flag.FlagSet, urlUsage string) {
 	secretVar(fs, &n.password, "nats-password", "GATHER_NATS_PASSWORD", "NATS password")
 	stringVar(fs, &n.ca, "nats-ca", "GATHER_NATS_CA", "", "PEM file of the CA that signed the NATS server's TLS certificate")
 	fs.StringVar(&n.prefix, "prefix", natsbroker.DefaultPrefix, "name prefix of the broker's streams and subjects; the same on every process of a deployment")
+	fs.DurationVar(&n.retention, "retention", natsbroker.DefaultRetention, "how long batches' results, idempotency keys and dead letters are kept")
 	fs.IntVar(&n.replicas, "replicas", 1, "replicas of every stream: 1 on one server, 3 on a cluster (R3); the same on every process")
 }
 
@@ -70,7 +72,7 @@ func (n *natsFlags) broker(ctx context.Context, nc *nats.Conn, lease time.Durati
 	if err != nil {
 		return nil, err
 	}
-	b, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: n.prefix, Replicas: n.replicas, AckWait: lease, Logger: log})
+	b, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: n.prefix, Replicas: n.replicas, Retention: n.retention, AckWait: lease, Logger: log})
 	if err != nil {
 		return nil, err
 	}

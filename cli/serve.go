@@ -50,7 +50,10 @@ func serve(ctx context.Context, e *env, args []string) int {
 	secretVar(fs, &f.token, "token", "GATHER_TOKEN", "bearer token every API request must carry")
 	stringVar(fs, &f.tlsCert, "tls-cert", "GATHER_TLS_CERT", "", "PEM certificate file: the API is served over HTTPS")
 	stringVar(fs, &f.tlsKey, "tls-key", "GATHER_TLS_KEY", "", "PEM key file of --tls-cert")
-	fs.Var(&f.hosts, "hosts", "without --token, comma-separated host names the API answers to besides loopback ones (DNS rebinding guard); * for any")
+	if v := envDefault("GATHER_HOSTS", ""); v != "" {
+		f.hosts.Set(v)
+	}
+	fs.Var(&f.hosts, "hosts", "without --token, comma-separated host names the API answers to besides loopback ones (DNS rebinding guard); * for any (env GATHER_HOSTS)")
 	stringVar(fs, &f.addrFile, "addr-file", "GATHER_ADDR_FILE", "", "write {\"http\":..., \"nats\":...} to this file once listening, for scripts")
 	fs.DurationVar(&f.maxWait, "max-wait", httpapi.DefaultMaxWait, "longest wait a request may ask for")
 	fs.IntVar(&f.maxItems, "max-items", httpapi.DefaultMaxItems, "most items in one batch")
