@@ -256,13 +256,23 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, t *tracker, wai
 			return problem(http.StatusServiceUnavailable, CodeBrokerDown, "batch %s: %v", t.id, err)
 		}
 	}
+	// Render under the lock, write after it: a slow client must not hold
+	// up the follower.
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.err != nil && !t.finished {
-		return problem(http.StatusServiceUnavailable, CodeBrokerDown, "%v", t.err)
+		err := t.err
+		t.mu.Unlock()
+		return problem(http.StatusServiceUnavailable, CodeBrokerDown, "%v", err)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, 256+min(limit, t.size-from)*32))
-	fmt.Fprintf(buf, `{"id":%q,"kind":%q,"queue":%q,"status":%q,"progress":`, t.id, t.kind, t.queue, t.statusLocked())
+	buf.Write(mustJSON(struct {
+		ID     string `json:"id"`
+		Kind   string `json:"kind"`
+		Queue  string `json:"queue"`
+		Status string `json:"status"`
+	}{t.id, t.kind, t.queue, t.statusLocked()}))
+	buf.Truncate(buf.Len() - 1) // the closing brace
+	buf.WriteString(`,"progress":`)
 	p, _ := json.Marshal(t.progressLocked())
 	buf.Write(p)
 	end := min(t.size, from+limit)
@@ -303,6 +313,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, t *tracker, wai
 			fmt.Fprintf(buf, `,"next_from":%d`, end)
 		}
 	}
+	t.mu.Unlock()
 	buf.WriteString("}\n")
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
