@@ -30,7 +30,7 @@ type serveFlags struct {
 	data, addr, token, tlsCert, tlsKey, addrFile string
 	hosts                                        listFlag
 	natsListen, natsTLSCert, natsTLSKey          string
-	maxWait                                      time.Duration
+	maxWait, resultTTL                           time.Duration
 	maxItems, maxItem                            int
 	maxBody                                      int64
 	nats                                         natsFlags
@@ -56,6 +56,7 @@ func serve(ctx context.Context, e *env, args []string) int {
 	fs.Var(&f.hosts, "hosts", "without --token, comma-separated host names the API answers to besides loopback ones (DNS rebinding guard); * for any (env GATHER_HOSTS)")
 	stringVar(fs, &f.addrFile, "addr-file", "GATHER_ADDR_FILE", "", "write {\"http\":..., \"nats\":...} to this file once listening, for scripts")
 	fs.DurationVar(&f.maxWait, "max-wait", httpapi.DefaultMaxWait, "longest wait a request may ask for")
+	fs.DurationVar(&f.resultTTL, "result-ttl", httpapi.DefaultResultTTL, "how long the API keeps a finished batch's results in memory after the last request about it (the broker keeps them for --retention)")
 	fs.IntVar(&f.maxItems, "max-items", httpapi.DefaultMaxItems, "most items in one batch")
 	fs.IntVar(&f.maxItem, "max-item", httpapi.DefaultMaxItem, "largest item, in bytes of JSON")
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest request body, in bytes")
@@ -107,6 +108,9 @@ func (f *serveFlags) check() error {
 	}
 	if (f.nats.user == "") != (f.nats.password == "") {
 		errs = append(errs, errors.New("--nats-user and --nats-password go together"))
+	}
+	if err := durationOK("result-ttl", f.resultTTL, time.Second, 24*time.Hour); err != nil {
+		errs = append(errs, err)
 	}
 	if err := durationOK("max-wait", f.maxWait, 0, time.Hour); err != nil {
 		errs = append(errs, err)
@@ -181,7 +185,7 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	api, err := httpapi.New(&httpapi.Config{
 		Client: client, Kinds: names, Disabled: disabled, Queues: f.work.queues, Token: f.token,
 		Hosts: f.hosts, MaxBody: f.maxBody, MaxItems: f.maxItems, MaxItem: f.maxItem, MaxWait: f.maxWait,
-		Metrics: metricsHandler, Logger: log,
+		ResultTTL: f.resultTTL, Metrics: metricsHandler, Logger: log,
 		Ready: func(context.Context) error {
 			if s := nc.Status(); s != nats.CONNECTED {
 				return fmt.Errorf("NATS connection %v", s)
