@@ -116,6 +116,15 @@ func TestSubmitCommand(t *testing.T) {
 	if code != 1 || out != want {
 		t.Fatalf("sleep: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// Fail-fast: the first failure cancels the rest; a progress bar when asked.
+	code, out, errOut = run(t, "", "submit", "--server", s.http, "--kind", "sleep", "--mode", "all", "--max-attempts", "1", "--progress", "always",
+		"--args", `{"duration":"1ms","fail":"first"}`, "1h")
+	if code != 1 || !strings.HasPrefix(out, `{"error":{"code":"failed","message":"first"`) || !strings.Contains(out, "\n{\"error\":{\"code\":\"canceled\"") {
+		t.Fatalf("mode all: exit %d, stdout %q", code, out)
+	}
+	if !strings.Contains(errOut, "\r[") || !strings.Contains(errOut, "2/2 ok 0 failed 2") {
+		t.Fatalf("progress bar: %q", errOut)
+	}
 	// Usage and transport errors: exit 2, a message that says what is wrong.
 	for _, c := range []struct {
 		stdin string

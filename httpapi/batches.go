@@ -250,10 +250,15 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, t *tracker, wai
 		return err
 	}
 	s.wait(r.Context(), t, wait, func() bool { return t.finished })
+	// An Inspector knows the exact counts and states; the tracker may not
+	// have caught up yet with a batch it started following just now.
 	var detail *BatchDetail
-	if in, ok := s.broker.(Inspector); ok && states {
+	if in, ok := s.broker.(Inspector); ok && (states || !t.finished) {
 		if detail, err = in.Batch(r.Context(), t.id); err != nil {
-			return problem(http.StatusServiceUnavailable, CodeBrokerDown, "batch %s: %v", t.id, err)
+			if states {
+				return problem(http.StatusServiceUnavailable, CodeBrokerDown, "batch %s: %v", t.id, err)
+			}
+			detail = nil // the tracker's counts will do
 		}
 	}
 	// Render under the lock, write after it: a slow client must not hold
@@ -273,7 +278,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, t *tracker, wai
 	}{t.id, t.kind, t.queue, t.statusLocked()}))
 	buf.Truncate(buf.Len() - 1) // the closing brace
 	buf.WriteString(`,"progress":`)
-	p, _ := json.Marshal(t.progressLocked())
+	prog := t.progressLocked()
+	if detail != nil && !t.finished && detail.Done+detail.Failed+detail.Canceled > prog.Size-prog.Pending {
+		prog = progress{Size: t.size, Done: detail.Done, Failed: detail.Failed, Canceled: detail.Canceled,
+			Pending: t.size - detail.Done - detail.Failed - detail.Canceled}
+	}
+	p, _ := json.Marshal(prog)
 	buf.Write(p)
 	end := min(t.size, from+limit)
 	if states {
