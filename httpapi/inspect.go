@@ -50,6 +50,7 @@ const (
 	TaskCanceled
 )
 
+// String returns the state's name: pending, running, done, failed or canceled.
 func (s TaskState) String() string {
 	switch s {
 	case TaskPending:
