@@ -81,6 +81,32 @@ func startServeWith(t *testing.T, p *Program, args ...string) *server {
 	return s
 }
 
+// startWorker runs "gather worker args..." in-process until the returned
+// function ends it and returns its exit status.
+func startWorker(t *testing.T, args ...string) func() int {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	var stderr syncBuffer
+	go func() {
+		exited <- Run(ctx, append([]string{"worker", "--log-level", "warn"}, args...), strings.NewReader(""), &syncBuffer{}, &stderr)
+	}()
+	var once sync.Once
+	code := -1
+	stop := func() int {
+		once.Do(func() {
+			cancel()
+			code = <-exited
+			if code != 0 {
+				t.Logf("worker stderr: %s", stderr.String())
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
 // run runs a command in-process and returns its status, stdout and stderr.
 func run(t *testing.T, stdin string, args ...string) (int, string, string) {
 	t.Helper()

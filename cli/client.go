@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -18,12 +21,13 @@ import (
 
 // apiFlags are how a command reaches the HTTP API.
 type apiFlags struct {
-	server, token string
+	server, token, ca string
 }
 
 func (a *apiFlags) add(fs *flag.FlagSet) {
 	stringVar(fs, &a.server, "server", "GATHER_SERVER", "http://127.0.0.1:8080", "URL of gather serve's API")
 	secretVar(fs, &a.token, "token", "GATHER_TOKEN", "the server's bearer token")
+	stringVar(fs, &a.ca, "ca", "GATHER_CA", "", "PEM file of the CA that signed the server's TLS certificate (default: the system's)")
 }
 
 // apiClient calls the HTTP API.
@@ -38,7 +42,21 @@ func (a *apiFlags) client() (*apiClient, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--server %q: want an http or https URL such as http://127.0.0.1:8080", a.server)
 	}
-	return &apiClient{base: u, token: a.token, hc: &http.Client{}}, nil
+	hc := &http.Client{}
+	if a.ca != "" {
+		pem, err := os.ReadFile(a.ca)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca %s: no PEM certificate in it", a.ca)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc.Transport = tr
+	}
+	return &apiClient{base: u, token: a.token, hc: hc}, nil
 }
 
 // apiError is a problem the server answered with.
