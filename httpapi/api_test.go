@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,7 +252,10 @@ func TestFailFastAndSettled(t *testing.T) {
 
 func TestEventsResume(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, opts{})
+	var logs syncBuffer
+	e := newEnv(t, opts{cfg: func(c *httpapiConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}})
 	r := e.do("POST", "/v1/batches", `{"kind":"gate","items":[1,2,3,4,5]}`)
 	id := r.json(t)["id"].(string)
 	e.openGate()
@@ -264,6 +269,26 @@ func TestEventsResume(t *testing.T) {
 			t.Fatalf("index %d seen %d times (%v)", i, seen[i], seen)
 		}
 	}
+	if !strings.Contains(logs.String(), "msg=request method=GET path=/v1/batches/"+id+"/events status=200") {
+		t.Fatalf("access log: %s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // readEvents reads up to n outcome events (all, and the end, with n < 0)

@@ -215,8 +215,39 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // ServeHTTP implements http.Handler: the host, token, origin checks, then
-// the route.
+// the route. With the logger at debug level, it logs every request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+				"took", time.Since(start), "remote", r.RemoteAddr)
+		}()
+		w = sw
+	}
+	s.serve(w, r)
+}
+
+// statusWriter keeps the status of a response, for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (event
+// streams flush through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.hostAllowed(r.Host) {
 		writeProblem(w, problem(http.StatusForbidden, CodeForbidden,
 			"host %q is not served here: use localhost, 127.0.0.1 or [::1], or start the server with the host allowed (and a token)", r.Host))
