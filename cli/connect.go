@@ -101,7 +101,7 @@ func (w *workerFlags) add(fs *flag.FlagSet, concName, concUsage string, concDefa
 	fs.StringVar(&w.policy, "policy", "strict", "priority policy: strict (higher levels first) or weighted")
 	fs.StringVar(&w.weights, "weights", "1,2,4,8", "weighted policy's shares, low,normal,high,critical")
 	fs.DurationVar(&w.lease, "lease", queue.DefaultLease, "how long a claimed task stays a worker's without a heartbeat: a dead worker's tasks run again after it")
-	fs.DurationVar(&w.shutdown, "shutdown-timeout", queue.DefaultShutdownTimeout, "on SIGTERM, how long running tasks may finish before they are handed back")
+	fs.DurationVar(&w.shutdown, "shutdown-timeout", queue.DefaultShutdownTimeout, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	if v := envDefault("GATHER_EXEC_ALLOW", ""); v != "" {
 		w.execAllow.Set(v)
 	}

@@ -255,7 +255,7 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	log.Info("draining: new work gets 503, running tasks finish or are handed back")
 	api.Drain()
 	if wk != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), f.work.shutdown+5*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), f.work.shutdown)
 		if err := wk.Shutdown(sctx); err != nil {
 			log.Warn("workers stopped before their tasks finished; the tasks were handed back", "err", err)
 		}

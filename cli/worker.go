@@ -70,7 +70,15 @@ func worker(ctx context.Context, e *env, args []string) int {
 		return ExitUsage
 	}
 	log.Info("working", "nats", nc.ConnectedUrl(), "queues", wf.queues.String(), "concurrency", wf.concurrency)
-	if err := w.Run(ctx); err != nil {
+	if err := w.Start(); err != nil {
+		log.Error("worker", "err", err)
+		return ExitUsage
+	}
+	<-ctx.Done()
+	log.Info("draining: no new tasks, running ones finish or are handed back", "timeout", wf.shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), wf.shutdown)
+	defer cancel()
+	if err := w.Shutdown(sctx); err != nil {
 		log.Warn("worker stopped before its tasks finished; they were handed back", "err", err)
 	}
 	log.Info("stopped")
