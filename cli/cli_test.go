@@ -14,6 +14,7 @@ import (
 
 	"github.com/gather-go/gather/kinds"
 	"github.com/gather-go/gather/queue"
+	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of logs.
@@ -364,5 +365,33 @@ func TestServeDrains(t *testing.T) {
 	code, out, _ = run(t, "", "batch", "get", "--server", s2.http, "--wait", "10s", id)
 	if code != 0 || !strings.Contains(out, `"status":"succeeded"`) || !strings.Contains(out, `"results":[{"ok":true,"value":7}]`) {
 		t.Fatalf("after restart: exit %d, %s", code, out)
+	}
+}
+
+// TestServeWithNATSURL runs serve on a NATS server of its own (as on a
+// cluster) rather than the embedded one.
+func TestServeWithNATSURL(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0", Token: "cluster"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	s := startServe(t, "--nats", ns.ClientURL(), "--nats-token", "cluster", "--workers", "2", "--prefix", "other")
+	if s.nats != ns.ClientURL() {
+		t.Fatalf("nats URL %q, want %q", s.nats, ns.ClientURL())
+	}
+	code, out, errOut := run(t, "", "submit", "--server", s.http, "--kind", "echo", "--args", "1", "2")
+	if code != 0 || out != "1\n2\n" {
+		t.Fatalf("exit %d, %q, %q", code, out, errOut)
+	}
+	if code := s.stop(); code != 0 {
+		t.Fatalf("serve exit %d: %s", code, s.stderr)
+	}
+	code, _, errOut = run(t, "", "serve", "--nats", ns.ClientURL(), "--addr", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errOut, "Authorization") {
+		t.Fatalf("serve without the token: exit %d, %q", code, errOut)
 	}
 }
