@@ -27,7 +27,7 @@ type env struct {
 	t      testing.TB
 	srv    *httptest.Server
 	api    *httpapi.Server
-	broker *membroker.Broker
+	broker queue.Broker
 	client *queue.Client
 	token  string
 	gate   chan struct{}
@@ -37,18 +37,23 @@ type httpapiConfig = httpapi.Config
 
 type opts struct {
 	token   string
-	workers int // 0: 4; -1: none
-	depth   int // the queues' bound; 0: the default
+	workers int          // 0: 4; -1: none
+	depth   int          // the queues' bound; 0: the default
+	broker  queue.Broker // default: a membroker with depth
 	cfg     func(c *httpapiConfig)
 }
 
 func newEnv(t testing.TB, o opts) *env {
 	t.Helper()
-	b, err := membroker.New(&membroker.Config{MaxDepth: o.depth})
-	if err != nil {
-		t.Fatal(err)
+	b := o.broker
+	if b == nil {
+		mb, err := membroker.New(&membroker.Config{MaxDepth: o.depth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { mb.Close() })
+		b = mb
 	}
-	t.Cleanup(func() { b.Close() })
 	c, err := queue.NewClient(b, &queue.ClientConfig{MaxPayload: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +72,7 @@ func newEnv(t testing.TB, o opts) *env {
 		return n * 2, nil
 	}))
 	if o.workers >= 0 {
-		w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: max(o.workers, 4)})
+		w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: max(o.workers, 4), Queues: []string{"default", "qa", "qb"}})
 		if err != nil {
 			t.Fatal(err)
 		}
