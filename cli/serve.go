@@ -128,6 +128,10 @@ func (f *serveFlags) check() error {
 // new work, running tasks finish within --shutdown-timeout or are handed
 // back, open requests end, and everything closes.
 func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) error {
+	httpTLS, err := loadTLS(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return fmt.Errorf("--tls-cert: %w", err)
+	}
 	var nc *nats.Conn
 	var natsURL string
 	if f.nats.url != "" {
@@ -213,11 +217,6 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 			wk.Shutdown(context.Background())
 		}
 		return err
-	}
-	httpTLS, err := loadTLS(f.tlsCert, f.tlsKey)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("--tls-cert: %w", err)
 	}
 	hs := &http.Server{
 		Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: httpTLS,
