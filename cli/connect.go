@@ -89,6 +89,7 @@ type workerFlags struct {
 	shutdown    time.Duration
 	execAllow   listFlag
 	httpMaxBody int64
+	httpPrivate bool
 }
 
 func (w *workerFlags) add(fs *flag.FlagSet, concName, concUsage string, concDefault int) {
@@ -107,6 +108,7 @@ func (w *workerFlags) add(fs *flag.FlagSet, concName, concUsage string, concDefa
 	}
 	fs.Var(&w.execAllow, "exec-allow", "comma-separated commands the exec kind may run; empty refuses exec (env GATHER_EXEC_ALLOW)")
 	fs.Int64Var(&w.httpMaxBody, "http-max-body", kinds.DefaultHTTPMaxBody, "most bytes of a response body the http kind reads")
+	fs.BoolVar(&w.httpPrivate, "http-block-private", false, "the http kind refuses loopback, private and link-local addresses")
 }
 
 func (w *workerFlags) check() error {
@@ -132,7 +134,7 @@ func (w *workerFlags) check() error {
 }
 
 func (w *workerFlags) kindsConfig() kinds.Config {
-	return kinds.Config{HTTP: kinds.HTTPConfig{MaxBody: w.httpMaxBody}, Exec: kinds.ExecConfig{Allow: w.execAllow}}
+	return kinds.Config{HTTP: kinds.HTTPConfig{MaxBody: w.httpMaxBody, BlockPrivate: w.httpPrivate}, Exec: kinds.ExecConfig{Allow: w.execAllow}}
 }
 
 // config returns the worker's config.

@@ -5,9 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -31,8 +34,14 @@ type HTTPConfig struct {
 	// DefaultHTTPTimeout.
 	Timeout time.Duration
 	// Client sends the requests. Default: a client that follows up to 10
-	// redirects, like http.DefaultClient.
+	// redirects, like http.DefaultClient. BlockPrivate does not apply to
+	// a Client given here.
 	Client *http.Client
+	// BlockPrivate refuses connections to loopback, private, link-local
+	// and unspecified addresses, checked on the address dialled (so after
+	// DNS, redirects included): set it when those who submit tasks must
+	// not reach the workers' own network. Default false.
+	BlockPrivate bool
 }
 
 // HTTPInput is an http task: the request to send. Method defaults to GET
@@ -72,6 +81,12 @@ func HTTP(cfg HTTPConfig) Def {
 	client := cfg.Client
 	if client == nil {
 		client = &http.Client{}
+		if cfg.BlockPrivate {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.Proxy = nil // a proxy would dial for us, unchecked
+			tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, Control: refusePrivate}).DialContext
+			client.Transport = tr
+		}
 	}
 	k := queue.NewKind[HTTPInput, HTTPOutput]("http")
 	return Func(k, "sends an HTTP request {\"url\",\"method\",\"headers\",\"body\",\"timeout\"} and returns the response; 5xx fails",
@@ -144,6 +159,24 @@ func fetch(ctx context.Context, client *http.Client, cfg HTTPConfig, in HTTPInpu
 		out.BodyBase64 = b
 	}
 	return out, nil
+}
+
+// refusePrivate is a net.Dialer's Control that refuses the addresses
+// HTTPConfig.BlockPrivate names.
+func refusePrivate(network, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return err
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return err
+	}
+	ip = ip.Unmap()
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+		return queue.Permanent(fmt.Errorf("address %s is private: this worker refuses loopback, private and link-local addresses", ip))
+	}
+	return nil
 }
 
 func snippet(b []byte) string {
