@@ -466,3 +466,27 @@ func TestQueueFull(t *testing.T) {
 		t.Fatalf("within the bound: %d %s", r.status, r.body)
 	}
 }
+
+// A kind whose output codec is not JSON still answers in JSON: its bytes
+// as a string.
+func TestNonJSONOutput(t *testing.T) {
+	t.Parallel()
+	b, _ := membroker.New(nil)
+	defer b.Close()
+	raw := queue.NewKind[string, string]("raw").WithCodecs(nil, plainText{})
+	w, _ := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 1})
+	queue.HandleFunc(w, raw, func(ctx context.Context, s string) (string, error) { return "plain \xff " + s, nil })
+	w.Start()
+	defer w.Shutdown(context.Background())
+	e := newEnv(t, opts{broker: b, workers: -1, cfg: func(c *httpapiConfig) { c.Kinds = nil }})
+	r := e.do("POST", "/v1/batches?wait=30s", `{"kind":"raw","items":["x"]}`)
+	if r.status != 200 || !strings.Contains(string(r.body), `{"ok":true,"value":"plain \ufffd x"}`) {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+}
+
+// plainText is a Codec that writes strings as they are.
+type plainText struct{}
+
+func (plainText) Append(dst []byte, v string) ([]byte, error) { return append(dst, v...), nil }
+func (plainText) Decode(data []byte, v *string) error         { *v = string(data); return nil }

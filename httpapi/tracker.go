@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,7 +80,13 @@ func (t *tracker) add(os []queue.Outcome) (cancel bool) {
 		r.set = true
 		switch {
 		case o.Err == nil:
-			r.value = t.keep(o.Output)
+			out := o.Output
+			if !json.Valid(out) {
+				// A kind with a codec of its own: its bytes, as a
+				// JSON string, so that responses stay JSON.
+				out = mustJSON(string(out))
+			}
+			r.value = t.keep(out)
 			t.done++
 		case o.Err.Code == queue.CodeCanceled:
 			r.fail = *o.Err
