@@ -136,10 +136,18 @@ func checkJSON(r *http.Request) error {
 	return nil
 }
 
+// bodyTimeout bounds the time a request body may take to arrive.
+const bodyTimeout = 2 * time.Minute
+
 // decode reads one JSON value from the body into v, strictly: unknown
 // fields, wrong types, trailing data and bodies over the limit are
 // problems that say what is accepted.
+// A body must arrive within bodyTimeout: the http.Server has no
+// ReadTimeout, which would also cut long waits and event streams.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout)) // unsupported only on test recorders
+	defer rc.SetReadDeadline(time.Time{})
 	body := http.MaxBytesReader(w, r.Body, s.maxBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
