@@ -19,7 +19,7 @@
 // Security: a Server checks the bearer token (Config.Token) of every
 // request but /healthz and /readyz; without a token it refuses requests
 // whose Host is not one it serves (DNS rebinding). It refuses cross-origin
-// requests that change state, and accepts bodies only as application/json. Request
-// bodies, batch sizes and item sizes are limited (Config.Limits); a refused
-// request changes nothing.
+// requests that change state, and accepts bodies only as application/json.
+// Request bodies, batch sizes and item sizes are limited (Config.MaxBody,
+// MaxItems, MaxItem); a refused request changes nothing.
 package httpapi
