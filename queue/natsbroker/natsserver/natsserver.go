@@ -11,8 +11,10 @@ package natsserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -43,7 +45,23 @@ type Config struct {
 	// Cluster joins or forms a JetStream cluster. Default nil: standalone.
 	Cluster *Cluster
 	// Logs enables the server's own logging to stderr. Default false.
+	// Logger, when set, takes precedence.
 	Logs bool
+	// Logger receives the server's own logs (notices at Info, warnings,
+	// errors; debug and trace lines at Debug when the handler enables it).
+	// Default nil: none, unless Logs.
+	Logger *slog.Logger
+
+	// Token, or User and Password, are the credentials a client must
+	// present; Connect presents them itself. Default: none. Set them when
+	// Listen is not on loopback: anyone who reaches the port can otherwise
+	// enqueue, claim and read every task.
+	Token    string
+	User     string
+	Password string
+	// TLS, when set, makes the client listener require TLS with this
+	// configuration. Default nil: plain TCP.
+	TLS *tls.Config
 }
 
 // Cluster configures clustering: a route listener and the routes to the
@@ -57,7 +75,8 @@ type Cluster struct {
 // Server is a running embedded server. Shutdown stops it; its methods are
 // safe for concurrent use.
 type Server struct {
-	s *server.Server
+	s                     *server.Server
+	token, user, password string
 }
 
 // Start starts a server and waits until it accepts connections (and, when
@@ -79,6 +98,20 @@ func Start(ctx context.Context, cfg *Config) (*Server, error) {
 		MaxPayload:         8 << 20,
 		JetStreamMaxMemory: -1,
 		JetStreamMaxStore:  -1,
+		Authorization:      cfg.Token,
+		Username:           cfg.User,
+		Password:           cfg.Password,
+	}
+	if (cfg.User == "") != (cfg.Password == "") {
+		return nil, errors.New("natsserver: Config.User and Config.Password go together: set both or neither")
+	}
+	if cfg.Token != "" && cfg.User != "" {
+		return nil, errors.New("natsserver: Config.Token and Config.User exclude each other: set one")
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig = cfg.TLS
+		opts.TLS = true
+		opts.TLSTimeout = 2
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "gather"
@@ -104,7 +137,12 @@ func Start(ctx context.Context, cfg *Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsserver: %w", err)
 	}
-	if cfg.Logs {
+	switch {
+	case cfg.Logger != nil:
+		h := cfg.Logger.Handler()
+		debug := h.Enabled(context.Background(), slog.LevelDebug)
+		s.SetLoggerV2(slogLogger{cfg.Logger}, debug, false, false)
+	case cfg.Logs:
 		s.ConfigureLogger()
 	}
 	s.Start()
@@ -117,7 +155,29 @@ func Start(ctx context.Context, cfg *Config) (*Server, error) {
 		s.WaitForShutdown()
 		return nil, errors.New("natsserver: server not ready for connections in time")
 	}
-	return &Server{s: s}, nil
+	return &Server{s: s, token: cfg.Token, user: cfg.User, password: cfg.Password}, nil
+}
+
+// slogLogger is nats-server's Logger on a *slog.Logger.
+type slogLogger struct{ l *slog.Logger }
+
+func (g slogLogger) Noticef(format string, v ...any) {
+	g.l.Info(fmt.Sprintf(format, v...), "src", "nats")
+}
+func (g slogLogger) Warnf(format string, v ...any) {
+	g.l.Warn(fmt.Sprintf(format, v...), "src", "nats")
+}
+func (g slogLogger) Fatalf(format string, v ...any) {
+	g.l.Error(fmt.Sprintf(format, v...), "src", "nats")
+}
+func (g slogLogger) Errorf(format string, v ...any) {
+	g.l.Error(fmt.Sprintf(format, v...), "src", "nats")
+}
+func (g slogLogger) Debugf(format string, v ...any) {
+	g.l.Debug(fmt.Sprintf(format, v...), "src", "nats")
+}
+func (g slogLogger) Tracef(format string, v ...any) {
+	g.l.Debug(fmt.Sprintf(format, v...), "src", "nats")
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -136,9 +196,16 @@ func splitHostPort(addr string) (string, int, error) {
 }
 
 // Connect returns a client connection to the server, in-process (no
-// socket). The caller closes it.
+// socket), with the server's credentials. The caller closes it.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	return nats.Connect("", append([]nats.Option{nats.InProcessServer(s.s)}, opts...)...)
+	base := []nats.Option{nats.InProcessServer(s.s)}
+	switch {
+	case s.token != "":
+		base = append(base, nats.Token(s.token))
+	case s.user != "":
+		base = append(base, nats.UserInfo(s.user, s.password))
+	}
+	return nats.Connect("", append(base, opts...)...)
 }
 
 // ClientURL returns the URL clients connect to, or "" without a listener.
