@@ -97,6 +97,7 @@ func commands() []command {
 		{"dead", "list, show or redrive dead letters", deadCmd},
 		{"queues", "list queues with their depth", queuesCmd},
 		{"kinds", "list the kinds this program runs", kindsCmd},
+		{"feed", "replay captured exchange feeds into consistent snapshots (feed replay)", feedCmd},
 	}
 }
 

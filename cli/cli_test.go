@@ -395,3 +395,17 @@ func TestServeWithNATSURL(t *testing.T) {
 		t.Fatalf("serve without the token: exit %d, %q", code, errOut)
 	}
 }
+
+func TestFeedReplayCommand(t *testing.T) {
+	t.Parallel()
+	code, out, _ := run(t, "", "feed", "replay", "--check", "../exchange/replay/testdata/mixed.capture")
+	if code != ExitOK || !strings.Contains(out, "checks: 4 matched, 0 mismatched") {
+		t.Fatalf("replay: exit %d\n%s", code, out)
+	}
+	if code, out, _ = run(t, "", "feed", "replay", "--check", "../exchange/replay/testdata/mismatch.capture"); code != ExitFailed || !strings.Contains(out, " mismatched") || strings.Contains(out, " 0 mismatched") {
+		t.Fatalf("a mismatch: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, "", "feed"); code != ExitUsage || !strings.Contains(errOut, "gather feed replay") {
+		t.Fatalf("no subcommand: exit %d %s", code, errOut)
+	}
+}
