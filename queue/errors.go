@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Test for them with errors.Is.
@@ -33,7 +34,16 @@ var (
 	ErrBadConfig = errors.New("queue: bad config")
 )
 
+// errorf returns an error whose message starts with "queue: ". A message that
+// starts with one of the package's sentinels (errorf("%w: ...", ErrBadInput))
+// has that prefix already and gets no second one: "queue: bad input: ...", not
+// "queue: queue: bad input: ...".
 func errorf(format string, args ...any) error {
+	if strings.HasPrefix(format, "%w") && len(args) > 0 {
+		if err, ok := args[0].(error); ok && strings.HasPrefix(err.Error(), "queue: ") {
+			return fmt.Errorf(format, args...)
+		}
+	}
 	return fmt.Errorf("queue: "+format, args...)
 }
 
