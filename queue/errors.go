@@ -27,8 +27,9 @@ var (
 	// ErrUnknownKind is the error of a task no handler is registered for on
 	// the worker that claimed it. It is not retried.
 	ErrUnknownKind = errors.New("queue: unknown kind")
-	// ErrBadInput is the error of a task whose input does not decode, and of
-	// Enqueue calls with inputs that cannot be encoded or are too large.
+	// ErrBadInput is the error of a task whose input does not decode, of an
+	// awaited output that does not decode, and of Enqueue calls with inputs
+	// that cannot be encoded or are too large.
 	ErrBadInput = errors.New("queue: bad input")
 	// ErrBadConfig is wrapped by constructors given an invalid config.
 	ErrBadConfig = errors.New("queue: bad config")
@@ -77,7 +78,9 @@ const (
 )
 
 // Failure is how a task failed, as recorded by the worker and returned to
-// whoever awaits the task (wrapped in a *gather.TaskError carrying its index).
+// whoever awaits the task: as it is by Task.Wait, Batch.AwaitSettled and
+// Batch.Results (where its index is its place), and by Batch.Await wrapped in
+// a *gather.TaskError carrying its index.
 // It is plain data so brokers can store it; errors.Is matches it against the
 // sentinel of its code (ErrCanceled, ErrTimeout, ErrPanic, ErrPermanent,
 // ErrUnknownKind, ErrBadInput).

@@ -316,9 +316,8 @@ func testAwaitSettled(t *testing.T, e *env) {
 			}
 			continue
 		}
-		var te *gather.TaskError
-		if !errors.As(r.Err, &te) || te.Index != i {
-			t.Fatalf("result %d error %v: want a *gather.TaskError with index %d", i, r.Err, i)
+		if _, ok := r.Err.(*queue.Failure); !ok {
+			t.Fatalf("result %d error %v (%T): want the *queue.Failure itself, as gather's settled results hold the task's own error", i, r.Err, r.Err)
 		}
 		if f := failureOf(t, r.Err); f.Code != queue.CodePermanent || !strings.Contains(f.Message, "odd") || f.Attempts != 1 {
 			t.Fatalf("result %d failure %+v: want code permanent, message with odd, 1 attempt", i, f)
