@@ -14,6 +14,18 @@
 // completion order (Batch.Results); Attach lets another client finish the
 // wait by batch ID.
 //
+// Per-call settings are Options made by the With functions (WithPriority,
+// WithTimeout, WithMaxAttempts, ...); per-process settings are the fields of
+// ClientConfig and WorkerConfig, where a zero field means its default. A
+// queue.Option is not a gather.Option, and the names differ on purpose:
+// queue's options set fields of each task's envelope (Message.Priority,
+// Message.Timeout, ...), and the bare names are taken (Priority is a type), so
+// they read "a task with priority p"; gather's configure how one call runs.
+// WithTimeout bounds each attempt of a task that may be retried, where
+// gather.Timeout bounds one call; gather.Limit's counterpart is
+// WorkerConfig.Concurrency, since workers, not producers, decide how many
+// tasks run at once.
+//
 // Guarantees: a task runs at least once (a worker that dies without
 // acknowledging loses its lease and the task is delivered again); its outcome
 // is recorded once (a second completion of a task that ran twice is dropped,
