@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Option is a per-call setting for [Map], [MapSettled], [Stream],
+// Option is a per-call setting for [Map], [MapSettled], [MapAny], [Stream],
 // [StreamOrdered] and [NewGroup]. Options are plain values: passing them allocates
 // nothing. When the same setting is given twice, the last one wins.
 //
