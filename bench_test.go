@@ -161,3 +161,21 @@ func BenchmarkMapAnyLastSucceeds(b *testing.B) {
 }
 
 var errBench = errors.New("bench: failed")
+
+// BenchmarkGroupSetLimit changes the limit between 4 and 8 every 1000 tasks while they
+// run: the cost of the goroutines that exit and start again, beside BenchmarkGroup.
+func BenchmarkGroupSetLimit(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		g := gather.NewGroup[int](ctx, gather.Limit(8))
+		for i := range benchN {
+			if i%1000 == 999 {
+				g.SetLimit(4 + 4*(i/1000%2))
+			}
+			g.Go(func(ctx context.Context) (int, error) { return i * 2, nil })
+		}
+		g.Wait()
+	}
+	perTask(b, benchN)
+}

@@ -254,3 +254,19 @@ func ExampleMapAny() {
 	// trying mirror-b
 	// payload from mirror-b <nil>
 }
+
+// SetLimit changes a Group's limit while it runs: here a crawler asks one page at a
+// time until the site's robots.txt says it may open four connections.
+func ExampleGroup_SetLimit() {
+	g := gather.NewGroup[string](context.Background(), gather.Limit(1))
+	g.Go(func(ctx context.Context) (string, error) {
+		g.SetLimit(4) // robots.txt allows four at once: the pages waiting start now
+		return "robots.txt", nil
+	})
+	for _, page := range []string{"/a", "/b", "/c"} {
+		g.Go(func(ctx context.Context) (string, error) { return page, nil })
+	}
+	pages, err := g.Wait()
+	fmt.Println(pages, err)
+	// Output: [robots.txt /a /b /c] <nil>
+}
