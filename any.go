@@ -24,7 +24,8 @@ import (
 //
 // A panic in a function is re-raised in the caller's goroutine once the others have
 // returned, as in [All], even when another function had succeeded. Any panics if ctx or
-// a function is nil. It costs about what [All] costs.
+// a function is nil. It costs what [All] costs for the functions it starts, plus a
+// [*TaskError] per failure; a function not yet started when one succeeds is never called.
 func Any[T any](ctx context.Context, fns ...func(context.Context) (T, error)) (T, error) {
 	checkFuncs(ctx, fns, "Any")
 	return mapAny(ctx, fns, call[T], nil, "Any")
