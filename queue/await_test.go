@@ -56,8 +56,8 @@ func TestSettledErrorsAreTheTasksOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := task.Wait(ctx); err == nil || err.Error() != "queue: task permanent: odd" {
-		t.Errorf("Task.Wait error %v (%T), want the *queue.Failure itself", err, err)
+	if _, err := task.Await(ctx); err == nil || err.Error() != "queue: task permanent: odd" {
+		t.Errorf("Task.Await error %v (%T), want the *queue.Failure itself", err, err)
 	}
 }
 

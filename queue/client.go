@@ -112,11 +112,12 @@ func (t *Task[Out]) ID() string { return TaskID(t.b.id, 0) }
 // BatchID returns the ID of the task's batch of one, for Attach.
 func (t *Task[Out]) BatchID() string { return t.b.id }
 
-// Wait blocks until the task has an outcome, and returns it: the output, or
+// Await blocks until the task has an outcome, and returns it: the output, or
 // a *Failure (test it with errors.Is against ErrCanceled, ErrTimeout, ...),
 // not wrapped in a *gather.TaskError since a lone task has no index to tell.
 // It returns ctx's error if ctx ends first; the task keeps its course.
-func (t *Task[Out]) Wait(ctx context.Context) (Out, error) {
+// It is Batch.Await for a batch of one, hence its name.
+func (t *Task[Out]) Await(ctx context.Context) (Out, error) {
 	r, err := t.b.AwaitSettled(ctx)
 	if err != nil {
 		var zero Out

@@ -8,7 +8,7 @@
 //
 // A Kind is a named, typed task (JSON by default). A Worker runs kinds with
 // handlers shaped like net/http (Handle, HandlerFunc). A Client enqueues one
-// task (Enqueue, then Task.Wait) or a batch (EnqueueBatch), and awaits the
+// task (Enqueue, then Task.Await) or a batch (EnqueueBatch), and awaits the
 // batch ordered and fail-fast (Batch.Await), ordered and settled
 // (Batch.AwaitSettled, []gather.Result index-aligned with the inputs), or in
 // completion order (Batch.Results); Attach lets another client finish the

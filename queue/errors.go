@@ -78,7 +78,7 @@ const (
 )
 
 // Failure is how a task failed, as recorded by the worker and returned to
-// whoever awaits the task: as it is by Task.Wait, Batch.AwaitSettled and
+// whoever awaits the task: as it is by Task.Await, Batch.AwaitSettled and
 // Batch.Results (where its index is its place), and by Batch.Await wrapped in
 // a *gather.TaskError carrying its index.
 // It is plain data so brokers can store it; errors.Is matches it against the
