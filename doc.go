@@ -8,7 +8,9 @@
 // asyncio.gather(..., return_exceptions=True) or Promise.allSettled: it never returns
 // early and reports each task's value or error at its index. Use [Map] and
 // [MapSettled] for the same over a slice of inputs, with [Limit] to bound how many run
-// at once and [Timeout] to bound each task. Use [Group] when tasks are discovered while
+// at once and [Timeout] to bound each task. Use [Any] (or [MapAny]) when one success is
+// enough, as with Promise.any: the first to succeed cancels the rest, and only if every
+// task fails is every failure returned. Use [Group] when tasks are discovered while
 // others run. Use [Stream] to handle results as they complete, or [StreamOrdered] to
 // handle them in input order with bounded memory.
 //

@@ -201,3 +201,72 @@ func ExampleTimeout() {
 	// 0 on time <nil>
 	// 1  context deadline exceeded
 }
+
+// Any returns the first success and cancels the rest, as Promise.any does: here the
+// same query goes to three replicas; one is down, one answers, and the slow one is
+// cancelled (and waited for) once the answer is in.
+func ExampleAny() {
+	ask := func(replica string) func(context.Context) (string, error) {
+		return func(ctx context.Context) (string, error) {
+			switch replica {
+			case "eu-1":
+				return "", errors.New("connection refused")
+			case "us-1":
+				return "42 (from us-1)", nil
+			}
+			<-ctx.Done() // ap-1 is slow: it gives up when another replica answers
+			return "", context.Cause(ctx)
+		}
+	}
+	answer, err := gather.Any(context.Background(), ask("eu-1"), ask("us-1"), ask("ap-1"))
+	fmt.Println(answer, err)
+	// Output: 42 (from us-1) <nil>
+}
+
+// When every task fails, Any reports every failure with its index, like JavaScript's
+// AggregateError.
+func ExampleAny_allFail() {
+	_, err := gather.Any(context.Background(),
+		func(ctx context.Context) (int, error) { return 0, errors.New("connection refused") },
+		func(ctx context.Context) (int, error) { return 0, errors.New("timed out") },
+	)
+	fmt.Println(err)
+	// Output:
+	// gather: task 0: connection refused
+	// gather: task 1: timed out
+}
+
+// With Limit(1), MapAny tries the inputs one after another until one succeeds: a
+// fallback chain. The mirrors after the first that answers are never asked.
+func ExampleMapAny() {
+	mirrors := []string{"mirror-a", "mirror-b", "mirror-c"}
+	body, err := gather.MapAny(context.Background(), mirrors,
+		func(ctx context.Context, mirror string) (string, error) {
+			fmt.Println("trying", mirror)
+			if mirror == "mirror-a" {
+				return "", errors.New("404")
+			}
+			return "payload from " + mirror, nil
+		}, gather.Limit(1))
+	fmt.Println(body, err)
+	// Output:
+	// trying mirror-a
+	// trying mirror-b
+	// payload from mirror-b <nil>
+}
+
+// SetLimit changes a Group's limit while it runs: here a crawler asks one page at a
+// time until the site's robots.txt says it may open four connections.
+func ExampleGroup_SetLimit() {
+	g := gather.NewGroup[string](context.Background(), gather.Limit(1))
+	g.Go(func(ctx context.Context) (string, error) {
+		g.SetLimit(4) // robots.txt allows four at once: the pages waiting start now
+		return "robots.txt", nil
+	})
+	for _, page := range []string{"/a", "/b", "/c"} {
+		g.Go(func(ctx context.Context) (string, error) { return page, nil })
+	}
+	pages, err := g.Wait()
+	fmt.Println(pages, err)
+	// Output: [robots.txt /a /b /c] <nil>
+}

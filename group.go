@@ -15,9 +15,9 @@ import (
 // A Group made by [NewGroup] gives its tasks a context derived from the one it was
 // given. By default the group is fail-fast: the first task to fail cancels that context
 // and [Group.Wait] reports that failure. With [JoinErrors], every task runs and Wait
-// reports every failure. With [Limit], at most that many tasks run at once, on at most
-// that many goroutines: Go never blocks, and tasks wait their turn in the order they
-// were added. [Timeout] bounds each task.
+// reports every failure. With [Limit], or [Group.SetLimit] at any time, at most that
+// many tasks run at once, on at most that many goroutines: Go never blocks, and tasks
+// wait their turn in the order they were added. [Timeout] bounds each task.
 //
 // The zero Group is ready to use: its tasks get context.Background, with no limit, and
 // it is fail-fast without anything to cancel. A Group's methods may be called from any
@@ -99,7 +99,48 @@ func (g *Group[T]) Go(fn func(context.Context) (T, error)) int {
 	return i
 }
 
-// work runs t, then the tasks queued behind it, until none is left.
+// SetLimit sets how many tasks may run at once from now on: n >= 1 is the new limit,
+// and a negative n removes the limit, as with errgroup.Group.SetLimit. Unlike errgroup,
+// it may be called at any time, from any goroutine (a task among them), while tasks run
+// or wait their turn, and Go still never blocks.
+//
+// Raising or removing the limit starts waiting tasks at once, up to the new limit, in
+// the order they were added. Lowering it stops no running task: no task starts until
+// fewer than n run, and the goroutines that finish a task while more than n run exit
+// instead of taking the next one, so the group settles at n goroutines. Waiting tasks
+// keep their order whatever the changes. In a group whose context has ended, raising
+// the limit starts nothing: the waiting tasks are not started, as with Go.
+//
+// SetLimit panics if n is 0, a limit under which no waiting task could ever start (so
+// that Wait would never return). On a zero Group it sets the limit for the tasks to come.
+// After Wait has returned it does nothing. It costs a lock, and a goroutine per task it
+// starts.
+func (g *Group[T]) SetLimit(n int) {
+	if n == 0 {
+		panic("gather: Group.SetLimit(0): no task could ever start; want at least 1, or a negative n for no limit")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waited {
+		return
+	}
+	g.cfg.limit = max(n, 0) // 0 in the config is no limit
+	if len(g.queue) == 0 || g.ctx.Err() != nil {
+		// A cancelled group's waiting tasks are failed by the goroutine that
+		// finishes a running task: one runs while any task waits.
+		return
+	}
+	for len(g.queue) > 0 && (g.cfg.limit == 0 || g.running < g.cfg.limit) {
+		t := g.queue[0]
+		g.queue[0] = groupTask[T]{}
+		g.queue = g.queue[1:]
+		g.running++
+		go g.work(t)
+	}
+}
+
+// work runs t, then the tasks queued behind it, until none is left or more tasks run
+// than the limit allows.
 func (g *Group[T]) work(t groupTask[T]) {
 	ok := false
 	defer func() {
@@ -110,7 +151,10 @@ func (g *Group[T]) work(t groupTask[T]) {
 	for {
 		g.runOne(t)
 		g.mu.Lock()
-		if len(g.queue) == 0 {
+		if len(g.queue) == 0 || g.cfg.limit > 0 && g.running > g.cfg.limit {
+			// Nothing waits, or SetLimit lowered the limit: this goroutine's
+			// share goes. While a task waits, running stays at least the
+			// limit, so one goroutine or more remains to take it.
 			g.running--
 			if g.running == 0 {
 				g.idle.Broadcast()

@@ -5,9 +5,14 @@ import (
 	"time"
 )
 
-// Option is a per-call setting for [Map], [MapSettled], [Stream], [StreamOrdered] and
-// [NewGroup]. Options are plain values: passing them allocates nothing. When the same
-// setting is given twice, the last one wins.
+// Option is a per-call setting for [Map], [MapSettled], [MapAny], [Stream],
+// [StreamOrdered] and [NewGroup]. Options are plain values: passing them allocates
+// nothing. When the same setting is given twice, the last one wins.
+//
+// Package queue has an Option type of its own, with other names (queue.WithTimeout,
+// queue.WithMaxAttempts): its options set fields of each task it enqueues, while these
+// configure how one call runs here. [Timeout] bounds a call of a function;
+// queue.WithTimeout bounds one attempt of a task that may be retried.
 type Option struct {
 	limit   int
 	timeout time.Duration

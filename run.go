@@ -21,11 +21,16 @@ const (
 	joinAll               // values into out; every failure kept
 	settled               // every outcome into res
 	streaming             // every outcome sent to the ranging goroutine
+	firstOK               // the first success into winner, cancelling the rest; every failure kept until then
 )
 
 // errAborted is the cancellation cause the tasks see when a sibling panicked, or the
 // reader of a stream stopped early.
 var errAborted = errors.New("gather: call aborted")
+
+// errWon is the cancellation cause the tasks of [Any] and [MapAny] see when another
+// task succeeded.
+var errWon = errors.New("gather: another task succeeded first")
 
 // core is one call's scheduling and failure handling, apart from the types of its
 // tasks: the goroutine started per task closes over a *core and an index only, which
@@ -293,9 +298,11 @@ type job[In, Out any] struct {
 	out     []Out          // failFast, joinAll
 	res     []Result[Out]  // settled
 	sink    chan item[Out] // streaming; unbuffered
-	skipped atomic.Int64   // joinAll: tasks not started because the context ended
+	skipped atomic.Int64   // joinAll, firstOK: tasks not started because the context ended
 	errMu   sync.Mutex
-	errs    []error // joinAll: every failure
+	errs    []error     // joinAll, firstOK: every failure
+	won     atomic.Bool // firstOK: winner is set
+	winner  Out         // firstOK: the first success
 }
 
 func newJob[In, Out any](ctx context.Context, in []In, fn func(context.Context, In) (Out, error), m mode, c config) *job[In, Out] {
@@ -361,9 +368,7 @@ func (j *job[In, Out]) runOne(i int) {
 		j.out[i] = v
 	case joinAll:
 		if err != nil {
-			j.errMu.Lock()
-			j.errs = append(j.errs, &TaskError{Index: i, Err: err})
-			j.errMu.Unlock()
+			j.keep(i, err)
 			return
 		}
 		j.out[i] = v
@@ -371,7 +376,24 @@ func (j *job[In, Out]) runOne(i int) {
 		j.res[i] = Result[Out]{Value: v, Err: err}
 	case streaming:
 		j.emit(i, Result[Out]{Value: v, Err: err})
+	case firstOK:
+		if err != nil {
+			j.keep(i, err)
+			return
+		}
+		if j.won.CompareAndSwap(false, true) {
+			j.winner = v
+			j.stopped.Store(true)
+			j.cancel(errWon)
+		}
 	}
+}
+
+// keep records task i's failure among every failure of a joinAll or firstOK job.
+func (j *job[In, Out]) keep(i int, err error) {
+	j.errMu.Lock()
+	j.errs = append(j.errs, &TaskError{Index: i, Err: err})
+	j.errMu.Unlock()
 }
 
 // skip records that task i was not started because the context ended.
@@ -383,7 +405,7 @@ func (j *job[In, Out]) skip(i int) {
 	switch j.mode {
 	case failFast:
 		j.fail(i, cause)
-	case joinAll:
+	case joinAll, firstOK:
 		j.skipped.Add(1)
 	case settled:
 		j.res[i] = Result[Out]{Err: cause}
@@ -407,11 +429,25 @@ func (j *job[In, Out]) values() ([]Out, error) {
 		}
 		return j.out, nil
 	}
+	return j.out, j.joined()
+}
+
+// first returns a firstOK job's outcome, after wait.
+func (j *job[In, Out]) first() (Out, error) {
+	if j.won.Load() {
+		return j.winner, nil
+	}
+	var zero Out
+	return zero, j.joined()
+}
+
+// joined joins every failure in index order, and the tasks not started, in one error.
+func (j *job[In, Out]) joined() error {
 	slices.SortFunc(j.errs, func(a, b error) int {
 		return cmp.Compare(a.(*TaskError).Index, b.(*TaskError).Index)
 	})
 	if n := j.skipped.Load(); n > 0 {
 		j.errs = append(j.errs, fmt.Errorf("gather: %d of %d tasks not started: %w", n, len(j.in), context.Cause(j.ctx)))
 	}
-	return j.out, errors.Join(j.errs...)
+	return errors.Join(j.errs...)
 }

@@ -91,7 +91,7 @@ func TestHandlerContextEndsWithTheTask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := task.Wait(ctx); err != nil {
+	if _, err := task.Await(ctx); err != nil {
 		t.Fatal(err)
 	}
 	hctx := <-kept

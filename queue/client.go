@@ -10,6 +10,7 @@ import (
 	"iter"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 
@@ -111,23 +112,18 @@ func (t *Task[Out]) ID() string { return TaskID(t.b.id, 0) }
 // BatchID returns the ID of the task's batch of one, for Attach.
 func (t *Task[Out]) BatchID() string { return t.b.id }
 
-// Wait blocks until the task has an outcome, and returns it: the output, or
-// a *Failure (test it with errors.Is against ErrCanceled, ErrTimeout, ...).
+// Await blocks until the task has an outcome, and returns it: the output, or
+// a *Failure (test it with errors.Is against ErrCanceled, ErrTimeout, ...),
+// not wrapped in a *gather.TaskError since a lone task has no index to tell.
 // It returns ctx's error if ctx ends first; the task keeps its course.
-func (t *Task[Out]) Wait(ctx context.Context) (Out, error) {
-	var zero Out
+// It is Batch.Await for a batch of one, hence its name.
+func (t *Task[Out]) Await(ctx context.Context) (Out, error) {
 	r, err := t.b.AwaitSettled(ctx)
 	if err != nil {
+		var zero Out
 		return zero, err
 	}
-	if r[0].Err != nil {
-		var te *gather.TaskError
-		if errors.As(r[0].Err, &te) {
-			return zero, te.Err
-		}
-		return zero, r[0].Err
-	}
-	return r[0].Value, nil
+	return r[0].Value, r[0].Err
 }
 
 // Cancel cancels the task (see Batch.Cancel).
@@ -315,14 +311,20 @@ func (b *Batch[Out]) follow(ctx context.Context, fn func(o *Outcome) bool) error
 	return nil
 }
 
-// result turns an outcome into a result: the decoded output or the failure,
-// as a *gather.TaskError carrying the index.
+// result decodes an outcome's output into *v, or returns the task's *Failure,
+// or an error wrapping ErrBadInput when the output does not decode as Out.
+// Like gather's settled results, the error is the task's own: its index is
+// where the result is, and only the errors that leave a result slice (Await's)
+// are wrapped in a *gather.TaskError.
 func (b *Batch[Out]) result(o *Outcome, v *Out) error {
 	if o.Err != nil {
-		return &gather.TaskError{Index: o.Index, Err: o.Err}
+		return o.Err
 	}
 	if err := b.out.Decode(o.Output, v); err != nil {
-		return &gather.TaskError{Index: o.Index, Err: errorf("%w: decoding output of kind %q: %v", ErrBadInput, b.kind, err)}
+		// The kind's name matched (Attach checks it) but not its output
+		// type: a programmer error on the awaiting side, so say which type.
+		return errorf("%w: output of task %d of kind %q does not decode as %v: %v",
+			ErrBadInput, o.Index, b.kind, reflect.TypeFor[Out](), err)
 	}
 	return nil
 }
@@ -331,31 +333,40 @@ func (b *Batch[Out]) result(o *Outcome, v *Out) error {
 // order, or returns at the first failure, fail-fast like asyncio.gather:
 // it cancels the rest of the batch (reaching running handlers) and returns
 // a *gather.TaskError carrying the failed task's index and its *Failure.
+// An output that does not decode as Out (a Kind of the batch's name but
+// another output type) is returned the same way, wrapping ErrBadInput, but
+// cancels nothing: the tasks succeeded, and the batch may have other awaiters.
 // When ctx ends first it returns ctx's cause and the batch keeps running.
 // Awaiting allocates the result slice and a fixed buffer, nothing per task.
 func (b *Batch[Out]) Await(ctx context.Context) ([]Out, error) {
 	res := make([]Out, b.n)
 	var failed error
+	var index int
 	err := b.follow(ctx, func(o *Outcome) bool {
-		failed = b.result(o, &res[o.Index])
+		failed, index = b.result(o, &res[o.Index]), o.Index
 		return failed == nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	if failed != nil {
-		if err := b.c.b.Cancel(context.WithoutCancel(ctx), b.id); err != nil {
-			b.c.log.WarnContext(ctx, "cancelling the rest of a failed batch", "batch", b.id, "err", err)
+		if _, taskFailed := failed.(*Failure); taskFailed {
+			if err := b.c.b.Cancel(context.WithoutCancel(ctx), b.id); err != nil {
+				b.c.log.WarnContext(ctx, "cancelling the rest of a failed batch", "batch", b.id, "err", err)
+			}
 		}
-		return nil, failed
+		return nil, &gather.TaskError{Index: index, Err: failed}
 	}
 	return res, nil
 }
 
 // AwaitSettled blocks until every task has an outcome and returns them all,
 // index-aligned with the inputs, as asyncio.gather(..., return_exceptions=True)
-// does: a failed task's Err is a *gather.TaskError wrapping its *Failure.
-// The error is ctx's cause if ctx ended first, or the broker's.
+// and gather.MapSettled do: a failed task's Err is its *Failure itself (or an
+// error wrapping ErrBadInput if its output does not decode as Out), its index
+// being its place in the slice; gather.Values wraps each in a
+// *gather.TaskError. The error is ctx's cause if ctx ended first, or the
+// broker's.
 func (b *Batch[Out]) AwaitSettled(ctx context.Context) ([]gather.Result[Out], error) {
 	res := make([]gather.Result[Out], b.n)
 	err := b.follow(ctx, func(o *Outcome) bool {
@@ -370,7 +381,8 @@ func (b *Batch[Out]) AwaitSettled(ctx context.Context) ([]gather.Result[Out], er
 }
 
 // Results returns the outcomes as they are recorded, in completion order,
-// each with its task's index; a failed task's Err is a *gather.TaskError.
+// each with its task's index, as gather.Stream does; a failed task's Err is
+// as in AwaitSettled.
 // If ctx ends or the broker fails first, it yields index -1 with that error
 // and stops. Breaking out of the loop stops following the batch, which keeps
 // running. The iterator may be ranged over more than once, each time from

@@ -8,11 +8,23 @@
 //
 // A Kind is a named, typed task (JSON by default). A Worker runs kinds with
 // handlers shaped like net/http (Handle, HandlerFunc). A Client enqueues one
-// task (Enqueue, then Task.Wait) or a batch (EnqueueBatch), and awaits the
+// task (Enqueue, then Task.Await) or a batch (EnqueueBatch), and awaits the
 // batch ordered and fail-fast (Batch.Await), ordered and settled
 // (Batch.AwaitSettled, []gather.Result index-aligned with the inputs), or in
 // completion order (Batch.Results); Attach lets another client finish the
 // wait by batch ID.
+//
+// Per-call settings are Options made by the With functions (WithPriority,
+// WithTimeout, WithMaxAttempts, ...); per-process settings are the fields of
+// ClientConfig and WorkerConfig, where a zero field means its default. A
+// queue.Option is not a gather.Option, and the names differ on purpose:
+// queue's options set fields of each task's envelope (Message.Priority,
+// Message.Timeout, ...), and the bare names are taken (Priority is a type), so
+// they read "a task with priority p"; gather's configure how one call runs.
+// WithTimeout bounds each attempt of a task that may be retried, where
+// gather.Timeout bounds one call; gather.Limit's counterpart is
+// WorkerConfig.Concurrency, since workers, not producers, decide how many
+// tasks run at once.
 //
 // Guarantees: a task runs at least once (a worker that dies without
 // acknowledging loses its lease and the task is delivered again); its outcome

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Test for them with errors.Is.
@@ -26,14 +27,24 @@ var (
 	// ErrUnknownKind is the error of a task no handler is registered for on
 	// the worker that claimed it. It is not retried.
 	ErrUnknownKind = errors.New("queue: unknown kind")
-	// ErrBadInput is the error of a task whose input does not decode, and of
-	// Enqueue calls with inputs that cannot be encoded or are too large.
+	// ErrBadInput is the error of a task whose input does not decode, of an
+	// awaited output that does not decode, and of Enqueue calls with inputs
+	// that cannot be encoded or are too large.
 	ErrBadInput = errors.New("queue: bad input")
 	// ErrBadConfig is wrapped by constructors given an invalid config.
 	ErrBadConfig = errors.New("queue: bad config")
 )
 
+// errorf returns an error whose message starts with "queue: ". A message that
+// starts with one of the package's sentinels (errorf("%w: ...", ErrBadInput))
+// has that prefix already and gets no second one: "queue: bad input: ...", not
+// "queue: queue: bad input: ...".
 func errorf(format string, args ...any) error {
+	if strings.HasPrefix(format, "%w") && len(args) > 0 {
+		if err, ok := args[0].(error); ok && strings.HasPrefix(err.Error(), "queue: ") {
+			return fmt.Errorf(format, args...)
+		}
+	}
 	return fmt.Errorf("queue: "+format, args...)
 }
 
@@ -67,7 +78,9 @@ const (
 )
 
 // Failure is how a task failed, as recorded by the worker and returned to
-// whoever awaits the task (wrapped in a *gather.TaskError carrying its index).
+// whoever awaits the task: as it is by Task.Await, Batch.AwaitSettled and
+// Batch.Results (where its index is its place), and by Batch.Await wrapped in
+// a *gather.TaskError carrying its index.
 // It is plain data so brokers can store it; errors.Is matches it against the
 // sentinel of its code (ErrCanceled, ErrTimeout, ErrPanic, ErrPermanent,
 // ErrUnknownKind, ErrBadInput).

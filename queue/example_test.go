@@ -55,7 +55,7 @@ func ExampleEnqueue() {
 
 	client, _ := queue.NewClient(broker, nil)
 	task, _ := queue.Enqueue(ctx, client, upper, "hello")
-	out, err := task.Wait(ctx)
+	out, err := task.Await(ctx)
 	fmt.Println(out, err)
 	// Output: HELLO <nil>
 }

@@ -85,7 +85,7 @@ func TestObserverEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := task.Wait(ctx); !errors.Is(err, queue.ErrUnknownKind) {
+	if _, err := task.Await(ctx); !errors.Is(err, queue.ErrUnknownKind) {
 		t.Fatalf("task of an unhandled kind: %v, want ErrUnknownKind", err)
 	}
 

@@ -37,13 +37,13 @@ const (
 // DefaultWeights are the weighted policy's shares, PriorityLow first.
 var DefaultWeights = [NumPriorities]int{1, 2, 4, 8}
 
-// WorkerConfig configures a Worker. A nil *WorkerConfig means every default;
-// in a non-nil one, Concurrency must be set.
+// WorkerConfig configures a Worker. A nil *WorkerConfig means every default,
+// and so does every zero field.
 type WorkerConfig struct {
 	// Queues are the queues the worker serves. Default: DefaultQueue.
 	Queues []string
 	// Concurrency is how many tasks run at once, on that many goroutines.
-	// It must be at least 1 (a nil config means runtime.GOMAXPROCS(0)).
+	// Default runtime.GOMAXPROCS(0); negative is an error.
 	Concurrency int
 	// Policy shares capacity between priority levels. Default Strict.
 	Policy Policy
@@ -129,8 +129,11 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 			}
 		}
 	}
-	if cfg.Concurrency < 1 {
-		bad("WorkerConfig.Concurrency is %d: want at least 1 (or a nil config for GOMAXPROCS)", cfg.Concurrency)
+	switch {
+	case cfg.Concurrency < 0:
+		bad("WorkerConfig.Concurrency is %d: want 0 (default GOMAXPROCS) or more", cfg.Concurrency)
+	case cfg.Concurrency == 0:
+		w.conc = defaultConcurrency()
 	}
 	if cfg.Policy != Strict && cfg.Policy != Weighted {
 		bad("WorkerConfig.Policy is %d: want Strict or Weighted", cfg.Policy)

@@ -51,7 +51,7 @@ func TestBadWireData(t *testing.T) {
 	if _, err := good.Await(ctx); err != nil {
 		t.Fatalf("good batch behind the bad messages: %v", err)
 	}
-	if _, err := victim.Wait(ctx); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "bad wire data") {
+	if _, err := victim.Await(ctx); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "bad wire data") {
 		t.Fatalf("task named by a junk message: %v, want ErrBadInput saying bad wire data", err)
 	}
 	dls, err := c.DeadLetters(ctx, queue.DefaultQueue, "", 10)

@@ -66,7 +66,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := task.Wait(ctx); err != nil {
+		if _, err := task.Await(ctx); err != nil {
 			b.Fatal(err)
 		}
 		ds = append(ds, time.Since(start))

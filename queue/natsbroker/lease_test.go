@@ -77,7 +77,7 @@ func TestStaleRetryAfterServerRedelivery(t *testing.T) {
 	if err := b.Complete(ctx, []queue.Completion{{Delivery: &second[0], Outcome: queue.Outcome{Index: 0, Output: out}}}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := task.Wait(ctx)
+	got, err := task.Await(ctx)
 	if err != nil || got.V != 42 {
 		t.Fatalf("Wait = %+v, %v; want 42", got, err)
 	}

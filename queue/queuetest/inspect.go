@@ -288,10 +288,10 @@ func testInspectDeadLetters(t *testing.T, e *env) {
 	}
 	for i, q := range []string{"idl", "idl", "idl-2"} {
 		task := try(queue.Enqueue(ctx, e.c, double, i+1, queue.WithQueue(q))).get(t)
-		deadOne(task.ID(), func(ctx context.Context) error { _, err := task.Wait(ctx); return err })
+		deadOne(task.ID(), func(ctx context.Context) error { _, err := task.Await(ctx); return err })
 	}
 	et := try(queue.Enqueue(ctx, e.c, echo, "x", queue.WithQueue("idl"))).get(t)
-	deadOne(et.ID(), func(ctx context.Context) error { _, err := et.Wait(ctx); return err })
+	deadOne(et.ID(), func(ctx context.Context) error { _, err := et.Await(ctx); return err })
 
 	for _, tc := range []struct {
 		f    queue.DeadLetterFilter
