@@ -44,7 +44,7 @@ func run(t *testing.T, defs []kinds.Def, kind, in string) (string, *queue.Failur
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := task.Wait(ctx)
+	out, err := task.Await(ctx)
 	var f *queue.Failure
 	if errors.As(err, &f) {
 		return "", f
