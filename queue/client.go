@@ -153,7 +153,7 @@ type enqueueBlock[Out any] struct {
 
 // EnqueueBatch enqueues one task of kind k per input, all or none, and
 // returns the batch. It returns an error wrapping ErrBadInput for an empty
-// ins or an input that does not encode or is larger than the client's
+// ins, more than MaxBatch inputs, an option out of range, or an input that does not encode or is larger than the client's
 // MaxPayload (naming its index), and ErrQueueFull when the queue cannot take
 // them all; in each case nothing was enqueued. Encoding costs one allocation
 // per batch with the default codec's fast types.
@@ -161,6 +161,10 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 	k.check()
 	if len(ins) == 0 {
 		return nil, errorf("%w: EnqueueBatch of kind %q with no inputs: a batch needs at least one task", ErrBadInput, k.name)
+	}
+	if len(ins) > MaxBatch {
+		return nil, errorf("%w: EnqueueBatch of kind %q with %d inputs: a batch holds at most %d (MaxBatch); split it",
+			ErrBadInput, k.name, len(ins), MaxBatch)
 	}
 	// The batch handle, the submission and, for a batch of one, its payload
 	// list share one allocation: the broker may keep the submission as long

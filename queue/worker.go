@@ -34,6 +34,24 @@ const (
 	DefaultMaxClaim        = 64
 )
 
+// Worker limits: NewWorker refuses a config beyond them with an error
+// wrapping ErrBadConfig.
+const (
+	// MaxConcurrency is the most runner goroutines a worker starts.
+	MaxConcurrency = 1 << 16
+	// MaxClaimLimit is the largest WorkerConfig.MaxClaim.
+	MaxClaimLimit = 1 << 12
+	// MaxHeld bounds Concurrency × MaxClaim: each runner allocates room
+	// for MaxClaim deliveries when it starts (about 256 bytes each), so
+	// the product is the memory a worker holds for claims (256 MiB here).
+	MaxHeld = 1 << 20
+	// MaxWeight is the largest weight of the Weighted policy.
+	MaxWeight = 1 << 20
+	// MinLease is the shortest WorkerConfig.Lease: the worker extends
+	// held leases every Lease/3.
+	MinLease = time.Millisecond
+)
+
 // DefaultWeights are the weighted policy's shares, PriorityLow first.
 var DefaultWeights = [NumPriorities]int{1, 2, 4, 8}
 
@@ -43,21 +61,26 @@ type WorkerConfig struct {
 	// Queues are the queues the worker serves. Default: DefaultQueue.
 	Queues []string
 	// Concurrency is how many tasks run at once, on that many goroutines.
-	// It must be at least 1 (a nil config means runtime.GOMAXPROCS(0)).
+	// It must be 1 to MaxConcurrency (a nil config means
+	// runtime.GOMAXPROCS(0)), and Concurrency × MaxClaim at most MaxHeld.
 	Concurrency int
 	// Policy shares capacity between priority levels. Default Strict.
 	Policy Policy
 	// Weights are the Weighted policy's shares per level, PriorityLow
-	// first; all zero means DefaultWeights; a negative one is an error.
+	// first, each 0 (the level runs only when the others are empty) to
+	// MaxWeight; all zero means DefaultWeights.
 	Weights [NumPriorities]int
 	// Lease is how long a claimed task stays the worker's without a
 	// heartbeat; the worker extends it every Lease/3 while the task is held.
 	// If the worker dies, the task is delivered again after the lease.
-	// Default DefaultLease.
+	// Default DefaultLease, or the broker's MaxLease if that is shorter (see
+	// Limiter); otherwise at least MinLease and at most the broker's
+	// MaxLease.
 	Lease time.Duration
 	// MaxClaim is the most tasks one goroutine claims at once. The worker
 	// claims one at a time while tasks are slow and up to MaxClaim while
-	// they are fast (under 50 µs). Default DefaultMaxClaim.
+	// they are fast (under 50 µs). Default DefaultMaxClaim; at most
+	// MaxClaimLimit.
 	MaxClaim int
 	// ShutdownTimeout bounds the graceful shutdown that Run performs when
 	// its context ends. Default DefaultShutdownTimeout.
@@ -103,7 +126,8 @@ type Worker struct {
 }
 
 // NewWorker returns a Worker for b. It returns an error wrapping
-// ErrBadConfig that lists every problem of cfg.
+// ErrBadConfig that lists every problem of cfg, including those against the
+// broker's limits when b implements Limiter.
 func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -120,16 +144,30 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		lease: DefaultLease, maxClaim: DefaultMaxClaim, shutdown: DefaultShutdownTimeout,
 		log: discard, metrics: cfg.Metrics, handlers: map[string]runFunc{}, stop: make(chan struct{}),
 	}
+	lim, _ := b.(Limiter)
 	if len(cfg.Queues) > 0 {
 		w.queues = slices.Clone(cfg.Queues)
-		for _, q := range w.queues {
-			if q == "" {
+		for i, q := range w.queues {
+			switch {
+			case q == "":
 				bad("WorkerConfig.Queues holds an empty name")
+			case lim != nil:
+				if err := lim.CheckQueue(q); err != nil {
+					bad("WorkerConfig.Queues[%d]: %v", i, err)
+				}
 			}
 		}
 	}
-	if cfg.Concurrency < 1 {
-		bad("WorkerConfig.Concurrency is %d: want at least 1 (or a nil config for GOMAXPROCS)", cfg.Concurrency)
+	claim := cfg.MaxClaim
+	if claim == 0 {
+		claim = DefaultMaxClaim
+	}
+	switch {
+	case cfg.Concurrency < 1 || cfg.Concurrency > MaxConcurrency:
+		bad("WorkerConfig.Concurrency is %d: want 1 to %d (or a nil config for GOMAXPROCS)", cfg.Concurrency, MaxConcurrency)
+	case claim > 0 && claim <= MaxClaimLimit && cfg.Concurrency*claim > MaxHeld:
+		bad("WorkerConfig.Concurrency × MaxClaim is %d × %d: want at most %d (each runner holds room for MaxClaim deliveries): lower MaxClaim",
+			cfg.Concurrency, claim, MaxHeld)
 	}
 	if cfg.Policy != Strict && cfg.Policy != Weighted {
 		bad("WorkerConfig.Policy is %d: want Strict or Weighted", cfg.Policy)
@@ -140,12 +178,12 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	}
 	for l, wt := range weights {
 		switch {
-		case wt < 0:
-			bad("WorkerConfig.Weights[%d] is %d: want 0 or more", l, wt)
+		case wt < 0 || wt > MaxWeight:
+			bad("WorkerConfig.Weights[%d] is %d: want 0 to %d", l, wt, MaxWeight)
 		case wt == 0:
 			w.stride[l] = 0 // never chosen while another level has work
 		default:
-			w.stride[l] = 1 << 20 / uint64(wt)
+			w.stride[l] = MaxWeight / uint64(wt) // at least 1
 		}
 	}
 	for _, d := range []struct {
@@ -161,8 +199,22 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		}
 	}
 	switch {
-	case cfg.MaxClaim < 0:
-		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d) or more", cfg.MaxClaim, DefaultMaxClaim)
+	case cfg.Lease > 0 && cfg.Lease < MinLease:
+		bad("WorkerConfig.Lease is %v: want 0 (default %v) or at least %v", cfg.Lease, DefaultLease, MinLease)
+	case lim != nil && lim.MaxLease() > 0 && w.lease > lim.MaxLease():
+		if cfg.Lease == 0 {
+			w.lease = lim.MaxLease() // heartbeats within the broker's limit
+		} else {
+			bad("WorkerConfig.Lease is %v but broker %T keeps a lease at most %v without a heartbeat: want a Lease of at most %v, or a broker with a longer one",
+				cfg.Lease, b, lim.MaxLease(), lim.MaxLease())
+		}
+		if w.lease < MinLease {
+			bad("broker %T keeps a lease at most %v: want a broker whose lease is at least %v", b, w.lease, MinLease)
+		}
+	}
+	switch {
+	case cfg.MaxClaim < 0 || cfg.MaxClaim > MaxClaimLimit:
+		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d) to %d", cfg.MaxClaim, DefaultMaxClaim, MaxClaimLimit)
 	case cfg.MaxClaim > 0:
 		w.maxClaim = cfg.MaxClaim
 	}
