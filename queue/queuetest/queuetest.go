@@ -1122,7 +1122,7 @@ func testHostileValues(t *testing.T, e *env) {
 	if lim, ok := e.b.(queue.Limiter); ok && lim.MaxLease() > 0 {
 		max := lim.MaxLease()
 		_, err := queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: 1, Lease: max + time.Second})
-		if !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), (max + time.Second).String()) ||
+		if !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), (max+time.Second).String()) ||
 			!strings.Contains(err.Error(), "at most "+max.String()) {
 			t.Errorf("NewWorker with a Lease above the broker's MaxLease %v: %v, want ErrBadConfig naming both", max, err)
 		}
