@@ -206,7 +206,7 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 	}
 	id, err := c.b.Enqueue(ctx, s)
 	if err != nil {
-		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, s.Queue, err)
+		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, clip(s.Queue), err)
 	}
 	b := &blk.b
 	*b = Batch[Out]{c: c, out: k.out, id: id, n: len(ins), kind: k.name}
@@ -219,7 +219,7 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		}
 		if a.n != len(ins) {
 			return nil, errorf("%w: idempotency key %q names batch %s of %d tasks, not %d",
-				ErrBadInput, s.IdempotencyKey, id, a.n, len(ins))
+				ErrBadInput, clip(s.IdempotencyKey), id, a.n, len(ins))
 		}
 		return a, nil
 	}
@@ -238,7 +238,7 @@ func Attach[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], id str
 	k.check()
 	sub, err := c.b.Subscribe(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("queue: attach to batch %s: %w", id, err)
+		return nil, fmt.Errorf("queue: attach to batch %s: %w", clip(id), err)
 	}
 	defer sub.Close()
 	if sub.Kind() != k.name {

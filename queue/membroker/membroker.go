@@ -711,7 +711,7 @@ func (b *Broker) Cancel(ctx context.Context, id string) error {
 	defer b.mu.Unlock()
 	bt := b.batches[id]
 	if bt == nil {
-		return fmt.Errorf("membroker: cancel batch %s: %w", id, queue.ErrNotFound)
+		return fmt.Errorf("membroker: cancel batch %s: %w", clip(id), queue.ErrNotFound)
 	}
 	if bt.isCancel || bt.finished() {
 		return nil
@@ -735,7 +735,7 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 	defer b.mu.Unlock()
 	bt := b.batches[id]
 	if bt == nil {
-		return nil, fmt.Errorf("membroker: subscribe to batch %s: %w", id, queue.ErrNotFound)
+		return nil, fmt.Errorf("membroker: subscribe to batch %s: %w", clip(id), queue.ErrNotFound)
 	}
 	return &subscription{b: b, bt: bt}, nil
 }
@@ -838,7 +838,7 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	}
 	b.mu.Unlock()
 	if dl == nil {
-		return "", fmt.Errorf("membroker: redrive %s: %w", id, queue.ErrNotFound)
+		return "", fmt.Errorf("membroker: redrive %s: %w", clip(id), queue.ErrNotFound)
 	}
 	m := &dl.Message
 	s := &queue.Submission{
@@ -857,6 +857,16 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 		return q.depth, nil
 	}
 	return [queue.NumPriorities]int{}, nil
+}
+
+// clip shortens a caller's string for an error message: hostile input may
+// be megabytes long.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
 }
 
 func newID() string {

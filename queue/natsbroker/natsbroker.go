@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,34 @@ const (
 	DefaultMaxDepth    = 1 << 24
 	DefaultIdleRecheck = time.Second
 	DefaultPackSize    = 16
+	// DefaultStateMaxBytes and DefaultStateMaxMsgs cap the state stream:
+	// about 13 million finished tasks (about 80 bytes each, run alone;
+	// BenchmarkStateBytes), 16 million messages.
+	DefaultStateMaxBytes = 1 << 30
+	DefaultStateMaxMsgs  = 1 << 24
+)
+
+// Name limits, in bytes of subject token (see tok: letters, digits, '-' and
+// '_' take one byte, any other byte three). A NATS server closes a
+// connection whose protocol line passes its max_control_line (4 KiB unless
+// configured, and not announced to clients), and JetStream refuses stream
+// names over 255 bytes. Within these limits every subject the broker builds
+// stays under 1.5 KiB, which leaves the default control line room for the
+// reply subject and sizes; names beyond them are refused before they reach
+// the server.
+const (
+	maxPrefix     = 32   // Config.Prefix
+	maxStreamName = 255  // JetStream's limit: "<prefix>_qd_<queue>"
+	maxIDTok      = 512  // batch IDs (the client's have 32 bytes)
+	maxKeyTok     = 1024 // idempotency keys
+)
+
+// The settings every process of a prefix must agree on, recorded in the
+// state stream's metadata (AckWait) or the queue streams' (the bound), or
+// read from the streams themselves.
+const (
+	mdAckWait  = "gather.ack_wait"
+	mdMaxDepth = "gather.max_depth" // a number, or "none" for the default
 )
 
 // packSpread is how many messages a batch is spread over at least before
@@ -35,24 +64,40 @@ const (
 const packSpread = 64
 
 // Config configures a Broker. A nil *Config means every default.
+//
+// The brokers of one prefix share their streams, so the settings stored
+// with them must agree between processes: Replicas, Memory, AckWait,
+// Retention, StateMaxBytes, StateMaxMsgs, and each queue's bound (MaxDepth,
+// QueueMaxDepth). The first process to create a stream records its
+// settings; a later process that leaves a setting at its zero value takes
+// the recorded one, and one that sets it to another value gets an error
+// wrapping queue.ErrBadConfig naming both values (from New, or for a queue
+// first used later, from the call that first uses it). A later process
+// therefore never weakens a bound another one set. To change a recorded
+// setting, edit the stream (the nats CLI's "stream edit": the stream's
+// field, or the metadata key gather.ack_wait of "<prefix>_state" or
+// gather.max_depth of "<prefix>_q_<queue>") or use another prefix.
 type Config struct {
 	// Prefix names the broker's streams ("<prefix>_q_<queue>", "<prefix>_qd_<queue>",
 	// "<prefix>_state") and subjects ("<prefix>.>"), so that several
-	// deployments can share one NATS account. Letters, digits, '-' and '_'.
-	// Default DefaultPrefix.
+	// deployments can share one NATS account. Letters, digits, '-' and '_',
+	// at most 32 bytes. Default DefaultPrefix.
 	Prefix string
 	// Replicas is the replication factor of every stream: 1 for a single
-	// server, 3 for a cluster (R3). Default 1.
+	// server, 3 for a cluster (R3). Default 1, or the prefix's recorded one.
 	Replicas int
 	// Memory keeps the streams in memory instead of files: faster, and lost
-	// when the server stops. Default false (file store).
+	// when the server stops. Default false (file store), or the prefix's
+	// recorded storage.
 	Memory bool
 	// AckWait is how long the server waits for a claimed task's heartbeat
 	// before delivering it again: the lease that survives the claiming
 	// process. Shorter leases asked of Claim are enforced by the claiming
 	// process (and fall back to AckWait if it dies); longer ones are capped
-	// at AckWait (Delivery.Expires says so). Default DefaultAckWait, which is
-	// the worker's default lease.
+	// at AckWait (Delivery.Expires says so), and a queue.Worker refuses a
+	// longer WorkerConfig.Lease and lowers its default to AckWait (the
+	// broker implements queue.Limiter). Default DefaultAckWait, which is the
+	// worker's default lease, or the prefix's recorded one.
 	AckWait time.Duration
 	// MaxDepth bounds the tasks of one queue that wait or are leased, and
 	// apart those that are delayed: Enqueue returns queue.ErrQueueFull
@@ -61,8 +106,12 @@ type Config struct {
 	// the bound per message, so a queue with a bound set here or in
 	// QueueMaxDepth stores each task in a message of its own; on the others
 	// DefaultMaxDepth bounds messages, which may carry PackSize tasks each.
+	// A queue's bound is recorded with its stream by the first process
+	// that uses it: unset here, a queue takes the recorded bound; set, it
+	// must equal it.
 	MaxDepth int
-	// QueueMaxDepth overrides MaxDepth for the named queues.
+	// QueueMaxDepth overrides MaxDepth for the named queues. New sets their
+	// streams up, so that a disagreement shows at once.
 	QueueMaxDepth map[string]int
 	// PackSize is the most tasks one message carries. A message is what
 	// JetStream stores, delivers, acknowledges and removes, and most of a
@@ -75,8 +124,23 @@ type Config struct {
 	// Default DefaultPackSize, at most 1024.
 	PackSize int
 	// Retention is how long batch state, results, idempotency keys and dead
-	// letters are kept. Default DefaultRetention.
+	// letters are kept. Default DefaultRetention, or the prefix's recorded
+	// one.
 	Retention time.Duration
+	// StateMaxBytes and StateMaxMsgs cap the state stream, which holds for
+	// Retention the record of every batch, its results (about 80 bytes per
+	// task run alone, less for tasks of large batches, plus the outputs),
+	// the errors of failed attempts, idempotency keys and dead letters.
+	// When a cap is reached, the oldest messages go first, as if their
+	// Retention had passed: the state of the oldest batches, finished or
+	// not, then that of newer ones. A batch whose record is gone cannot be
+	// attached or cancelled (queue.ErrNotFound), and an await of it that
+	// starts then misses its removed outcomes: size the caps for the
+	// state of every batch still awaited. Defaults DefaultStateMaxBytes and
+	// DefaultStateMaxMsgs, or the prefix's recorded ones; negative means no
+	// cap.
+	StateMaxBytes int64
+	StateMaxMsgs  int64
 	// IdleRecheck is the longest an idle worker sleeps before claiming
 	// again, which bounds how late it sees work whose wake-up it could not
 	// be told about: a delay or retry that another process scheduled and
@@ -106,10 +170,13 @@ type Broker struct {
 	maxDepth  int
 	qdepth    map[string]int
 	retention time.Duration
+	stateMaxB int64
+	stateMaxM int64
 	recheck   time.Duration
 	pack      int
 	bounded   bool // Config.MaxDepth was set
 	log       *slog.Logger
+	set       setFlags // the settings Config gave, which must agree with the recorded ones
 
 	state     jetstream.Stream
 	stateName string
@@ -150,6 +217,11 @@ type Broker struct {
 	wakeAt    time.Time
 	recheckT  *time.Timer
 	closed    bool
+}
+
+// setFlags records which shared settings the Config set (see Config).
+type setFlags struct {
+	replicas, memory, ackWait, retention, stateMaxB, stateMaxM bool
 }
 
 type bqueue struct {
@@ -220,9 +292,13 @@ type batchRecord struct {
 
 var errClosed = errors.New("natsbroker: broker closed")
 
-// New returns a Broker on js, creating its state stream and the default
-// queue's stream if needed (other queue streams are created on first use).
-// js's connection must stay open while the broker is used.
+// New returns a Broker on js, creating its state stream and the streams of
+// the default queue and of the queues in Config.QueueMaxDepth if needed
+// (other queue streams are created on first use). It returns an error
+// wrapping queue.ErrBadConfig listing every problem of cfg, or naming both
+// values of a setting cfg gives that differs from the one recorded for the
+// prefix (see Config). js's connection must stay open while the broker is
+// used.
 func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, error) {
 	if js == nil {
 		return nil, fmt.Errorf("natsbroker: New with a nil JetStream: %w", queue.ErrBadConfig)
@@ -230,7 +306,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	b := &Broker{
 		js: js, nc: js.Conn(), prefix: DefaultPrefix, replicas: 1, storage: jetstream.FileStorage,
 		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
-		recheck: DefaultIdleRecheck, pack: DefaultPackSize, log: slog.New(slog.DiscardHandler),
+		stateMaxB: DefaultStateMaxBytes, stateMaxM: DefaultStateMaxMsgs, recheck: DefaultIdleRecheck, pack: DefaultPackSize, log: slog.New(slog.DiscardHandler),
 		queues: map[string]*bqueue{}, batches: map[string]*binfo{}, pruneAt: 1 << 14,
 		fsubs: map[string]map[*subscription]struct{}{}, pre: map[string]*subscription{},
 	}
@@ -240,8 +316,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 			errs = append(errs, fmt.Errorf("natsbroker: %w: "+format, append([]any{queue.ErrBadConfig}, args...)...))
 		}
 		if cfg.Prefix != "" {
-			if tok(cfg.Prefix) != cfg.Prefix {
-				bad("Config.Prefix %q: want letters, digits, '-' and '_' only", cfg.Prefix)
+			if tok(cfg.Prefix) != cfg.Prefix || len(cfg.Prefix) > maxPrefix {
+				bad("Config.Prefix %q: want letters, digits, '-' and '_' only, at most %d bytes", clip(cfg.Prefix), maxPrefix)
 			}
 			b.prefix = cfg.Prefix
 		}
@@ -249,21 +325,39 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		case cfg.Replicas < 0 || cfg.Replicas > 5:
 			bad("Config.Replicas is %d: want 0 (default 1) to 5", cfg.Replicas)
 		case cfg.Replicas > 0:
-			b.replicas = cfg.Replicas
+			b.replicas, b.set.replicas = cfg.Replicas, true
 		}
 		if cfg.Memory {
-			b.storage = jetstream.MemoryStorage
+			b.storage, b.set.memory = jetstream.MemoryStorage, true
 		}
 		for _, d := range []struct {
 			name string
 			v    time.Duration
 			dst  *time.Duration
-		}{{"AckWait", cfg.AckWait, &b.ackWait}, {"Retention", cfg.Retention, &b.retention}, {"IdleRecheck", cfg.IdleRecheck, &b.recheck}} {
+			set  *bool
+		}{{"AckWait", cfg.AckWait, &b.ackWait, &b.set.ackWait}, {"Retention", cfg.Retention, &b.retention, &b.set.retention},
+			{"IdleRecheck", cfg.IdleRecheck, &b.recheck, new(bool)}} {
 			switch {
 			case d.v < 0:
 				bad("Config.%s is %v: want 0 (default %v) or more", d.name, d.v, *d.dst)
 			case d.v > 0:
-				*d.dst = d.v
+				*d.dst, *d.set = d.v, true
+			}
+		}
+		if cfg.AckWait > 0 && cfg.AckWait < minAckWait {
+			bad("Config.AckWait is %v: want 0 (default %v) or at least %v", cfg.AckWait, DefaultAckWait, minAckWait)
+		}
+		for _, c := range []struct {
+			name string
+			v    int64
+			dst  *int64
+			set  *bool
+		}{{"StateMaxBytes", cfg.StateMaxBytes, &b.stateMaxB, &b.set.stateMaxB}, {"StateMaxMsgs", cfg.StateMaxMsgs, &b.stateMaxM, &b.set.stateMaxM}} {
+			switch {
+			case c.v < 0:
+				*c.dst, *c.set = -1, true
+			case c.v > 0:
+				*c.dst, *c.set = c.v, true
 			}
 		}
 		switch {
@@ -280,7 +374,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		}
 		for name, n := range cfg.QueueMaxDepth {
 			if n < 1 {
-				bad("Config.QueueMaxDepth[%q] is %d: want at least 1", name, n)
+				bad("Config.QueueMaxDepth[%q] is %d: want at least 1", clip(name), n)
+			}
+			if err := b.CheckQueue(name); err != nil {
+				bad("Config.QueueMaxDepth: %v", err)
 			}
 		}
 		b.qdepth = cfg.QueueMaxDepth
@@ -294,22 +391,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	b.stateName = b.prefix + "_state"
 	b.wakeSubj = b.prefix + ".wake"
 	b.cancSubj = b.prefix + ".cancel"
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        b.stateName,
-		Description: "gather task queue: batches, results, idempotency keys, attempts, dead letters",
-		Subjects:    []string{b.prefix + ".b.*", b.prefix + ".r.*", b.prefix + ".i.*.*", b.prefix + ".a.*.*", b.prefix + ".d.*.*.*"},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      b.retention,
-		Storage:     b.storage,
-		Replicas:    b.replicas,
-		AllowMsgTTL: true,
-		// No direct gets: on a cluster they may be answered by a replica
-		// that has not caught up, and a batch just enqueued would read as
-		// not found. Reads go through the stream leader.
-		AllowDirect: false,
-	})
+	st, err := b.setupState(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", b.stateName, err)
+		return nil, err
 	}
 	b.state = st
 	// Subscribe before anything can be published that we must not miss,
@@ -339,12 +423,163 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	}
 
 	// The default queue is made now, so its first enqueue and claim do not
-	// wait for a stream and five consumers to be created.
-	if _, err := b.queue(ctx, queue.DefaultQueue); err != nil {
-		b.Close()
-		return nil, err
+	// wait for a stream and five consumers to be created; the bounded ones
+	// too, so that a bound that disagrees with the recorded one shows now.
+	names := []string{queue.DefaultQueue}
+	for name := range b.qdepth {
+		if name != queue.DefaultQueue {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		if _, err := b.queue(ctx, name); err != nil {
+			b.Close()
+			return nil, err
+		}
 	}
 	return b, nil
+}
+
+// minAckWait is the shortest Config.AckWait: a worker heartbeats every
+// third of it.
+const minAckWait = 10 * time.Millisecond
+
+// setupState creates the state stream, or agrees with the one another
+// process created (see Config): the settings this broker's Config left at
+// their zero value take the recorded ones, and one it set that differs is
+// an error naming both.
+func (b *Broker) setupState(ctx context.Context) (jetstream.Stream, error) {
+	want := func() jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        b.stateName,
+			Description: "gather task queue: batches, results, idempotency keys, attempts, dead letters",
+			Subjects:    []string{b.prefix + ".b.*", b.prefix + ".r.*", b.prefix + ".i.*.*", b.prefix + ".a.*.*", b.prefix + ".d.*.*.*"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      b.retention,
+			MaxBytes:    b.stateMaxB,
+			MaxMsgs:     b.stateMaxM,
+			Discard:     jetstream.DiscardOld,
+			Storage:     b.storage,
+			Replicas:    b.replicas,
+			AllowMsgTTL: true,
+			// No direct gets: on a cluster they may be answered by a replica
+			// that has not caught up, and a batch just enqueued would read as
+			// not found. Reads go through the stream leader.
+			AllowDirect: false,
+			Metadata:    map[string]string{mdAckWait: b.ackWait.String()},
+		}
+	}
+	for range 3 {
+		st, err := b.js.Stream(ctx, b.stateName)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			st, err = b.js.CreateStream(ctx, want())
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue // another process made it meanwhile: agree with it
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: setting up stream %s: %w", b.stateName, err)
+		}
+		have := st.CachedInfo().Config
+		if err := b.agreeState(&have); err != nil {
+			return nil, err
+		}
+		w := want()
+		if !sameState(&have, &w) {
+			if st, err = b.js.UpdateStream(ctx, w); err != nil {
+				return nil, fmt.Errorf("natsbroker: updating stream %s: %w", b.stateName, err)
+			}
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("natsbroker: setting up stream %s: created and deleted concurrently", b.stateName)
+}
+
+// agreeState takes the recorded shared settings of the prefix from its
+// state stream's config for those the Config left unset, and returns an
+// error naming both values of each one it set differently.
+func (b *Broker) agreeState(have *jetstream.StreamConfig) error {
+	var errs []error
+	agree := func(field string, set bool, ours, theirs any, take func()) {
+		if ours == theirs {
+			return
+		}
+		if set {
+			errs = append(errs, fmt.Errorf("natsbroker: %w: Config.%s is %v but prefix %q has %v, recorded by the process that set up stream %s: every process of a prefix must agree; leave it 0 to take the recorded value, or use another prefix",
+				queue.ErrBadConfig, field, ours, b.prefix, theirs, b.stateName))
+			return
+		}
+		take()
+	}
+	agree("Replicas", b.set.replicas, b.replicas, have.Replicas, func() { b.replicas = have.Replicas })
+	agree("Memory", b.set.memory, b.storage == jetstream.MemoryStorage, have.Storage == jetstream.MemoryStorage,
+		func() { b.storage = have.Storage })
+	agree("Retention", b.set.retention, b.retention, have.MaxAge, func() { b.retention = have.MaxAge })
+	// A stream set up before the caps were recorded has none: it gets ours.
+	recorded := have.Metadata[mdAckWait] != ""
+	if have.MaxBytes > 0 || b.set.stateMaxB || recorded {
+		agree("StateMaxBytes", b.set.stateMaxB, b.stateMaxB, have.MaxBytes, func() { b.stateMaxB = have.MaxBytes })
+	}
+	if have.MaxMsgs > 0 || b.set.stateMaxM || recorded {
+		agree("StateMaxMsgs", b.set.stateMaxM, b.stateMaxM, have.MaxMsgs, func() { b.stateMaxM = have.MaxMsgs })
+	}
+	if v, ok := have.Metadata[mdAckWait]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < minAckWait {
+			errs = append(errs, fmt.Errorf("natsbroker: stream %s: metadata %s is %q: want a duration of at least %v", b.stateName, mdAckWait, v, minAckWait))
+		} else {
+			agree("AckWait", b.set.ackWait, b.ackWait, d, func() { b.ackWait = d })
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sameState reports whether the state stream's config has what w sets.
+func sameState(have, w *jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, w.Subjects) && have.Description == w.Description &&
+		have.MaxAge == w.MaxAge && have.MaxBytes == w.MaxBytes && have.MaxMsgs == w.MaxMsgs &&
+		have.Discard == w.Discard && have.Replicas == w.Replicas && have.AllowMsgTTL == w.AllowMsgTTL &&
+		have.AllowDirect == w.AllowDirect && have.Metadata[mdAckWait] == w.Metadata[mdAckWait]
+}
+
+// MaxLease implements queue.Limiter: the consumers' AckWait, the longest
+// lease the server keeps without a heartbeat.
+func (b *Broker) MaxLease() time.Duration { return b.ackWait }
+
+// CheckQueue implements queue.Limiter: a queue name must not be empty, and
+// its subject token (see tok) must leave the stream name
+// "<prefix>_qd_<queue>" within JetStream's 255 bytes.
+func (b *Broker) CheckQueue(name string) error {
+	if name == "" {
+		return fmt.Errorf("natsbroker: %w: empty queue name", queue.ErrBadInput)
+	}
+	if n, limit := tokLen(name), b.maxQueueTok(); n > limit {
+		return fmt.Errorf("natsbroker: %w: queue name %q is %d bytes as a subject token: want at most %d with prefix %q (letters, digits, '-' and '_' take one byte, any other byte three)",
+			queue.ErrBadInput, clip(name), n, limit, b.prefix)
+	}
+	return nil
+}
+
+func (b *Broker) maxQueueTok() int { return maxStreamName - len(b.prefix) - len("_qd_") }
+
+// checkID returns an error wrapping queue.ErrNotFound for a batch ID too
+// long to be one: no batch with it can be stored, and a subject built from
+// it could pass the server's control line.
+func checkID(id string) error {
+	if n := tokLen(id); n > maxIDTok {
+		return fmt.Errorf("batch %q: %w: its ID is %d bytes as a subject token, and batch IDs have at most %d", clip(id), queue.ErrNotFound, n, maxIDTok)
+	}
+	return nil
+}
+
+// clip shortens a caller's string for an error message: hostile input may
+// be megabytes long.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
 }
 
 // Close releases the broker's subscriptions and timers. Leases it holds
@@ -389,6 +624,22 @@ func (b *Broker) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tokLen returns len(tok(s)) without building it.
+func tokLen(s string) int {
+	if s == "" {
+		return 1
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if tokByte(s[i]) {
+			n++
+		} else {
+			n += 3
+		}
+	}
+	return n
 }
 
 // tok makes s a valid subject token and stream-name part: letters, digits,
@@ -468,7 +719,8 @@ func (b *Broker) deadSubj(qname, id string, i int) string {
 // is applied: on a replicated stream a moment after its outcome is
 // readable. Tasks of a cancelled batch count until a worker claims and
 // drops them (delayed ones, once due), as they do against the bound. An
-// unknown queue has depth zero; Depth never creates a queue's streams.
+// unknown queue, or a name CheckQueue refuses, has depth zero; Depth never
+// creates a queue's streams.
 func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]int, error) {
 	var d [queue.NumPriorities]int
 	b.mu.Lock()
@@ -476,6 +728,9 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 	b.mu.Unlock()
 	if closed {
 		return d, errClosed
+	}
+	if b.CheckQueue(name) != nil {
+		return d, nil // no queue has that name
 	}
 	t := tok(name)
 	for i, kind := range []string{"q", "qd"} {
@@ -534,8 +789,8 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	if q != nil {
 		return q, nil
 	}
-	if name == "" {
-		return nil, fmt.Errorf("natsbroker: %w: empty queue name", queue.ErrBadInput)
+	if err := b.CheckQueue(name); err != nil {
+		return nil, err
 	}
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
@@ -545,41 +800,9 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	if q != nil {
 		return q, nil
 	}
-	q = &bqueue{name: name, tok: tok(name), maxDepth: b.maxDepth, pack: b.pack}
-	if n, ok := b.qdepth[name]; ok {
-		q.maxDepth = n
-	}
-	if _, ok := b.qdepth[name]; ok || b.bounded {
-		q.pack = 1 // a bound counts messages: one task each
-	}
+	q = &bqueue{name: name, tok: tok(name)}
 	q.promote.Store(true)
-	// Two work-queue streams, made concurrently: the levels, and the
-	// delayed tasks. Apart, so that promoting a delayed task into a level
-	// needs no place under the bound that the delayed task itself holds.
-	sname, dname := b.prefix+"_q_"+q.tok, b.prefix+"_qd_"+q.tok
-	mkStream := func(name, what, subjects string) (jetstream.Stream, error) {
-		st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        name,
-			Description: "gather task queue " + strconv.Quote(q.name) + what,
-			Subjects:    []string{subjects},
-			Retention:   jetstream.WorkQueuePolicy,
-			MaxMsgs:     int64(q.maxDepth),
-			Discard:     jetstream.DiscardNew,
-			Storage:     b.storage,
-			Replicas:    b.replicas,
-			Duplicates:  time.Minute,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("natsbroker: creating stream %s: %w", name, err)
-		}
-		return st, nil
-	}
-	var wg sync.WaitGroup
-	var serr, derr error
-	wg.Go(func() { q.stream, serr = mkStream(sname, "", b.prefix+".q."+q.tok+".>") })
-	wg.Go(func() { q.dstream, derr = mkStream(dname, ", delayed tasks", b.prefix+".qd."+q.tok+".>") })
-	wg.Wait()
-	if err := errors.Join(serr, derr); err != nil {
+	if err := b.setupQueue(ctx, q); err != nil {
 		return nil, err
 	}
 	mk := func(st jetstream.Stream, durable string, subjects ...string) (jetstream.Consumer, error) {
@@ -599,10 +822,11 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	}
 	// The five consumers are created concurrently: each is a round trip
 	// and, on a file store, a few file writes.
+	var wg sync.WaitGroup
 	errs := make([]error, queue.NumPriorities+1)
 	for l := range queue.NumPriorities {
 		one, name := b.levelSubj(q, queue.Priority(l), 1), "L"+strconv.Itoa(l)
-		q.next[l] = b.pull.nextSubj(sname, name)
+		q.next[l] = b.pull.nextSubj(b.prefix+"_q_"+q.tok, name)
 		wg.Go(func() { q.levels[l], errs[l] = mk(q.stream, name, one, one+".*") })
 	}
 	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk(q.dstream, "delay") })
@@ -614,6 +838,114 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	b.queues[name] = q
 	b.mu.Unlock()
 	return q, nil
+}
+
+// errRace is setupQueue's: a stream was created meanwhile by another
+// process; agree with it.
+var errRace = errors.New("natsbroker: stream created concurrently")
+
+// setupQueue creates q's two work-queue streams, or agrees with the ones
+// another process created (see Config): the levels, and the delayed tasks,
+// apart so that promoting a delayed task into a level needs no place under
+// the bound that the delayed task itself holds. It sets q.maxDepth and
+// q.pack from the bound agreed on.
+func (b *Broker) setupQueue(ctx context.Context, q *bqueue) error {
+	sname, dname := b.prefix+"_q_"+q.tok, b.prefix+"_qd_"+q.tok
+	for range 3 {
+		q.maxDepth, q.pack = b.maxDepth, b.pack
+		n, bounded := b.qdepth[q.name]
+		if bounded {
+			q.maxDepth = n
+		}
+		set := bounded || b.bounded // the bound this process's Config gives
+		// The bound recorded with the levels' stream by the first
+		// process that used the queue: taken when this Config gives
+		// none, an error naming both when it gives another.
+		recorded := "none"
+		if set {
+			recorded = strconv.Itoa(q.maxDepth)
+		}
+		exists := false
+		switch st, err := b.js.Stream(ctx, sname); {
+		case err == nil:
+			exists = true
+			have := st.CachedInfo().Config
+			theirs, ok := have.Metadata[mdMaxDepth]
+			if !ok { // set up before bounds were recorded
+				theirs = "none"
+				if have.MaxMsgs != DefaultMaxDepth {
+					theirs = strconv.FormatInt(have.MaxMsgs, 10)
+				}
+			}
+			switch {
+			case theirs == recorded:
+			case set:
+				return fmt.Errorf("natsbroker: %w: queue %q: this Config gives it a bound of %s but its stream %s has %s, recorded by the process that set it up: every process of a prefix must agree; leave the queue out of MaxDepth and QueueMaxDepth to take the recorded bound, or edit the stream (metadata %s and max messages)",
+					queue.ErrBadConfig, clip(q.name), recorded, sname, boundText(theirs), mdMaxDepth)
+			case theirs == "none":
+				q.maxDepth = DefaultMaxDepth
+			default:
+				n, err := strconv.Atoi(theirs)
+				if err != nil || n < 1 {
+					return fmt.Errorf("natsbroker: stream %s: metadata %s is %q: want a positive number or \"none\"", sname, mdMaxDepth, theirs)
+				}
+				q.maxDepth, set, recorded = n, true, theirs
+			}
+		case !errors.Is(err, jetstream.ErrStreamNotFound):
+			return fmt.Errorf("natsbroker: reading stream %s: %w", sname, err)
+		}
+		if set {
+			q.pack = 1 // a bound counts messages: one task each
+		}
+		mkStream := func(name, what, subjects string) (jetstream.Stream, error) {
+			cfg := jetstream.StreamConfig{
+				Name:        name,
+				Description: "gather task queue " + strconv.Quote(q.name) + what,
+				Subjects:    []string{subjects},
+				Retention:   jetstream.WorkQueuePolicy,
+				MaxMsgs:     int64(q.maxDepth),
+				Discard:     jetstream.DiscardNew,
+				Storage:     b.storage,
+				Replicas:    b.replicas,
+				Duplicates:  time.Minute,
+				Metadata:    map[string]string{mdMaxDepth: recorded},
+			}
+			if exists {
+				return b.js.CreateOrUpdateStream(ctx, cfg)
+			}
+			// Created, not updated: a process setting the queue up at
+			// the same moment must not overwrite this one's bound.
+			st, err := b.js.CreateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				return nil, errRace
+			}
+			return st, err
+		}
+		var wg sync.WaitGroup
+		var serr, derr error
+		wg.Go(func() { q.stream, serr = mkStream(sname, "", b.prefix+".q."+q.tok+".>") })
+		wg.Go(func() { q.dstream, derr = mkStream(dname, ", delayed tasks", b.prefix+".qd."+q.tok+".>") })
+		wg.Wait()
+		if errors.Is(serr, errRace) || errors.Is(derr, errRace) {
+			continue
+		}
+		if serr != nil {
+			return fmt.Errorf("natsbroker: creating stream %s: %w", sname, serr)
+		}
+		if derr != nil {
+			return fmt.Errorf("natsbroker: creating stream %s: %w", dname, derr)
+		}
+		return nil
+	}
+	return fmt.Errorf("natsbroker: setting up queue %q: its streams were created and changed concurrently", clip(q.name))
+}
+
+// boundText describes a recorded bound for an error.
+func boundText(recorded string) string {
+	if recorded == "none" {
+		return "no bound"
+	}
+	return "a bound of " + recorded
 }
 
 // ---- wake-ups ----
@@ -814,7 +1146,14 @@ func (h *timeHeap) pop() {
 
 // ---- batch state ----
 
+// batchRecord reads batch id's record. An ID too long to be a batch's is
+// not found without asking the server; a record whose fields are out of
+// range (a size outside 1 to queue.MaxBatch: a forged or damaged one) is
+// an error, so that no reader sizes anything by it.
 func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint64, error) {
+	if err := checkID(id); err != nil {
+		return nil, 0, err
+	}
 	m, err := b.state.GetLastMsgForSubject(ctx, b.batchSubj(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, fmt.Errorf("batch %s: %w", id, queue.ErrNotFound)
@@ -825,6 +1164,12 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 	var r batchRecord
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		return nil, 0, fmt.Errorf("batch %s: bad state record: %v", id, err)
+	}
+	switch {
+	case r.Size < 1 || r.Size > queue.MaxBatch:
+		return nil, 0, fmt.Errorf("batch %s: bad state record: size %d out of range [1, %d]", id, r.Size, queue.MaxBatch)
+	case r.Kind == "" || r.Queue == "":
+		return nil, 0, fmt.Errorf("batch %s: bad state record: no kind or queue", id)
 	}
 	return &r, m.Sequence, nil
 }

@@ -127,6 +127,17 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("natsbroker: enqueue: %w: priority %d out of range [0, %d]", queue.ErrBadInput, s.Priority, queue.NumPriorities-1)
 	case s.BatchID == "":
 		return "", fmt.Errorf("natsbroker: enqueue: %w: empty batch ID", queue.ErrBadInput)
+	case n > queue.MaxBatch:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: a batch of %d tasks: want at most %d", queue.ErrBadInput, n, queue.MaxBatch)
+	case s.MaxAttempts < 1 || s.MaxAttempts > maxIndex:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: max attempts %d: want 1 to %d", queue.ErrBadInput, s.MaxAttempts, maxIndex)
+	case s.Timeout < 0 || s.BackoffMin < 0 || s.BackoffMax < 0:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: timeout %v, backoff %v to %v: want no negative duration", queue.ErrBadInput, s.Timeout, s.BackoffMin, s.BackoffMax)
+	case tokLen(s.BatchID) > maxIDTok:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: batch ID %q is %d bytes as a subject token: want at most %d", queue.ErrBadInput, clip(s.BatchID), tokLen(s.BatchID), maxIDTok)
+	case s.IdempotencyKey != "" && tokLen(s.IdempotencyKey) > maxKeyTok:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: idempotency key %q is %d bytes as a subject token: want at most %d (letters, digits, '-' and '_' take one byte, any other byte three)",
+			queue.ErrBadInput, clip(s.IdempotencyKey), tokLen(s.IdempotencyKey), maxKeyTok)
 	}
 	q, err := b.queue(ctx, s.Queue)
 	if err != nil {
@@ -255,14 +266,14 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 			return s.BatchID, ack.Sequence, nil
 		}
 		if !isWrongLastSeq(err) {
-			return "", 0, fmt.Errorf("natsbroker: enqueue: recording idempotency key %q: %w", s.IdempotencyKey, err)
+			return "", 0, fmt.Errorf("natsbroker: enqueue: recording idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		m, err := b.state.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // expired meanwhile
 		}
 		if err != nil {
-			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", s.IdempotencyKey, err)
+			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		id := string(m.Data)
 		if _, _, err := b.batchRecord(ctx, id); err == nil {
@@ -271,7 +282,7 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 		// The key outlived its batch (or its enqueue failed): take it over.
 		b.deleteState(m.Sequence)
 	}
-	return "", 0, fmt.Errorf("natsbroker: enqueue: idempotency key %q is contended", s.IdempotencyKey)
+	return "", 0, fmt.Errorf("natsbroker: enqueue: idempotency key %q is contended", clip(s.IdempotencyKey))
 }
 
 func (b *Broker) deleteState(seqs ...uint64) {

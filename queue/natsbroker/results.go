@@ -470,6 +470,9 @@ func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg taskMsg, delivered 
 	id := msg.Headers().Get(hdrTask)
 	batch, index, err := queue.ParseTaskID(id)
 	if err == nil {
+		err = checkID(batch) // a subject is built from it
+	}
+	if err == nil {
 		dl.BatchID, dl.Index = batch, index
 		count := 1
 		if c := msg.Headers().Get(hdrCount); c != "" {
@@ -495,7 +498,7 @@ func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg taskMsg, delivered 
 			seq = meta.Sequence.Stream
 		}
 		dl.BatchID = "bad-" + q.tok + "-" + strconv.FormatUint(seq, 10)
-		reason += fmt.Sprintf(" (and header %s is %q: %v)", hdrTask, id, err)
+		reason += fmt.Sprintf(" (and header %s is %q: %v)", hdrTask, clip(id), err)
 		dl.Attempts[0].Error = reason
 	}
 	b.log.Error("natsbroker: dead-lettering a task message", "queue", q.name, "task", id, "reason", reason)
@@ -518,6 +521,9 @@ func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int)
 		if err != nil {
 			return nil, fmt.Errorf("natsbroker: dead letters: %w", err)
 		}
+		if checkID(batch) != nil || b.CheckQueue(name) != nil {
+			return nil, nil // no dead letter has that ID or queue
+		}
 		m, err := b.state.GetLastMsgForSubject(ctx, b.deadSubj(name, batch, index))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, nil
@@ -526,6 +532,9 @@ func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int)
 			return nil, fmt.Errorf("natsbroker: dead letters: %w", err)
 		}
 		seq = m.Sequence + 1
+	}
+	if b.CheckQueue(name) != nil {
+		return nil, nil // no queue has that name
 	}
 	var out []queue.DeadLetter
 	for limit <= 0 || len(out) < limit {
@@ -554,6 +563,9 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	batch, index, err := queue.ParseTaskID(id)
 	if err != nil {
 		return "", fmt.Errorf("natsbroker: redrive: %w", err)
+	}
+	if err := checkID(batch); err != nil {
+		return "", fmt.Errorf("natsbroker: redrive %s: %w", clip(id), err)
 	}
 	subj := b.prefix + ".d.*." + tok(batch) + "." + strconv.Itoa(index)
 	m, err := b.state.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))

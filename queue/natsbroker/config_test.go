@@ -1,0 +1,170 @@
+package natsbroker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gather-go/gather/queue"
+	"github.com/gather-go/gather/queue/natsbroker"
+)
+
+// TestSettingsAgreeAcrossProcesses: the settings of a prefix are recorded
+// by the process that set its streams up. A later broker with a default
+// Config takes them (it used to remove another process's queue bound, so
+// its enqueues passed the bound); one whose Config sets another value gets
+// an error naming both.
+func TestSettingsAgreeAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	js := connect(t, embedded(t, false))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const prefix = "agree"
+	newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second, Retention: time.Hour,
+		StateMaxBytes: 64 << 20, QueueMaxDepth: map[string]int{"small": 3}})
+	later := newBroker(t, js, natsbroker.Config{Prefix: prefix})
+	if got := later.MaxLease(); got != 2*time.Second {
+		t.Errorf("a default broker's MaxLease = %v, want the recorded AckWait 2s", got)
+	}
+	w, err := queue.NewWorker(later, &queue.WorkerConfig{Concurrency: 1, Lease: time.Minute})
+	if err == nil || !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), "at most 2s") {
+		t.Errorf("a worker with a 1m lease on a prefix with AckWait 2s: %v, want ErrBadConfig naming both", err)
+		if w != nil {
+			w.Shutdown(ctx)
+		}
+	}
+	c, _ := queue.NewClient(later, nil)
+	for i := range 3 {
+		if _, err := queue.Enqueue(ctx, c, procKind, i, queue.WithQueue("small")); err != nil {
+			t.Fatalf("task %d of 3 on a queue bounded at 3: %v", i, err)
+		}
+	}
+	if _, err := queue.Enqueue(ctx, c, procKind, 3, queue.WithQueue("small")); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatalf("a 4th task through a default-config broker on a queue another process bounded at 3: %v, want ErrQueueFull", err)
+	}
+	if _, err := queue.EnqueueBatch(ctx, c, procKind, ints(200), queue.WithQueue("new")); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		cfg  natsbroker.Config
+		want []string
+	}{
+		{"another AckWait", natsbroker.Config{AckWait: 5 * time.Second}, []string{"Config.AckWait is 5s", "has 2s"}},
+		{"another Retention", natsbroker.Config{Retention: 2 * time.Hour}, []string{"Config.Retention is 2h0m0s", "has 1h0m0s"}},
+		{"another state cap", natsbroker.Config{StateMaxBytes: 1 << 20}, []string{"Config.StateMaxBytes is 1048576", "has 67108864"}},
+		{"another Replicas", natsbroker.Config{Replicas: 3}, []string{"Config.Replicas is 3", "has 1"}},
+		{"another bound", natsbroker.Config{QueueMaxDepth: map[string]int{"small": 50}}, []string{`queue "small"`, "a bound of 50", "a bound of 3"}},
+		{"a bound on every queue", natsbroker.Config{MaxDepth: 10}, []string{`queue "default"`, "a bound of 10", "no bound"}},
+	} {
+		tc.cfg.Prefix = prefix
+		b, err := natsbroker.New(ctx, js, &tc.cfg)
+		if err == nil {
+			b.Close()
+			t.Errorf("%s: New accepted it", tc.name)
+			continue
+		}
+		for _, want := range tc.want {
+			if !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: %v, want ErrBadConfig saying %q", tc.name, err, want)
+			}
+		}
+	}
+	// A bound that disagrees on a queue this broker first uses later fails
+	// that use, naming both.
+	newBroker(t, js, natsbroker.Config{Prefix: prefix + "2", MaxDepth: 10})
+	unbounded := newBroker(t, js, natsbroker.Config{Prefix: prefix + "2"})
+	if _, err := queue.Enqueue(ctx, try(queue.NewClient(unbounded, nil)).get(t), procKind, 1, queue.WithQueue("other")); err != nil {
+		t.Fatal(err)
+	}
+	bounded := newBroker(t, js, natsbroker.Config{Prefix: prefix + "2", MaxDepth: 10})
+	if _, err := queue.Enqueue(ctx, try(queue.NewClient(bounded, nil)).get(t), procKind, 1, queue.WithQueue("other")); !errors.Is(err, queue.ErrBadConfig) ||
+		!strings.Contains(err.Error(), "a bound of 10") || !strings.Contains(err.Error(), "no bound") {
+		t.Errorf("enqueueing with a bound of 10 to a queue recorded unbounded: %v, want ErrBadConfig naming both", err)
+	}
+	// The same settings, given explicitly, agree.
+	newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second, Retention: time.Hour, StateMaxBytes: 64 << 20,
+		QueueMaxDepth: map[string]int{"small": 3}})
+}
+
+// TestForgedBatchRecord: a batch record whose size is out of range (written
+// by something other than a broker) is an error on Attach and Cancel,
+// never a panic or an allocation of its size.
+func TestForgedBatchRecord(t *testing.T) {
+	t.Parallel()
+	const prefix = "forged"
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
+	for i, size := range []string{"0", "-1", "1000000000000", "16777217"} {
+		id := fmt.Sprintf("forged%d", i)
+		rec := `{"size":` + size + `,"kind":"` + procKind.Name() + `","queue":"default"}`
+		if _, err := js.Publish(ctx, prefix+".b."+id, []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := queue.Attach(ctx, c, procKind, id); err == nil || !strings.Contains(err.Error(), "size "+size+" out of range [1, 16777216]") {
+			t.Errorf("Attach to a batch recorded with size %s: %v, want an error naming the size and the range", size, err)
+		}
+		if err := b.Cancel(ctx, id); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("Cancel of a batch recorded with size %s: %v, want an error naming the size", size, err)
+		}
+	}
+}
+
+// TestNameLimits: names past the broker's limits are refused before they
+// reach the server, with the limit; the longest accepted ones work.
+func TestNameLimits(t *testing.T) {
+	t.Parallel()
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: "names"})
+	if _, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: strings.Repeat("p", 33)}); !errors.Is(err, queue.ErrBadConfig) ||
+		!strings.Contains(err.Error(), "at most 32 bytes") {
+		t.Errorf("a prefix of 33 bytes: %v, want ErrBadConfig stating the limit", err)
+	}
+	// "names_qd_" and the queue's token within 255 bytes: 246.
+	longest, over := strings.Repeat("q", 246), strings.Repeat("q", 82)+"/"
+	for _, name := range []string{strings.Repeat("q", 247), strings.Repeat("/", 83)} {
+		if err := b.CheckQueue(name); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "want at most 246") {
+			t.Errorf("queue name of %d bytes: %v, want ErrBadInput stating the limit 246", len(name), err)
+		}
+	}
+	key := strings.Repeat("k", 1024)
+	if _, err := queue.Enqueue(ctx, c, procKind, 1, queue.WithIdempotencyKey(key+"k", time.Hour)); !errors.Is(err, queue.ErrBadInput) ||
+		!strings.Contains(err.Error(), "want at most 1024") {
+		t.Errorf("an idempotency key of 1025 bytes: %v, want ErrBadInput stating the limit", err)
+	}
+	w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 2, Queues: []string{longest, over}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue.HandleFunc(w, procKind, func(ctx context.Context, n int) (procOut, error) { return procOut{V: 2 * n}, nil })
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(ctx)
+	for _, name := range []string{longest, over} {
+		task, err := queue.Enqueue(ctx, c, procKind, 21, queue.WithQueue(name), queue.WithIdempotencyKey(key, time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := task.Wait(ctx); err != nil || got.V != 42 {
+			t.Fatalf("a task on the queue of %d bytes = %d, %v; want 42", len(name), got, err)
+		}
+	}
+}
+
+func try[T any](v T, err error) result[T] { return result[T]{v, err} }
+
+type result[T any] struct {
+	v   T
+	err error
+}
+
+func (r result[T]) get(t *testing.T) T {
+	t.Helper()
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.v
+}
