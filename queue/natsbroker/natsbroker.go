@@ -30,8 +30,9 @@ const (
 	DefaultIdleRecheck = time.Second
 	DefaultPackSize    = 16
 	// DefaultStateMaxBytes and DefaultStateMaxMsgs cap the state stream:
-	// about 13 million finished tasks (about 80 bytes each, run alone;
-	// BenchmarkStateBytes), 16 million messages.
+	// the state of about 3 million tasks run alone (about 320 bytes and
+	// two messages each) or 29 million in batches of 1,000 (about 37
+	// bytes each), outputs of a few bytes (BenchmarkStateBytes).
 	DefaultStateMaxBytes = 1 << 30
 	DefaultStateMaxMsgs  = 1 << 24
 )
@@ -128,15 +129,17 @@ type Config struct {
 	// one.
 	Retention time.Duration
 	// StateMaxBytes and StateMaxMsgs cap the state stream, which holds for
-	// Retention the record of every batch, its results (about 80 bytes per
-	// task run alone, less for tasks of large batches, plus the outputs),
+	// Retention the record of every batch and its results (about 320 bytes
+	// per task run alone, 37 per task in batches of 1,000, plus the
+	// outputs: 306 and 35 MiB per million tasks; BenchmarkStateBytes),
 	// the errors of failed attempts, idempotency keys and dead letters.
 	// When a cap is reached, the oldest messages go first, as if their
 	// Retention had passed: the state of the oldest batches, finished or
-	// not, then that of newer ones. A batch whose record is gone cannot be
-	// attached or cancelled (queue.ErrNotFound), and an await of it that
-	// starts then misses its removed outcomes: size the caps for the
-	// state of every batch still awaited. Defaults DefaultStateMaxBytes and
+	// not, then that of newer ones. A batch whose record is gone (it is
+	// its first message) cannot be attached, awaited anew or cancelled
+	// (queue.ErrNotFound); its tasks still run, and awaits already
+	// following it keep what they have read. Size the caps for the state
+	// of every batch still awaited. Defaults DefaultStateMaxBytes and
 	// DefaultStateMaxMsgs, or the prefix's recorded ones; negative means no
 	// cap.
 	StateMaxBytes int64

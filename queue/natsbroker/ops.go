@@ -146,6 +146,16 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	if n > q.maxDepth {
 		return "", fmt.Errorf("natsbroker: enqueue %d tasks on queue %q bounded at %d: %w", n, s.Queue, q.maxDepth, queue.ErrQueueFull)
 	}
+	// Every task must fit a message of the server's max_payload with its
+	// envelope (at most msgNeed) and headers; packs are cut to fit below.
+	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
+	maxMsg := int(b.nc.MaxPayload()) - 64 - len(s.BatchID)
+	for i, pl := range s.Payloads {
+		if msgNeed+10+len(pl) > maxMsg {
+			return "", fmt.Errorf("natsbroker: enqueue: %w: input %d is %d bytes: with its envelope it passes the server's max_payload of %d bytes; want at most %d",
+				queue.ErrBadInput, i, len(pl), b.nc.MaxPayload(), maxMsg-msgNeed-10)
+		}
+	}
 	var idemSeq uint64
 	if s.IdempotencyKey != "" {
 		id, seq, err := b.claimKey(ctx, q, s)
@@ -171,18 +181,19 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	tmpl := s.Message(0)
 	// The envelopes are cut from buffers of up to 64 KiB, sized to what is
 	// left to encode.
-	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
 	left := (n + k - 1) / k * msgNeed
 	for _, pl := range s.Payloads {
 		left += 10 + len(pl)
 	}
 	var buf []byte
-	for first := 0; first < n; first += k {
-		payloads := s.Payloads[first:min(first+k, n)]
-		need := msgNeed
-		for _, pl := range payloads {
-			need += 10 + len(pl)
+	for first := 0; first < n; {
+		// Up to k tasks, fewer when their inputs would pass max_payload.
+		end, need := first+1, msgNeed+10+len(s.Payloads[first])
+		for end < min(first+k, n) && need+10+len(s.Payloads[end]) <= maxMsg {
+			need += 10 + len(s.Payloads[end])
+			end++
 		}
+		payloads := s.Payloads[first:end]
 		start := len(buf)
 		if cap(buf)-start < need {
 			buf = make([]byte, 0, max(min(64<<10, left), need))
@@ -193,6 +204,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
 		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
 			Header: taskHeader(s.BatchID, first, len(payloads))})
+		first = end
 	}
 	var woke time.Time
 	if !delayed {
