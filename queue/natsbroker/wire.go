@@ -11,8 +11,9 @@ import (
 
 // The wire formats. A task message's body is an envelope: a three-byte
 // magic and version, then the fields its tasks share (strings and bytes
-// length prefixed, integers as varints, times as below), then the attempts its tasks made before this message
-// (tasks moved out of another message keep theirs), when they are due, the
+// length prefixed, integers as varints, times as appendTime writes them),
+// then the attempts its tasks made before this message (tasks moved out of
+// another message keep theirs), when they are due, the
 // index of the first task and how many consecutive tasks the message
 // carries (a pack, see Config.PackSize), then their payloads, each length
 // prefixed. A results message carries one or more outcomes of one batch,

@@ -1130,6 +1130,14 @@ func testHostileValues(t *testing.T, e *env) {
 		try(queue.NewWorker(e.b, nil)).get(t)
 	}
 
+	// The longest idempotency window: the key is kept (as long as the
+	// broker keeps anything), not dropped at once.
+	forever := queue.WithIdempotencyKey("forever", time.Duration(1<<63-1))
+	k1 := try(queue.Enqueue(ctx, e.c, double, 1, forever)).get(t)
+	if k2 := try(queue.Enqueue(ctx, e.c, double, 1, forever)).get(t); k1.ID() != k2.ID() {
+		t.Errorf("an idempotency key with the longest window gave tasks %s and %s", k1.ID(), k2.ID())
+	}
+
 	// Names and keys of 6,000 bytes, most of them bytes a NATS subject
 	// cannot hold as they are.
 	long := strings.Repeat("a/", 3000)
@@ -1168,7 +1176,7 @@ func testHostileValues(t *testing.T, e *env) {
 	if got := try(try(queue.Enqueue(ctx, e.c, double, 21)).get(t).Wait(ctx)).get(t); got != 42 {
 		t.Fatalf("a task after the hostile values = %d, want 42", got)
 	}
-	for _, task := range accepted {
+	for _, task := range append(accepted, k1) {
 		try(task.Wait(ctx)).get(t)
 	}
 }
