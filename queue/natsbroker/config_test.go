@@ -122,6 +122,25 @@ func TestNameLimits(t *testing.T) {
 		!strings.Contains(err.Error(), "at most 32 bytes") {
 		t.Errorf("a prefix of 33 bytes: %v, want ErrBadConfig stating the limit", err)
 	}
+	if _, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: "names", AckWait: 2}); !errors.Is(err, queue.ErrBadConfig) ||
+		!strings.Contains(err.Error(), "at least 10ms") {
+		t.Errorf("an AckWait of 2 ns: %v, want ErrBadConfig stating the least", err)
+	}
+	// Submissions that do not come from a queue.Client are checked too:
+	// what the envelope decoder would refuse is refused before it is
+	// stored (max attempts past 2^31-1 were dead-lettered as bad wire data).
+	for _, s := range []queue.Submission{
+		{MaxAttempts: 1 << 31}, {MaxAttempts: 0}, {MaxAttempts: 1, Timeout: -1}, {MaxAttempts: 1, BackoffMax: -1},
+		{MaxAttempts: 1, BatchID: strings.Repeat("b", 513)},
+	} {
+		if s.BatchID == "" {
+			s.BatchID = "sub"
+		}
+		s.Queue, s.Kind, s.Payloads = queue.DefaultQueue, "k", [][]byte{nil}
+		if _, err := b.Enqueue(ctx, &s); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "want") {
+			t.Errorf("Enqueue of %+v: %v, want ErrBadInput saying what is accepted", s, err)
+		}
+	}
 	// "names_qd_" and the queue's token within 255 bytes: 246.
 	longest, over := strings.Repeat("q", 246), strings.Repeat("q", 82)+"/"
 	for _, name := range []string{strings.Repeat("q", 247), strings.Repeat("/", 83)} {
