@@ -253,6 +253,10 @@ type Limiter interface {
 	// CheckQueue returns an error wrapping ErrBadInput, saying what is
 	// accepted, when name cannot name a queue on this broker.
 	CheckQueue(name string) error
+	// MaxPayload returns the largest encoded output of one task the broker
+	// stores, 0 for no limit. A worker fails a task whose handler returns
+	// a larger one, permanently, saying so.
+	MaxPayload() int
 }
 
 // Stats is the optional interface of brokers that can count ready tasks.

@@ -86,6 +86,7 @@ func (b limited) Claim(ctx context.Context, q string, l queue.Priority, lease ti
 }
 
 func (limited) MaxLease() time.Duration { return time.Second }
+func (limited) MaxPayload() int         { return 16 }
 func (limited) CheckQueue(name string) error {
 	if len(name) > 8 {
 		return errors.Join(queue.ErrBadInput, errors.New("queue name longer than 8 bytes: want at most 8"))
@@ -117,6 +118,13 @@ func TestWorkerRespectsBrokerLimits(t *testing.T) {
 	}
 	kind := queue.NewKind[int, int]("limited")
 	queue.HandleFunc(w, kind, func(ctx context.Context, n int) (int, error) { return n, nil })
+	big := queue.NewKind[int, string]("limited.big")
+	queue.HandleFunc(w, big, func(ctx context.Context, n int) (string, error) {
+		if n == 0 {
+			return strings.Repeat("x", 100), nil // past the broker's 16 bytes
+		}
+		return "", errors.New(strings.Repeat("e", 1<<20)) // a megabyte of error message
+	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +138,24 @@ func TestWorkerRespectsBrokerLimits(t *testing.T) {
 	}
 	if _, err := task.Wait(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// An output the broker cannot store fails the task permanently, saying
+	// so, instead of failing every completion; an error message of a
+	// megabyte is kept up to 64 KiB.
+	task2, err := queue.Enqueue(ctx, c, big, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task2.Wait(ctx); !errors.Is(err, queue.ErrPermanent) || !strings.Contains(err.Error(), "output of 102 bytes") ||
+		!strings.Contains(err.Error(), "at most 16") {
+		t.Errorf("an output past the broker's MaxPayload: %v, want ErrPermanent naming both sizes", err)
+	}
+	task3, err := queue.Enqueue(ctx, c, big, 1, queue.WithMaxAttempts(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task3.Wait(ctx); err == nil || len(err.Error()) > 65<<10 || !strings.Contains(err.Error(), "bytes more") {
+		t.Errorf("an error message of 1 MiB: kept %d bytes, want at most about 64 KiB, saying how much was cut", len(err.Error()))
 	}
 	if got := time.Duration(b.lease.Load()); got != time.Second {
 		t.Fatalf("the default lease asked of the broker is %v, want its MaxLease, 1s", got)

@@ -104,6 +104,7 @@ type Worker struct {
 	policy   Policy
 	stride   [NumPriorities]uint64
 	lease    time.Duration
+	maxOut   int // the broker's MaxPayload (Limiter); 0: none
 	maxClaim int
 	shutdown time.Duration
 	log      *slog.Logger
@@ -145,6 +146,9 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		log: discard, metrics: cfg.Metrics, handlers: map[string]runFunc{}, stop: make(chan struct{}),
 	}
 	lim, _ := b.(Limiter)
+	if lim != nil {
+		w.maxOut = max(lim.MaxPayload(), 0)
+	}
 	if len(cfg.Queues) > 0 {
 		w.queues = slices.Clone(cfg.Queues)
 		for i, q := range w.queues {
@@ -404,6 +408,18 @@ func (w *Worker) beat() {
 }
 
 func defaultConcurrency() int { return max(1, runtimeProcs()) }
+
+// maxMessage bounds the error message kept of a failed attempt (a panic's
+// value and stack, a handler's error): brokers store it with the outcome
+// and the dead letter, where a message of megabytes would not fit.
+const maxMessage = 64 << 10
+
+func clipMessage(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	return fmt.Sprintf("%s... (%d bytes more)", msg[:maxMessage], len(msg)-maxMessage)
+}
 
 // backoff returns the delay before attempt+1: exponential, capped, with the
 // upper half jittered.
@@ -709,6 +725,11 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	if cancel != nil {
 		cancel()
 	}
+	if err == nil && w.maxOut > 0 && len(out)-start > w.maxOut {
+		// The broker could not store it: fail the task rather than have
+		// every completion of it fail and the task run again forever.
+		err = Permanent(fmt.Errorf("output of %d bytes: broker %T stores at most %d", len(out)-start, w.b, w.maxOut))
+	}
 	if m != nil { // time.Since reads the clock
 		m.ran(time.Since(now), err == nil)
 	}
@@ -728,7 +749,7 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 		}
 		return
 	}
-	f := &Failure{Code: CodeFailed, Message: err.Error(), Attempts: d.Attempt}
+	f := &Failure{Code: CodeFailed, Message: clipMessage(err.Error()), Attempts: d.Attempt}
 	var bi *badInputError
 	var pe *panicError
 	switch {

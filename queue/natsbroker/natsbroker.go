@@ -549,6 +549,14 @@ func sameState(have, w *jetstream.StreamConfig) bool {
 // lease the server keeps without a heartbeat.
 func (b *Broker) MaxLease() time.Duration { return b.ackWait }
 
+// MaxPayload implements queue.Limiter: the largest output that fits a
+// results message of the server's max_payload.
+func (b *Broker) MaxPayload() int { return int(b.nc.MaxPayload()) - resOverhead }
+
+// resOverhead bounds a results message's bytes besides one output: the
+// magic, the index, the status and the output's length.
+const resOverhead = 64
+
 // CheckQueue implements queue.Limiter: a queue name must not be empty, and
 // its subject token (see tok) must leave the stream name
 // "<prefix>_qd_<queue>" within JetStream's 255 bytes.

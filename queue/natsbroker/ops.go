@@ -1039,6 +1039,7 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		}
 	}
 	p := newPublisher(ctx, b.js, len(cs))
+	maxMsg := int(b.nc.MaxPayload())
 	flush := func(g *group) {
 		if len(g.buf) > 4 {
 			p.publish(&nats.Msg{Subject: b.resSubj(g.id), Data: g.buf})
@@ -1063,6 +1064,9 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		}
 		o := c.Outcome
 		o.Index = c.Delivery.Index
+		if n := len(groups[gi].buf); n > 4 && n+len(o.Output)+failureLen(o.Err)+resOverhead > maxMsg {
+			flush(&groups[gi]) // a message must fit max_payload
+		}
 		groups[gi].buf = appendOutcome(groups[gi].buf, &o)
 		if len(groups[gi].buf) > 256<<10 {
 			flush(&groups[gi])
@@ -1094,6 +1098,14 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// failureLen bounds the bytes f adds to a results message.
+func failureLen(f *queue.Failure) int {
+	if f == nil {
+		return 0
+	}
+	return len(f.Code) + len(f.Message) + 20
 }
 
 // Retry implements queue.Broker. A task alone in its message gets a

@@ -112,26 +112,7 @@ func BenchmarkStateBytes(b *testing.B) {
 // limit, before anything is stored.
 func TestInputsWithinMaxPayload(t *testing.T) {
 	t.Parallel()
-	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), NoSigs: true, DontListen: true, Port: -1,
-		MaxPayload: 16 << 10, JetStreamMaxMemory: -1, JetStreamMaxStore: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	defer s.Shutdown()
-	if !s.ReadyForConnections(20 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	nc, err := nats.Connect("", nats.InProcessServer(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBroker(t, js, natsbroker.Config{Prefix: "maxpay"})
+	b := newBroker(t, smallServer(t), natsbroker.Config{Prefix: "maxpay"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c, _ := queue.NewClient(b, nil)
@@ -171,3 +152,87 @@ func TestInputsWithinMaxPayload(t *testing.T) {
 }
 
 var echoKind = queue.NewKind[string, string]("natsbroker_test.echo")
+
+// smallServer starts an embedded server whose max_payload is 16 KiB, shut
+// down at cleanup, and returns a connection's JetStream.
+func smallServer(t *testing.T) jetstream.JetStream {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{JetStream: true, StoreDir: t.TempDir(), NoSigs: true, DontListen: true, Port: -1,
+		MaxPayload: 16 << 10, JetStreamMaxMemory: -1, JetStreamMaxStore: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(20 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// TestOutcomesWithinMaxPayload: on a server whose max_payload is 16 KiB,
+// outputs that fit one by one are recorded even when a Complete carries
+// more than fit one message; an output that cannot fit fails its task
+// permanently, saying so; a dead letter too large to keep whole is kept
+// without its input, which a Redrive then refuses. Each of these used to
+// fail every Complete of its tasks, which ran again forever.
+func TestOutcomesWithinMaxPayload(t *testing.T) {
+	t.Parallel()
+	b := newBroker(t, smallServer(t), natsbroker.Config{Prefix: "maxout"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, _ := queue.NewClient(b, nil)
+	w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue.HandleFunc(w, echoKind, func(ctx context.Context, s string) (string, error) {
+		switch {
+		case strings.HasPrefix(s, "fail"):
+			return "", queue.Permanent(errors.New("refused"))
+		case strings.HasPrefix(s, "big"):
+			return strings.Repeat("o", 17<<10), nil
+		}
+		return strings.Repeat(s[:1], 5000), nil
+	})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Shutdown(ctx)
+	ins := make([]string, 200) // claimed and completed together, 5,000 bytes of output each
+	for i := range ins {
+		ins[i] = strconv.Itoa(i % 10)
+	}
+	out, err := try(queue.EnqueueBatch(ctx, c, echoKind, ins)).get(t).Await(ctx)
+	if err != nil || len(out) != len(ins) || out[199] != strings.Repeat("9", 5000) {
+		t.Fatalf("outputs of 5,000 bytes: %d, %v", len(out), err)
+	}
+	if _, err := try(queue.Enqueue(ctx, c, echoKind, "big")).get(t).Wait(ctx); !errors.Is(err, queue.ErrPermanent) ||
+		!strings.Contains(err.Error(), "output of 17410 bytes") {
+		t.Fatalf("an output past max_payload: %v, want ErrPermanent naming its size", err)
+	}
+	task := try(queue.Enqueue(ctx, c, echoKind, "fail"+strings.Repeat("i", 12<<10))).get(t)
+	if _, err := task.Wait(ctx); !errors.Is(err, queue.ErrPermanent) {
+		t.Fatalf("a task with a 12 KiB input failing permanently: %v, want its failure", err)
+	}
+	dls, err := b.DeadLetters(ctx, queue.DefaultQueue, "", 10)
+	if err != nil || len(dls) != 2 {
+		t.Fatalf("dead letters: %d, %v; want the two failed tasks", len(dls), err)
+	}
+	dl := dls[1]
+	if dl.ID() != task.ID() || dl.Payload != nil || !strings.Contains(dl.Attempts[len(dl.Attempts)-1].Error, "input (12294 bytes) is not kept") {
+		t.Fatalf("the large task's dead letter: %s, %d bytes of input, attempts %+v; want it without its input, saying so", dl.ID(), len(dl.Payload), dl.Attempts)
+	}
+	if _, err := b.Redrive(ctx, dl.ID()); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "not re-driven") {
+		t.Fatalf("redriving a dead letter kept without its input: %v, want ErrBadInput saying why", err)
+	}
+}
