@@ -106,7 +106,10 @@
 // idempotency key's at most 1,024; a batch ID's at most 512 (longer ones
 // are not found). Every subject the broker builds then stays under 1.5 KiB.
 // An input must fit one message of the server's max_payload with its
-// envelope (about 200 bytes); packs are cut to fit. Times keep their
+// envelope (about 200 bytes); packs are cut to fit. So must an output
+// (MaxPayload: a worker fails a task with a larger one); results messages
+// are cut to fit, and a dead letter that would not fit is kept without its
+// input (it can be listed, not re-driven). Times keep their
 // instant whatever the year (the zero time means none), and a batch
 // record's size is checked against queue.MaxBatch before anything is
 // sized by it.
