@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
 )
@@ -186,4 +188,40 @@ func (r result[T]) get(t *testing.T) T {
 		t.Fatal(r.err)
 	}
 	return r.v
+}
+
+// TestStreamsFromBeforeSettingsWereRecorded: streams set up by a version
+// that recorded nothing are agreed with from what they hold (a queue's
+// bound is its stream's message limit), and get the record and the state
+// caps.
+func TestStreamsFromBeforeSettingsWereRecorded(t *testing.T) {
+	t.Parallel()
+	js := connect(t, embedded(t, false))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const prefix = "legacy"
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: prefix + "_state", Subjects: []string{prefix + ".b.*", prefix + ".r.*"},
+		MaxAge: time.Hour, AllowMsgTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: prefix + "_q_default", Subjects: []string{prefix + ".q.default.>"},
+		Retention: jetstream.WorkQueuePolicy, MaxMsgs: 5, Discard: jetstream.DiscardNew, Duplicates: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})
+	c := try(queue.NewClient(b, nil)).get(t)
+	if _, err := queue.EnqueueBatch(ctx, c, procKind, ints(6)); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatalf("6 tasks on a queue whose stream holds 5 messages: %v, want ErrQueueFull", err)
+	}
+	try(queue.EnqueueBatch(ctx, c, procKind, ints(5))).get(t)
+	st := try(js.Stream(ctx, prefix+"_state")).get(t)
+	cfg := st.CachedInfo().Config
+	if cfg.MaxAge != time.Hour || cfg.MaxBytes != natsbroker.DefaultStateMaxBytes || cfg.Metadata["gather.ack_wait"] != "30s" ||
+		len(cfg.Subjects) != 5 {
+		t.Fatalf("the state stream after New: max age %v, max bytes %d, metadata %v, subjects %v; want 1h kept, the default cap, AckWait recorded, every subject",
+			cfg.MaxAge, cfg.MaxBytes, cfg.Metadata, cfg.Subjects)
+	}
+	if md := try(js.Stream(ctx, prefix+"_q_default")).get(t).CachedInfo().Config.Metadata; md["gather.max_depth"] != "5" {
+		t.Fatalf("the default queue's stream metadata %v: want the bound 5 recorded", md)
+	}
 }
