@@ -150,6 +150,15 @@ func TestNameLimits(t *testing.T) {
 			t.Errorf("queue name of %d bytes: %v, want ErrBadInput stating the limit 246", len(name), err)
 		}
 	}
+	// Reads of a name no queue can have answer without asking the server
+	// (a subject built from it would close the connection).
+	huge := strings.Repeat("/", 3000)
+	if d, err := b.Depth(ctx, huge); err != nil || d != ([queue.NumPriorities]int{}) {
+		t.Errorf("Depth of a queue name of 9,000 token bytes = %v, %v; want zeros", d, err)
+	}
+	if dls, err := b.DeadLetters(ctx, huge, "", 10); err != nil || len(dls) != 0 {
+		t.Errorf("DeadLetters of a queue name of 9,000 token bytes = %v, %v; want none", dls, err)
+	}
 	key := strings.Repeat("k", 1024)
 	if _, err := queue.Enqueue(ctx, c, procKind, 1, queue.WithIdempotencyKey(key+"k", time.Hour)); !errors.Is(err, queue.ErrBadInput) ||
 		!strings.Contains(err.Error(), "want at most 1024") {
