@@ -426,6 +426,10 @@ func clipMessage(msg string) string {
 func backoff(m *Message) time.Duration {
 	d := m.BackoffMin
 	for i := 1; i < m.Attempt && d < m.BackoffMax; i++ {
+		if d > m.BackoffMax/2 {
+			d = m.BackoffMax // doubling would pass it, or overflow
+			break
+		}
 		d *= 2
 	}
 	d = min(d, m.BackoffMax)
