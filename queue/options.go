@@ -103,7 +103,8 @@ func WithBackoff(min, max time.Duration) Option {
 	return Option{kind: optBackoff, d: min, d2: max}
 }
 
-// WithDelay makes the tasks ready d after they are enqueued.
+// WithDelay makes the tasks ready d after they are enqueued; d <= 0 makes
+// them ready at once.
 func WithDelay(d time.Duration) Option { return Option{kind: optDelay, d: d} }
 
 // WithRunAt makes the tasks ready at t; a time already past or the zero time
@@ -151,7 +152,10 @@ func (c *Client) submission(s *Submission, opts []Option) error {
 		case optBackoff:
 			s.BackoffMin, s.BackoffMax = o.d, o.d2
 		case optDelay:
-			s.RunAt = now.Add(o.d)
+			s.RunAt = time.Time{} // ready at once
+			if o.d > 0 {
+				s.RunAt = now.Add(o.d) // at most about 292 years on
+			}
 		case optRunAt:
 			s.RunAt = o.t
 		case optIdempotency:

@@ -1240,6 +1240,9 @@ func testFarTimes(t *testing.T, e *env) {
 	if got, err := try(queue.Enqueue(ctx, e.c, double, 3, q, queue.WithRunAt(time.Unix(0, 0)))).get(t).Wait(ctx); err != nil || got != 6 {
 		t.Errorf("a task to run at the Unix epoch: %d, %v; want 6 at once", got, err)
 	}
+	if got, err := try(queue.Enqueue(ctx, e.c, double, 4, q, queue.WithDelay(time.Duration(-1<<63)))).get(t).Wait(ctx); err != nil || got != 8 {
+		t.Errorf("a task with the most negative delay: %d, %v; want 8 at once", got, err)
+	}
 	if n := far.Load(); n != 0 {
 		t.Errorf("%d tasks due in the year 3000 or later ran", n)
 	}
