@@ -139,9 +139,13 @@ type Config struct {
 	// its first message) cannot be attached, awaited anew or cancelled
 	// (queue.ErrNotFound); its tasks still run, and awaits already
 	// following it keep what they have read. Size the caps for the state
-	// of every batch still awaited. Defaults DefaultStateMaxBytes and
-	// DefaultStateMaxMsgs, or the prefix's recorded ones; negative means no
-	// cap.
+	// of every batch still awaited. The server reserves the byte cap out
+	// of its JetStream storage (memory, with Memory) when it creates the
+	// stream, and refuses a stream whose cap does not fit what is left:
+	// lower the cap, or make it negative, where the server's or account's
+	// JetStream limits are small or many prefixes share one server.
+	// Defaults DefaultStateMaxBytes and DefaultStateMaxMsgs, or the
+	// prefix's recorded ones; negative means no cap.
 	StateMaxBytes int64
 	StateMaxMsgs  int64
 	// IdleRecheck is the longest an idle worker sleeps before claiming
@@ -520,10 +524,10 @@ func (b *Broker) agreeState(have *jetstream.StreamConfig) error {
 	agree("Retention", b.set.retention, b.retention, have.MaxAge, func() { b.retention = have.MaxAge })
 	// A stream set up before the caps were recorded has none: it gets ours.
 	recorded := have.Metadata[mdAckWait] != ""
-	if have.MaxBytes > 0 || b.set.stateMaxB || recorded {
+	if have.MaxBytes > 0 || recorded {
 		agree("StateMaxBytes", b.set.stateMaxB, b.stateMaxB, have.MaxBytes, func() { b.stateMaxB = have.MaxBytes })
 	}
-	if have.MaxMsgs > 0 || b.set.stateMaxM || recorded {
+	if have.MaxMsgs > 0 || recorded {
 		agree("StateMaxMsgs", b.set.stateMaxM, b.stateMaxM, have.MaxMsgs, func() { b.stateMaxM = have.MaxMsgs })
 	}
 	if v, ok := have.Metadata[mdAckWait]; ok {
