@@ -225,9 +225,9 @@ func TestStreamsFromBeforeSettingsWereRecorded(t *testing.T) {
 	try(queue.EnqueueBatch(ctx, c, procKind, ints(5))).get(t)
 	st := try(js.Stream(ctx, prefix+"_state")).get(t)
 	cfg := st.CachedInfo().Config
-	if cfg.MaxAge != time.Hour || cfg.MaxBytes != 64<<20 || cfg.Metadata["gather.ack_wait"] != "30s" ||
+	if cfg.MaxAge != time.Hour || cfg.MaxBytes != natsbroker.DefaultStateMaxBytes || cfg.Metadata["gather.ack_wait"] != "30s" ||
 		len(cfg.Subjects) != 5 {
-		t.Fatalf("the state stream after New: max age %v, max bytes %d, metadata %v, subjects %v; want 1h kept, the cap set, AckWait recorded, every subject",
+		t.Fatalf("the state stream after New: max age %v, max bytes %d, metadata %v, subjects %v; want 1h kept, the default cap, AckWait recorded, every subject",
 			cfg.MaxAge, cfg.MaxBytes, cfg.Metadata, cfg.Subjects)
 	}
 	if md := try(js.Stream(ctx, prefix+"_q_default")).get(t).CachedInfo().Config.Metadata; md["gather.max_depth"] != "5" {
