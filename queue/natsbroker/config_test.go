@@ -124,9 +124,12 @@ func TestNameLimits(t *testing.T) {
 		!strings.Contains(err.Error(), "at most 32 bytes") {
 		t.Errorf("a prefix of 33 bytes: %v, want ErrBadConfig stating the limit", err)
 	}
-	if _, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: "names", AckWait: 2}); !errors.Is(err, queue.ErrBadConfig) ||
-		!strings.Contains(err.Error(), "at least 10ms") {
-		t.Errorf("an AckWait of 2 ns: %v, want ErrBadConfig stating the least", err)
+	_, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: "names", AckWait: 2, Retention: 2, IdleRecheck: 2})
+	for _, want := range []string{"AckWait is 2ns: want 0 (default 30s) or at least 10ms", "Retention is 2ns: want 0 (default 24h0m0s) or at least 1s",
+		"IdleRecheck is 2ns: want 0 (default 1s) or at least 1ms"} {
+		if !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), want) {
+			t.Errorf("durations of 2 ns: %v, want ErrBadConfig saying %q", err, want)
+		}
 	}
 	// Submissions that do not come from a queue.Client are checked too:
 	// what the envelope decoder would refuse is refused before it is

@@ -73,8 +73,9 @@ type Config struct {
 	// process (and fall back to AckWait if it dies); longer ones are capped
 	// at AckWait (Delivery.Expires says so), and a queue.Worker refuses a
 	// longer WorkerConfig.Lease and lowers its default to AckWait (the
-	// broker implements queue.Limiter). Default DefaultAckWait, which is the
-	// worker's default lease, or the prefix's recorded one.
+	// broker implements queue.Limiter). At least 10 ms. Default
+	// DefaultAckWait, which is the worker's default lease, or the prefix's
+	// recorded one.
 	AckWait time.Duration
 	// MaxDepth bounds the tasks of one queue that wait or are leased, and
 	// apart those that are delayed: Enqueue returns queue.ErrQueueFull
@@ -101,8 +102,8 @@ type Config struct {
 	// Default DefaultPackSize, at most 1024.
 	PackSize int
 	// Retention is how long batch state, results, idempotency keys and dead
-	// letters are kept. Default DefaultRetention, or the prefix's recorded
-	// one.
+	// letters are kept, at least a second. Default DefaultRetention, or the
+	// prefix's recorded one.
 	Retention time.Duration
 	// StateMaxBytes and StateMaxMsgs cap the state stream, which holds for
 	// Retention the record of every batch and its results (about 320 bytes
@@ -128,7 +129,8 @@ type Config struct {
 	// again, which bounds how late it sees work whose wake-up it could not
 	// be told about: a delay or retry that another process scheduled and
 	// did not live to announce, a lease of a crashed worker expiring. Every
-	// other wake-up is pushed. Default DefaultIdleRecheck.
+	// other wake-up is pushed. At least a millisecond; default
+	// DefaultIdleRecheck.
 	IdleRecheck time.Duration
 	// Logger receives what the broker cannot return: bad wire data it
 	// dead-lettered, wake-ups it failed to publish. Default: discard.
@@ -322,8 +324,14 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 				*d.dst, *d.set = d.v, true
 			}
 		}
-		if cfg.AckWait > 0 && cfg.AckWait < minAckWait {
-			bad("Config.AckWait is %v: want 0 (default %v) or at least %v", cfg.AckWait, DefaultAckWait, minAckWait)
+		for _, d := range []struct {
+			name       string
+			v, def, lo time.Duration
+		}{{"AckWait", cfg.AckWait, DefaultAckWait, minAckWait}, {"Retention", cfg.Retention, DefaultRetention, minRetention},
+			{"IdleRecheck", cfg.IdleRecheck, DefaultIdleRecheck, minIdleRecheck}} {
+			if d.v > 0 && d.v < d.lo {
+				bad("Config.%s is %v: want 0 (default %v) or at least %v", d.name, d.v, d.def, d.lo)
+			}
 		}
 		for _, c := range []struct {
 			name string

@@ -31,6 +31,14 @@ type setFlags struct {
 // third of it.
 const minAckWait = 10 * time.Millisecond
 
+// minRetention is the shortest Config.Retention: batch state kept for less
+// would be gone before most awaits read it.
+const minRetention = time.Second
+
+// minIdleRecheck is the shortest Config.IdleRecheck: an idle worker claims
+// at least this long apart (a nanosecond was a busy loop).
+const minIdleRecheck = time.Millisecond
+
 // setupState creates the state stream, or agrees with the one another
 // process created (see Config): the settings this broker's Config left at
 // their zero value take the recorded ones, and one it set that differs is
