@@ -51,7 +51,8 @@ type Config struct {
 	// QueueMaxDepth overrides MaxDepth for the named queues.
 	QueueMaxDepth map[string]int
 	// Retention is how long a finished batch's results stay available to
-	// Subscribe (and Attach). Default DefaultRetention.
+	// Subscribe (and Attach), at least a second (a batch forgotten as it
+	// finishes could not be awaited). Default DefaultRetention.
 	Retention time.Duration
 	// MaxFinished bounds the tasks of the finished batches kept for
 	// Retention: beyond it the oldest batches are forgotten first (their
@@ -119,8 +120,8 @@ func New(cfg *Config) (*Broker, error) {
 			}
 		}
 		b.qdepth = cfg.QueueMaxDepth
-		if cfg.Retention < 0 {
-			bad("Config.Retention is %v: want 0 (default %v) or more", cfg.Retention, DefaultRetention)
+		if cfg.Retention < 0 || cfg.Retention > 0 && cfg.Retention < time.Second {
+			bad("Config.Retention is %v: want 0 (default %v) or at least 1s", cfg.Retention, DefaultRetention)
 		} else if cfg.Retention > 0 {
 			b.retention = cfg.Retention
 		}

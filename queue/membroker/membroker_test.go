@@ -45,6 +45,9 @@ func TestConformanceRealClock(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	_, err := membroker.New(&membroker.Config{MaxDepth: -1, Retention: -1, MaxFinished: -2, QueueMaxDepth: map[string]int{"q": 0}})
+	if _, err := membroker.New(&membroker.Config{Retention: 1}); !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), "at least 1s") {
+		t.Errorf("a Retention of 1 ns: %v, want ErrBadConfig saying at least 1s", err)
+	}
 	if err == nil {
 		t.Fatal("New accepted a negative MaxDepth")
 	}
