@@ -62,15 +62,16 @@ func TaskID(batchID string, index int) string {
 	return batchID + "/" + strconv.Itoa(index)
 }
 
-// ParseTaskID splits a task ID made by TaskID.
+// ParseTaskID splits a task ID made by TaskID. A malformed ID gets an error
+// wrapping ErrBadInput; brokers return it from DeadLetters and Redrive.
 func ParseTaskID(id string) (batchID string, index int, err error) {
 	i := strings.LastIndexByte(id, '/')
 	if i <= 0 {
-		return "", 0, errorf("bad task ID %q: want <batch ID>/<index>", id)
+		return "", 0, errorf("%w: bad task ID %q: want <batch ID>/<index>", ErrBadInput, clip(id))
 	}
 	n, err := strconv.Atoi(id[i+1:])
 	if err != nil || n < 0 {
-		return "", 0, errorf("bad task ID %q: want <batch ID>/<index>", id)
+		return "", 0, errorf("%w: bad task ID %q: want <batch ID>/<index>", ErrBadInput, clip(id))
 	}
 	return id[:i], n, nil
 }
@@ -225,16 +226,37 @@ type Subscription interface {
 }
 
 // DeadLetterer is the optional interface of brokers that keep tasks that
-// failed their last attempt, for inspection and re-driving.
+// failed their last attempt, for inspection and re-driving. Both methods
+// return an error wrapping ErrBadInput for a task ID that ParseTaskID
+// refuses.
 type DeadLetterer interface {
 	// DeadLetters lists up to limit dead letters of queue, oldest first,
-	// starting after the task ID after (empty: from the start).
+	// starting after the task ID after (empty: from the start; a task that
+	// is not a dead letter of queue: nothing).
 	DeadLetters(ctx context.Context, queue string, after string, limit int) ([]DeadLetter, error)
 	// Redrive enqueues the dead-lettered task with ID id again as a new batch
 	// of one, with its attempts reset, removes it from the store, and returns
 	// the new batch's ID. It returns an error wrapping ErrNotFound when there
 	// is no such dead letter.
 	Redrive(ctx context.Context, id string) (batchID string, err error)
+}
+
+// Limiter is the optional interface of brokers whose limits a worker's
+// config must respect: NewWorker checks the config against them and
+// reports every conflict with its other problems.
+type Limiter interface {
+	// MaxLease returns the longest lease the broker keeps without a
+	// heartbeat, 0 for no limit (natsbroker: its AckWait). NewWorker
+	// refuses a WorkerConfig.Lease above it and lowers the default lease
+	// to it, so that heartbeats come often enough.
+	MaxLease() time.Duration
+	// CheckQueue returns an error wrapping ErrBadInput, saying what is
+	// accepted, when name cannot name a queue on this broker.
+	CheckQueue(name string) error
+	// MaxPayload returns the largest encoded output of one task the broker
+	// stores, 0 for no limit. A worker fails a task whose handler returns
+	// a larger one, permanently, saying so.
+	MaxPayload() int
 }
 
 // Stats is the optional interface of brokers that can count ready tasks.

@@ -151,7 +151,7 @@ type enqueueBlock[Out any] struct {
 
 // EnqueueBatch enqueues one task of kind k per input, all or none, and
 // returns the batch. It returns an error wrapping ErrBadInput for an empty
-// ins or an input that does not encode or is larger than the client's
+// ins, more than MaxBatch inputs, an option out of range, or an input that does not encode or is larger than the client's
 // MaxPayload (naming its index), and ErrQueueFull when the queue cannot take
 // them all; in each case nothing was enqueued. Encoding costs one allocation
 // per batch with the default codec's fast types.
@@ -159,6 +159,10 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 	k.check()
 	if len(ins) == 0 {
 		return nil, errorf("%w: EnqueueBatch of kind %q with no inputs: a batch needs at least one task", ErrBadInput, k.name)
+	}
+	if len(ins) > MaxBatch {
+		return nil, errorf("%w: EnqueueBatch of kind %q with %d inputs: a batch holds at most %d (MaxBatch); split it",
+			ErrBadInput, k.name, len(ins), MaxBatch)
 	}
 	// The batch handle, the submission and, for a batch of one, its payload
 	// list share one allocation: the broker may keep the submission as long
@@ -200,7 +204,7 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 	}
 	id, err := c.b.Enqueue(ctx, s)
 	if err != nil {
-		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, s.Queue, err)
+		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, clip(s.Queue), err)
 	}
 	b := &blk.b
 	*b = Batch[Out]{c: c, out: k.out, id: id, n: len(ins), kind: k.name}
@@ -213,7 +217,7 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		}
 		if a.n != len(ins) {
 			return nil, errorf("%w: idempotency key %q names batch %s of %d tasks, not %d",
-				ErrBadInput, s.IdempotencyKey, id, a.n, len(ins))
+				ErrBadInput, clip(s.IdempotencyKey), id, a.n, len(ins))
 		}
 		return a, nil
 	}
@@ -234,7 +238,7 @@ func Attach[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], id str
 	k.check()
 	sub, err := c.b.Subscribe(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("queue: attach to batch %s: %w", id, err)
+		return nil, fmt.Errorf("queue: attach to batch %s: %w", clip(id), err)
 	}
 	defer sub.Close()
 	if sub.Kind() != k.name {

@@ -28,8 +28,9 @@ var (
 	// the worker that claimed it. It is not retried.
 	ErrUnknownKind = errors.New("queue: unknown kind")
 	// ErrBadInput is the error of a task whose input does not decode, of an
-	// awaited output that does not decode, and of Enqueue calls with inputs
-	// that cannot be encoded or are too large.
+	// awaited output that does not decode, of Enqueue calls with inputs that
+	// cannot be encoded or are too large or with options out of range, and
+	// of malformed task IDs.
 	ErrBadInput = errors.New("queue: bad input")
 	// ErrBadConfig is wrapped by constructors given an invalid config.
 	ErrBadConfig = errors.New("queue: bad config")
@@ -46,6 +47,16 @@ func errorf(format string, args ...any) error {
 		}
 	}
 	return fmt.Errorf("queue: "+format, args...)
+}
+
+// clip shortens a caller's string for an error message: hostile input may
+// be megabytes long.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
 }
 
 type permanentError struct{ err error }

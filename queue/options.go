@@ -37,6 +37,25 @@ const (
 	DefaultIdempotencyWindow = 24 * time.Hour
 )
 
+// Limits of the per-call options: Enqueue refuses values beyond them with an
+// error wrapping ErrBadInput.
+const (
+	// MaxAttemptsLimit is the largest WithMaxAttempts, 2^31-1: every
+	// broker counts attempts in 32 bits.
+	MaxAttemptsLimit = 1<<31 - 1
+	// MaxBatch is the most tasks one EnqueueBatch call takes, 2^24: a
+	// broker keeps per-task state of a batch (a flag, an outcome) for as
+	// long as it is followed, so an awaited batch's size must be bounded.
+	MaxBatch = 1 << 24
+)
+
+// The times Deadline and RunAt accept: years 1 to 9999, the range that RFC
+// 3339 and encoding/json represent (dead letters are stored as JSON).
+var (
+	minTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // WithPriority sets the tasks' priority level (default PriorityNormal). It
 // panics if p is not between PriorityLow and PriorityCritical.
 func WithPriority(p Priority) Option {
@@ -58,11 +77,14 @@ func WithTimeout(d time.Duration) Option {
 
 // WithDeadline sets a time after which the tasks do not start or run: a
 // running handler's context is cancelled then, and the task fails with
-// ErrTimeout without further retries.
+// ErrTimeout without further retries. A time already past fails the tasks
+// when they are claimed; the zero time means no deadline. Enqueue refuses a
+// time outside years 1 to 9999 with an error wrapping ErrBadInput.
 func WithDeadline(t time.Time) Option { return Option{kind: optDeadline, t: t} }
 
 // WithMaxAttempts sets how many times a failing task runs before it is
-// dead-lettered (default DefaultMaxAttempts). It panics if n < 1.
+// dead-lettered (default DefaultMaxAttempts). It panics if n < 1; Enqueue
+// refuses n above MaxAttemptsLimit with an error wrapping ErrBadInput.
 func WithMaxAttempts(n int) Option {
 	if n < 1 {
 		panic("queue: WithMaxAttempts needs at least 1")
@@ -81,16 +103,22 @@ func WithBackoff(min, max time.Duration) Option {
 	return Option{kind: optBackoff, d: min, d2: max}
 }
 
-// WithDelay makes the tasks ready d after they are enqueued.
+// WithDelay makes the tasks ready d after they are enqueued; d <= 0 makes
+// them ready at once.
 func WithDelay(d time.Duration) Option { return Option{kind: optDelay, d: d} }
 
-// WithRunAt makes the tasks ready at t.
+// WithRunAt makes the tasks ready at t; a time already past or the zero time
+// makes them ready at once. Enqueue refuses a time outside years 1 to 9999
+// with an error wrapping ErrBadInput.
 func WithRunAt(t time.Time) Option { return Option{kind: optRunAt, t: t} }
 
 // WithIdempotencyKey makes the call enqueue at most once per key and queue
 // within window (DefaultIdempotencyWindow if window <= 0): a later call with
 // the same key enqueues nothing and returns the first call's batch, whose
 // results it then awaits. The key names the whole call, batch or single task.
+// Enqueue refuses an empty key with an error wrapping ErrBadInput (omit the
+// option to enqueue without de-duplication); a broker may bound the key's
+// length (natsbroker: see its package documentation).
 func WithIdempotencyKey(key string, window time.Duration) Option {
 	if window <= 0 {
 		window = DefaultIdempotencyWindow
@@ -99,6 +127,8 @@ func WithIdempotencyKey(key string, window time.Duration) Option {
 }
 
 // WithQueue sends the tasks to the named queue (default DefaultQueue).
+// Enqueue refuses an empty name with an error wrapping ErrBadInput; a broker
+// may bound the name's length (natsbroker: see its package documentation).
 func WithQueue(name string) Option { return Option{kind: optQueue, s: name} }
 
 // submission fills s from the defaults and opts.
@@ -108,6 +138,7 @@ func (c *Client) submission(s *Submission, opts []Option) error {
 		Queue: DefaultQueue, Priority: PriorityNormal, MaxAttempts: DefaultMaxAttempts,
 		BackoffMin: DefaultBackoffMin, BackoffMax: DefaultBackoffMax, EnqueuedAt: now,
 	}
+	idem := false
 	for _, o := range opts {
 		switch o.kind {
 		case optPriority:
@@ -121,11 +152,14 @@ func (c *Client) submission(s *Submission, opts []Option) error {
 		case optBackoff:
 			s.BackoffMin, s.BackoffMax = o.d, o.d2
 		case optDelay:
-			s.RunAt = now.Add(o.d)
+			s.RunAt = time.Time{} // ready at once
+			if o.d > 0 {
+				s.RunAt = now.Add(o.d) // at most about 292 years on
+			}
 		case optRunAt:
 			s.RunAt = o.t
 		case optIdempotency:
-			s.IdempotencyKey, s.IdempotencyTTL = o.s, o.d
+			s.IdempotencyKey, s.IdempotencyTTL, idem = o.s, o.d, true
 		case optQueue:
 			s.Queue = o.s
 		case optNone:
@@ -134,6 +168,21 @@ func (c *Client) submission(s *Submission, opts []Option) error {
 	}
 	if s.Queue == "" {
 		return errorf("%w: empty queue name", ErrBadInput)
+	}
+	if idem && s.IdempotencyKey == "" {
+		return errorf("%w: WithIdempotencyKey with an empty key: want a non-empty key, or no WithIdempotencyKey to enqueue without de-duplication", ErrBadInput)
+	}
+	if s.MaxAttempts > MaxAttemptsLimit {
+		return errorf("%w: WithMaxAttempts(%d): want 1 to %d", ErrBadInput, s.MaxAttempts, MaxAttemptsLimit)
+	}
+	for _, t := range []struct {
+		name string
+		v    time.Time
+	}{{"WithDeadline", s.Deadline}, {"WithRunAt", s.RunAt}} {
+		if !t.v.IsZero() && (t.v.Before(minTime) || !t.v.Before(maxTime)) {
+			return errorf("%w: %s(%s): want a time in years 1 to 9999, or the zero time for none",
+				ErrBadInput, t.name, t.v.Format(time.RFC3339Nano))
+		}
 	}
 	return nil
 }

@@ -34,6 +34,24 @@ const (
 	DefaultMaxClaim        = 64
 )
 
+// Worker limits: NewWorker refuses a config beyond them with an error
+// wrapping ErrBadConfig.
+const (
+	// MaxConcurrency is the most runner goroutines a worker starts.
+	MaxConcurrency = 1 << 16
+	// MaxClaimLimit is the largest WorkerConfig.MaxClaim.
+	MaxClaimLimit = 1 << 12
+	// MaxHeld bounds Concurrency × MaxClaim: each runner allocates room
+	// for MaxClaim deliveries when it starts (about 256 bytes each), so
+	// the product is the memory a worker holds for claims (256 MiB here).
+	MaxHeld = 1 << 20
+	// MaxWeight is the largest weight of the Weighted policy.
+	MaxWeight = 1 << 20
+	// MinLease is the shortest WorkerConfig.Lease: the worker extends
+	// held leases every Lease/3.
+	MinLease = time.Millisecond
+)
+
 // DefaultWeights are the weighted policy's shares, PriorityLow first.
 var DefaultWeights = [NumPriorities]int{1, 2, 4, 8}
 
@@ -43,21 +61,27 @@ type WorkerConfig struct {
 	// Queues are the queues the worker serves. Default: DefaultQueue.
 	Queues []string
 	// Concurrency is how many tasks run at once, on that many goroutines.
-	// Default runtime.GOMAXPROCS(0); negative is an error.
+	// Concurrency is how many tasks run at once, on that many goroutines:
+	// 0 (the default) means runtime.GOMAXPROCS(0), at most MaxConcurrency,
+	// and Concurrency × MaxClaim at most MaxHeld.
 	Concurrency int
 	// Policy shares capacity between priority levels. Default Strict.
 	Policy Policy
 	// Weights are the Weighted policy's shares per level, PriorityLow
-	// first; all zero means DefaultWeights; a negative one is an error.
+	// first, each 0 (the level runs only when the others are empty) to
+	// MaxWeight; all zero means DefaultWeights.
 	Weights [NumPriorities]int
 	// Lease is how long a claimed task stays the worker's without a
 	// heartbeat; the worker extends it every Lease/3 while the task is held.
 	// If the worker dies, the task is delivered again after the lease.
-	// Default DefaultLease.
+	// Default DefaultLease, or the broker's MaxLease if that is shorter (see
+	// Limiter); otherwise at least MinLease and at most the broker's
+	// MaxLease.
 	Lease time.Duration
 	// MaxClaim is the most tasks one goroutine claims at once. The worker
 	// claims one at a time while tasks are slow and up to MaxClaim while
-	// they are fast (under 50 µs). Default DefaultMaxClaim.
+	// they are fast (under 50 µs). Default DefaultMaxClaim; at most
+	// MaxClaimLimit.
 	MaxClaim int
 	// ShutdownTimeout bounds the graceful shutdown that Run performs when
 	// its context ends. Default DefaultShutdownTimeout.
@@ -82,6 +106,7 @@ type Worker struct {
 	policy   Policy
 	stride   [NumPriorities]uint64
 	lease    time.Duration
+	maxOut   int // the broker's MaxPayload (Limiter); 0: none
 	maxClaim int
 	shutdown time.Duration
 	log      *slog.Logger
@@ -104,7 +129,8 @@ type Worker struct {
 }
 
 // NewWorker returns a Worker for b. It returns an error wrapping
-// ErrBadConfig that lists every problem of cfg.
+// ErrBadConfig that lists every problem of cfg, including those against the
+// broker's limits when b implements Limiter.
 func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	var errs []error
 	bad := func(format string, args ...any) {
@@ -121,19 +147,36 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		lease: DefaultLease, maxClaim: DefaultMaxClaim, shutdown: DefaultShutdownTimeout,
 		log: discard, obs: cfg.Observer, handlers: map[string]runFunc{}, stop: make(chan struct{}),
 	}
+	lim, _ := b.(Limiter)
+	if lim != nil {
+		w.maxOut = max(lim.MaxPayload(), 0)
+	}
 	if len(cfg.Queues) > 0 {
 		w.queues = slices.Clone(cfg.Queues)
-		for _, q := range w.queues {
-			if q == "" {
+		for i, q := range w.queues {
+			switch {
+			case q == "":
 				bad("WorkerConfig.Queues holds an empty name")
+			case lim != nil:
+				if err := lim.CheckQueue(q); err != nil {
+					bad("WorkerConfig.Queues[%d]: %v", i, err)
+				}
 			}
 		}
 	}
 	switch {
-	case cfg.Concurrency < 0:
-		bad("WorkerConfig.Concurrency is %d: want 0 (default GOMAXPROCS) or more", cfg.Concurrency)
+	case cfg.Concurrency < 0 || cfg.Concurrency > MaxConcurrency:
+		bad("WorkerConfig.Concurrency is %d: want 0 (default GOMAXPROCS) to %d", cfg.Concurrency, MaxConcurrency)
 	case cfg.Concurrency == 0:
 		w.conc = defaultConcurrency()
+	}
+	claim := cfg.MaxClaim
+	if claim == 0 {
+		claim = DefaultMaxClaim
+	}
+	if claim > 0 && claim <= MaxClaimLimit && w.conc <= MaxConcurrency && w.conc*claim > MaxHeld {
+		bad("WorkerConfig.Concurrency × MaxClaim is %d × %d: want at most %d (each runner holds room for MaxClaim deliveries): lower MaxClaim",
+			w.conc, claim, MaxHeld)
 	}
 	if cfg.Policy != Strict && cfg.Policy != Weighted {
 		bad("WorkerConfig.Policy is %d: want Strict or Weighted", cfg.Policy)
@@ -144,12 +187,12 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	}
 	for l, wt := range weights {
 		switch {
-		case wt < 0:
-			bad("WorkerConfig.Weights[%d] is %d: want 0 or more", l, wt)
+		case wt < 0 || wt > MaxWeight:
+			bad("WorkerConfig.Weights[%d] is %d: want 0 to %d", l, wt, MaxWeight)
 		case wt == 0:
 			w.stride[l] = 0 // never chosen while another level has work
 		default:
-			w.stride[l] = 1 << 20 / uint64(wt)
+			w.stride[l] = MaxWeight / uint64(wt) // at least 1
 		}
 	}
 	for _, d := range []struct {
@@ -165,8 +208,22 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		}
 	}
 	switch {
-	case cfg.MaxClaim < 0:
-		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d) or more", cfg.MaxClaim, DefaultMaxClaim)
+	case cfg.Lease > 0 && cfg.Lease < MinLease:
+		bad("WorkerConfig.Lease is %v: want 0 (default %v) or at least %v", cfg.Lease, DefaultLease, MinLease)
+	case lim != nil && lim.MaxLease() > 0 && w.lease > lim.MaxLease():
+		if cfg.Lease == 0 {
+			w.lease = lim.MaxLease() // heartbeats within the broker's limit
+		} else {
+			bad("WorkerConfig.Lease is %v but broker %T keeps a lease at most %v without a heartbeat: want a Lease of at most %v, or a broker with a longer one",
+				cfg.Lease, b, lim.MaxLease(), lim.MaxLease())
+		}
+		if w.lease < MinLease {
+			bad("broker %T keeps a lease at most %v: want a broker whose lease is at least %v", b, w.lease, MinLease)
+		}
+	}
+	switch {
+	case cfg.MaxClaim < 0 || cfg.MaxClaim > MaxClaimLimit:
+		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d) to %d", cfg.MaxClaim, DefaultMaxClaim, MaxClaimLimit)
 	case cfg.MaxClaim > 0:
 		w.maxClaim = cfg.MaxClaim
 	}
@@ -356,11 +413,27 @@ func (w *Worker) beat() {
 
 func defaultConcurrency() int { return max(1, runtime.GOMAXPROCS(0)) }
 
+// maxMessage bounds the error message kept of a failed attempt (a panic's
+// value and stack, a handler's error): brokers store it with the outcome
+// and the dead letter, where a message of megabytes would not fit.
+const maxMessage = 64 << 10
+
+func clipMessage(msg string) string {
+	if len(msg) <= maxMessage {
+		return msg
+	}
+	return fmt.Sprintf("%s... (%d bytes more)", msg[:maxMessage], len(msg)-maxMessage)
+}
+
 // backoff returns the delay before attempt+1: exponential, capped, with the
 // upper half jittered.
 func backoff(m *Message) time.Duration {
 	d := m.BackoffMin
 	for i := 1; i < m.Attempt && d < m.BackoffMax; i++ {
+		if d > m.BackoffMax/2 {
+			d = m.BackoffMax // doubling would pass it, or overflow
+			break
+		}
 		d *= 2
 	}
 	d = min(d, m.BackoffMax)
@@ -663,6 +736,11 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	if cancel != nil {
 		cancel()
 	}
+	if err == nil && w.maxOut > 0 && len(out)-start > w.maxOut {
+		// The broker could not store it: fail the task rather than have
+		// every completion of it fail and the task run again forever.
+		err = Permanent(fmt.Errorf("output of %d bytes: broker %T stores at most %d", len(out)-start, w.b, w.maxOut))
+	}
 	var ran time.Duration
 	if w.obs != nil { // time.Since reads the clock
 		ran = time.Since(now)
@@ -688,7 +766,7 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 		}
 		return
 	}
-	f := &Failure{Code: CodeFailed, Message: err.Error(), Attempts: d.Attempt}
+	f := &Failure{Code: CodeFailed, Message: clipMessage(err.Error()), Attempts: d.Attempt}
 	var bi *badInputError
 	var pe *panicError
 	switch {

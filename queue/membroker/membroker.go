@@ -13,7 +13,7 @@
 // a delayed task, a retry or a lease comes due, and that is when those tasks
 // become claimable (a claim of an empty level does not read the clock).
 // Finished batches keep only their outcomes and are forgotten Retention
-// after they finish, or sooner, oldest first, beyond MaxFinished of them.
+// after they finish, or sooner, oldest first, beyond MaxFinished tasks.
 package membroker
 
 import (
@@ -39,6 +39,9 @@ const (
 	DefaultMaxFinished    = 1 << 20
 )
 
+// maxTasks is the most tasks of one batch: tasks are indexed in 32 bits.
+const maxTasks = 1<<31 - 1
+
 // Config configures a Broker. A nil *Config means every default.
 type Config struct {
 	// MaxDepth bounds how many tasks of one queue may wait (ready, delayed or
@@ -48,11 +51,18 @@ type Config struct {
 	// QueueMaxDepth overrides MaxDepth for the named queues.
 	QueueMaxDepth map[string]int
 	// Retention is how long a finished batch's results stay available to
-	// Subscribe (and Attach). Default DefaultRetention.
+	// Subscribe (and Attach), at least a second (a batch forgotten as it
+	// finishes could not be awaited). Default DefaultRetention.
 	Retention time.Duration
-	// MaxFinished bounds the finished batches kept for Retention: beyond
-	// it the oldest are forgotten first, so that memory stays bounded
-	// however many batches an hour finish. Default DefaultMaxFinished.
+	// MaxFinished bounds the tasks of the finished batches kept for
+	// Retention: beyond it the oldest batches are forgotten first (their
+	// Subscribe and Attach return queue.ErrNotFound; awaits already
+	// following them finish), so that memory stays bounded however many
+	// tasks an hour finish. The newest finished batch is kept whatever its
+	// size. A finished task holds about 50 bytes plus its output in a
+	// large batch, about 380 as a batch of one (BenchmarkFinishedMemory):
+	// the default bound holds at most about 380 MiB. Default
+	// DefaultMaxFinished.
 	MaxFinished int
 	// MaxDeadLetters bounds the dead letters kept per queue; the oldest go
 	// first. Default DefaultMaxDeadLetters.
@@ -77,6 +87,8 @@ type Broker struct {
 	delayed  pendingHeap
 	leases   leaseHeap
 	finished finishedList
+	finTasks int // tasks of the batches in finished
+	idemAt   int // the size of idem that prunes it
 	dead     map[string][]*queue.DeadLetter
 	created  []*batch      // every batch in enqueue order, and forgotten ones until compacted (see inspect.go)
 	seq      uint64        // the last batch's batch.seq
@@ -86,38 +98,42 @@ type Broker struct {
 	closed   bool
 }
 
-// New returns an empty Broker. It returns an error for an invalid config.
+// New returns an empty Broker. It returns an error wrapping
+// queue.ErrBadConfig that lists every problem of an invalid config.
 func New(cfg *Config) (*Broker, error) {
 	b := &Broker{
 		maxDepth: DefaultMaxDepth, retention: DefaultRetention, maxFin: DefaultMaxFinished, maxDead: DefaultMaxDeadLetters,
 		queues: map[string]*mqueue{}, batches: map[string]*batch{}, idem: map[string]idemEntry{},
-		dead: map[string][]*queue.DeadLetter{},
+		dead: map[string][]*queue.DeadLetter{}, idemAt: 1 << 10,
 	}
 	if cfg != nil {
 		var errs []error
+		bad := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("membroker: %w: "+format, append([]any{queue.ErrBadConfig}, args...)...))
+		}
 		if cfg.MaxDepth < 0 {
-			errs = append(errs, fmt.Errorf("membroker: Config.MaxDepth is %d: want 0 (default %d) or more", cfg.MaxDepth, DefaultMaxDepth))
+			bad("Config.MaxDepth is %d: want 0 (default %d) or more", cfg.MaxDepth, DefaultMaxDepth)
 		} else if cfg.MaxDepth > 0 {
 			b.maxDepth = cfg.MaxDepth
 		}
 		for name, n := range cfg.QueueMaxDepth {
 			if n < 1 {
-				errs = append(errs, fmt.Errorf("membroker: Config.QueueMaxDepth[%q] is %d: want at least 1", name, n))
+				bad("Config.QueueMaxDepth[%q] is %d: want at least 1", name, n)
 			}
 		}
 		b.qdepth = cfg.QueueMaxDepth
-		if cfg.Retention < 0 {
-			errs = append(errs, fmt.Errorf("membroker: Config.Retention is %v: want 0 (default %v) or more", cfg.Retention, DefaultRetention))
+		if cfg.Retention < 0 || cfg.Retention > 0 && cfg.Retention < time.Second {
+			bad("Config.Retention is %v: want 0 (default %v) or at least 1s", cfg.Retention, DefaultRetention)
 		} else if cfg.Retention > 0 {
 			b.retention = cfg.Retention
 		}
 		if cfg.MaxFinished < 0 {
-			errs = append(errs, fmt.Errorf("membroker: Config.MaxFinished is %d: want 0 (default %d) or more", cfg.MaxFinished, DefaultMaxFinished))
+			bad("Config.MaxFinished is %d: want 0 (default %d) or more", cfg.MaxFinished, DefaultMaxFinished)
 		} else if cfg.MaxFinished > 0 {
 			b.maxFin = cfg.MaxFinished
 		}
 		if cfg.MaxDeadLetters < 0 {
-			errs = append(errs, fmt.Errorf("membroker: Config.MaxDeadLetters is %d: want 0 (default %d) or more", cfg.MaxDeadLetters, DefaultMaxDeadLetters))
+			bad("Config.MaxDeadLetters is %d: want 0 (default %d) or more", cfg.MaxDeadLetters, DefaultMaxDeadLetters)
 		} else if cfg.MaxDeadLetters > 0 {
 			b.maxDead = cfg.MaxDeadLetters
 		}
@@ -248,6 +264,7 @@ type idemEntry struct {
 type finishedBatch struct {
 	at time.Time
 	id string
+	n  int // tasks
 }
 
 // finishedList holds the finished batches in finishing order, in blocks of
@@ -313,6 +330,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	if n == 0 {
 		return "", fmt.Errorf("membroker: enqueue: %w: a batch needs at least one task", queue.ErrBadInput)
 	}
+	if n > maxTasks {
+		return "", fmt.Errorf("membroker: enqueue: %w: a batch of %d tasks: want at most %d", queue.ErrBadInput, n, maxTasks)
+	}
 	if s.Priority < 0 || s.Priority >= queue.NumPriorities {
 		return "", fmt.Errorf("membroker: enqueue: %w: priority %d out of range", queue.ErrBadInput, s.Priority)
 	}
@@ -371,9 +391,24 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		b.wakeAll()
 	}
 	if key != "" {
-		b.idem[key] = idemEntry{s.BatchID, now.Add(s.IdempotencyTTL)}
+		b.remember(key, idemEntry{s.BatchID, now.Add(s.IdempotencyTTL)}, now)
 	}
 	return s.BatchID, nil
+}
+
+// remember records an idempotency key, first forgetting the expired keys
+// when the map has doubled since it last did: a key is otherwise deleted
+// only when it is used again, and most are never reused. b.mu is held.
+func (b *Broker) remember(key string, e idemEntry, now time.Time) {
+	if len(b.idem) >= b.idemAt {
+		for k, v := range b.idem {
+			if !now.Before(v.expires) {
+				delete(b.idem, k)
+			}
+		}
+		b.idemAt = max(1<<10, 2*len(b.idem))
+	}
+	b.idem[key] = e
 }
 
 // advance moves due delayed tasks to their ready lists, requeues the tasks
@@ -398,8 +433,7 @@ func (b *Broker) advance(now time.Time) {
 		}
 	}
 	for f := b.finished.front(); f != nil && now.Sub(f.at) >= b.retention; f = b.finished.front() {
-		delete(b.batches, f.id)
-		b.finished.pop()
+		b.forgetOldest()
 	}
 	if woke {
 		b.wakeAll()
@@ -623,12 +657,20 @@ func (b *Broker) record(bt *batch, i int32, o queue.Outcome, now time.Time) {
 		}
 	}
 	if bt.finished() {
-		b.finished.push(finishedBatch{now, bt.sub.BatchID}) // the caller settles bt
-		for b.finished.n > b.maxFin {
-			delete(b.batches, b.finished.front().id)
-			b.finished.pop()
+		b.finished.push(finishedBatch{now, bt.sub.BatchID, len(bt.state)}) // the caller settles bt
+		b.finTasks += len(bt.state)
+		for b.finTasks > b.maxFin && b.finished.n > 1 {
+			b.forgetOldest()
 		}
 	}
+}
+
+// forgetOldest forgets the oldest finished batch; there must be one.
+func (b *Broker) forgetOldest() {
+	f := b.finished.front()
+	delete(b.batches, f.id)
+	b.finTasks -= f.n
+	b.finished.pop()
 }
 
 func (bt *batch) wakeSubs() {
@@ -688,7 +730,7 @@ func (b *Broker) Cancel(ctx context.Context, id string) error {
 	defer b.mu.Unlock()
 	bt := b.batches[id]
 	if bt == nil {
-		return fmt.Errorf("membroker: cancel batch %s: %w", id, queue.ErrNotFound)
+		return fmt.Errorf("membroker: cancel batch %s: %w", clip(id), queue.ErrNotFound)
 	}
 	if bt.isCancel || bt.finished() {
 		return nil
@@ -712,7 +754,7 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 	defer b.mu.Unlock()
 	bt := b.batches[id]
 	if bt == nil {
-		return nil, fmt.Errorf("membroker: subscribe to batch %s: %w", id, queue.ErrNotFound)
+		return nil, fmt.Errorf("membroker: subscribe to batch %s: %w", clip(id), queue.ErrNotFound)
 	}
 	return &subscription{b: b, bt: bt}, nil
 }
@@ -764,6 +806,11 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 
 // DeadLetters implements queue.DeadLetterer.
 func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int) ([]queue.DeadLetter, error) {
+	if after != "" {
+		if _, _, err := queue.ParseTaskID(after); err != nil {
+			return nil, fmt.Errorf("membroker: dead letters: %w", err)
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	list := b.dead[name]
@@ -791,6 +838,9 @@ func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int)
 
 // Redrive implements queue.DeadLetterer.
 func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
+	if _, _, err := queue.ParseTaskID(id); err != nil {
+		return "", fmt.Errorf("membroker: redrive: %w", err)
+	}
 	b.mu.Lock()
 	var dl *queue.DeadLetter
 	for name, list := range b.dead {
@@ -807,7 +857,7 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	}
 	b.mu.Unlock()
 	if dl == nil {
-		return "", fmt.Errorf("membroker: redrive %s: %w", id, queue.ErrNotFound)
+		return "", fmt.Errorf("membroker: redrive %s: %w", clip(id), queue.ErrNotFound)
 	}
 	m := &dl.Message
 	s := &queue.Submission{
@@ -826,6 +876,16 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 		return q.depth, nil
 	}
 	return [queue.NumPriorities]int{}, nil
+}
+
+// clip shortens a caller's string for an error message: hostile input may
+// be megabytes long.
+func clip(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", s[:n], len(s))
 }
 
 func newID() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -44,8 +45,14 @@ func TestConformanceRealClock(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
 	_, err := membroker.New(&membroker.Config{MaxDepth: -1, Retention: -1, MaxFinished: -2, QueueMaxDepth: map[string]int{"q": 0}})
+	if _, err := membroker.New(&membroker.Config{Retention: 1}); !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), "at least 1s") {
+		t.Errorf("a Retention of 1 ns: %v, want ErrBadConfig saying at least 1s", err)
+	}
 	if err == nil {
 		t.Fatal("New accepted a negative MaxDepth")
+	}
+	if !errors.Is(err, queue.ErrBadConfig) {
+		t.Errorf("New's error %q does not wrap queue.ErrBadConfig", err)
 	}
 	for _, want := range []string{"MaxDepth is -1", "Retention is -1ns", "MaxFinished is -2", `QueueMaxDepth["q"] is 0`} {
 		if !strings.Contains(err.Error(), want) {
@@ -100,6 +107,108 @@ func TestMaxFinished(t *testing.T) {
 			t.Fatalf("finished batch %d of 3 with MaxFinished 2: %v", i, err)
 		}
 		sub.Close()
+	}
+}
+
+// finishBatch enqueues a batch of n tasks with the given ID, claims and
+// completes them all, and returns the batch ID.
+func finishBatch(tb testing.TB, ctx context.Context, b *membroker.Broker, batchID string, n int, out []byte) string {
+	tb.Helper()
+	s := &queue.Submission{BatchID: batchID, Queue: queue.DefaultQueue, Kind: "k",
+		Priority: queue.PriorityNormal, MaxAttempts: 1, Payloads: make([][]byte, n)}
+	id, err := b.Enqueue(ctx, s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var ds [256]queue.Delivery
+	var cs [256]queue.Completion
+	for left := n; left > 0; {
+		k, err := b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, time.Hour, ds[:])
+		if k == 0 || err != nil {
+			tb.Fatalf("Claim = %d, %v with %d tasks left", k, err, left)
+		}
+		for i := range k {
+			cs[i] = queue.Completion{Delivery: &ds[i], Outcome: queue.Outcome{Output: out}}
+		}
+		if err := b.Complete(ctx, cs[:k]); err != nil {
+			tb.Fatal(err)
+		}
+		left -= k
+	}
+	return id
+}
+
+// TestMaxFinishedCountsTasks: MaxFinished bounds the finished tasks kept,
+// not the batches: a large batch pushes out as many small ones as it must,
+// and the newest finished batch is kept even when larger than the bound.
+func TestMaxFinishedCountsTasks(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	b, err := membroker.New(&membroker.Config{MaxFinished: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	known := func(id string) bool {
+		sub, err := b.Subscribe(ctx, id)
+		if errors.Is(err, queue.ErrNotFound) {
+			return false
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub.Close()
+		return true
+	}
+	a := finishBatch(t, ctx, b, "a", 4, nil)
+	bb := finishBatch(t, ctx, b, "b", 4, nil)
+	if !known(a) || !known(bb) {
+		t.Fatal("8 finished tasks with MaxFinished 10: a batch was forgotten")
+	}
+	c := finishBatch(t, ctx, b, "c", 4, nil)
+	if known(a) || !known(bb) || !known(c) {
+		t.Fatalf("12 finished tasks with MaxFinished 10: kept a %v, b %v, c %v; want b and c", known(a), known(bb), known(c))
+	}
+	big := finishBatch(t, ctx, b, "big", 25, nil)
+	if known(bb) || known(c) || !known(big) {
+		t.Fatalf("a finished batch of 25 with MaxFinished 10: kept b %v, c %v, big %v; want big alone", known(bb), known(c), known(big))
+	}
+	if d := finishOne(t, ctx, b, "d"); !known(d) || known(big) {
+		t.Fatal("after a batch of one: want it kept and the batch of 25 forgotten")
+	}
+}
+
+// BenchmarkFinishedMemory measures the heap a finished task holds while its
+// batch is kept for Retention, with outputs shared (so not counted), in
+// batches of 1 and of 1,000:
+//
+//	go test -run '^$' -bench FinishedMemory -benchtime 1x ./queue/membroker/
+func BenchmarkFinishedMemory(b *testing.B) {
+	for _, size := range []int{1, 1000} {
+		b.Run(fmt.Sprintf("batch=%d", size), func(b *testing.B) {
+			const tasks = 1 << 17
+			ctx := context.Background()
+			out := []byte("42")
+			for b.Loop() {
+				br, err := membroker.New(&membroker.Config{MaxFinished: tasks})
+				if err != nil {
+					b.Fatal(err)
+				}
+				var m0, m1 runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&m0)
+				for i := range tasks / size {
+					finishBatch(b, ctx, br, fmt.Sprintf("%032x", i), size, out)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&m1)
+				held := float64(m1.HeapAlloc) - float64(m0.HeapAlloc)
+				b.ReportMetric(held/tasks, "B/task")
+				b.ReportMetric(held/tasks*1e6/(1<<20), "MiB/Mtasks")
+				runtime.KeepAlive(br)
+				br.Close()
+			}
+		})
 	}
 }
 

@@ -35,7 +35,7 @@ func TestBadWireData(t *testing.T) {
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: []byte("junk"), Header: nats.Header{"Gather-Task": []string{victim.ID()}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, subj, []byte("GQ\x02\xff")); err != nil { // truncated, and no header
+	if _, err := js.Publish(ctx, subj, []byte("GQ\x03\xff")); err != nil { // truncated, and no header
 		t.Fatal(err)
 	}
 	good, err := queue.EnqueueBatch(ctx, c, procKind, ints(5))

@@ -83,6 +83,37 @@
 // sleep for what nobody could announce (a crashed process's retry or lease).
 // There is no polling loop.
 //
+// # Settings every process of a prefix shares
+//
+// The brokers of one Config.Prefix share its streams, so what is stored
+// with them must agree between processes: Replicas, Memory, AckWait,
+// Retention, the state caps and each queue's bound. The first process to
+// set a stream up records them; a later one that leaves a setting at its
+// zero value takes the recorded one, and one that sets another value gets
+// an error wrapping queue.ErrBadConfig naming both (see Config). A worker's
+// lease must fit AckWait: the broker implements queue.Limiter, so
+// queue.NewWorker refuses a longer WorkerConfig.Lease and lowers the
+// default lease to AckWait.
+//
+// # Limits
+//
+// Names become subject tokens (letters, digits, '-' and '_' as they are,
+// every other byte as three), and a NATS server closes a connection whose
+// protocol line passes its max_control_line (4 KiB by default), so names
+// are bounded before they reach the server: Config.Prefix at most 32
+// bytes; a queue's token at most 251 bytes less the prefix (so that the
+// stream "<prefix>_qd_<queue>" stays within JetStream's 255); an
+// idempotency key's at most 1,024; a batch ID's at most 512 (longer ones
+// are not found). Every subject the broker builds then stays under 1.5 KiB.
+// An input must fit one message of the server's max_payload with its
+// envelope (about 200 bytes); packs are cut to fit. So must an output
+// (MaxPayload: a worker fails a task with a larger one); results messages
+// are cut to fit, and a dead letter that would not fit is kept without its
+// input (it can be listed, not re-driven). Times keep their
+// instant whatever the year (the zero time means none), and a batch
+// record's size is checked against queue.MaxBatch before anything is
+// sized by it.
+//
 // # Bad wire data
 //
 // A task message whose body does not decode (not an envelope, a truncated

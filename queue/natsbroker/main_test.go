@@ -59,6 +59,13 @@ func newBroker(t testing.TB, js jetstream.JetStream, cfg natsbroker.Config) *nat
 	t.Helper()
 	if cfg.Prefix == "" {
 		cfg.Prefix = fmt.Sprintf("t%d", prefixes.Add(1))
+		if cfg.StateMaxBytes == 0 {
+			// The server reserves a stream's byte cap out of its store
+			// when it creates the stream, and the conformance suites
+			// make a prefix per subtest on one server: the default GiB
+			// each would pass a small disk's share.
+			cfg.StateMaxBytes = 64 << 20
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -28,6 +28,12 @@ const (
 	DefaultMaxDepth    = 1 << 24
 	DefaultIdleRecheck = time.Second
 	DefaultPackSize    = 16
+	// DefaultStateMaxBytes and DefaultStateMaxMsgs cap the state stream:
+	// the state of about 3 million tasks run alone (about 320 bytes and
+	// two messages each) or 29 million in batches of 1,000 (about 37
+	// bytes each), outputs of a few bytes (BenchmarkStateBytes).
+	DefaultStateMaxBytes = 1 << 30
+	DefaultStateMaxMsgs  = 1 << 24
 )
 
 // packSpread is how many messages a batch is spread over at least before
@@ -35,24 +41,41 @@ const (
 const packSpread = 64
 
 // Config configures a Broker. A nil *Config means every default.
+//
+// The brokers of one prefix share their streams, so the settings stored
+// with them must agree between processes: Replicas, Memory, AckWait,
+// Retention, StateMaxBytes, StateMaxMsgs, and each queue's bound (MaxDepth,
+// QueueMaxDepth). The first process to create a stream records its
+// settings; a later process that leaves a setting at its zero value takes
+// the recorded one, and one that sets it to another value gets an error
+// wrapping queue.ErrBadConfig naming both values (from New, or for a queue
+// first used later, from the call that first uses it). A later process
+// therefore never weakens a bound another one set. To change a recorded
+// setting, edit the stream (the nats CLI's "stream edit": the stream's
+// field, or the metadata key gather.ack_wait of "<prefix>_state" or
+// gather.max_depth of "<prefix>_q_<queue>") or use another prefix.
 type Config struct {
 	// Prefix names the broker's streams ("<prefix>_q_<queue>", "<prefix>_qd_<queue>",
 	// "<prefix>_state") and subjects ("<prefix>.>"), so that several
-	// deployments can share one NATS account. Letters, digits, '-' and '_'.
-	// Default DefaultPrefix.
+	// deployments can share one NATS account. Letters, digits, '-' and '_',
+	// at most 32 bytes. Default DefaultPrefix.
 	Prefix string
 	// Replicas is the replication factor of every stream: 1 for a single
-	// server, 3 for a cluster (R3). Default 1.
+	// server, 3 for a cluster (R3). Default 1, or the prefix's recorded one.
 	Replicas int
 	// Memory keeps the streams in memory instead of files: faster, and lost
-	// when the server stops. Default false (file store).
+	// when the server stops. Default false (file store), or the prefix's
+	// recorded storage.
 	Memory bool
 	// AckWait is how long the server waits for a claimed task's heartbeat
 	// before delivering it again: the lease that survives the claiming
 	// process. Shorter leases asked of Claim are enforced by the claiming
 	// process (and fall back to AckWait if it dies); longer ones are capped
-	// at AckWait (Delivery.Expires says so). Default DefaultAckWait, which is
-	// the worker's default lease.
+	// at AckWait (Delivery.Expires says so), and a queue.Worker refuses a
+	// longer WorkerConfig.Lease and lowers its default to AckWait (the
+	// broker implements queue.Limiter). At least 10 ms. Default
+	// DefaultAckWait, which is the worker's default lease, or the prefix's
+	// recorded one.
 	AckWait time.Duration
 	// MaxDepth bounds the tasks of one queue that wait or are leased, and
 	// apart those that are delayed: Enqueue returns queue.ErrQueueFull
@@ -61,8 +84,12 @@ type Config struct {
 	// the bound per message, so a queue with a bound set here or in
 	// QueueMaxDepth stores each task in a message of its own; on the others
 	// DefaultMaxDepth bounds messages, which may carry PackSize tasks each.
+	// A queue's bound is recorded with its stream by the first process
+	// that uses it: unset here, a queue takes the recorded bound; set, it
+	// must equal it.
 	MaxDepth int
-	// QueueMaxDepth overrides MaxDepth for the named queues.
+	// QueueMaxDepth overrides MaxDepth for the named queues. New sets their
+	// streams up, so that a disagreement shows at once.
 	QueueMaxDepth map[string]int
 	// PackSize is the most tasks one message carries. A message is what
 	// JetStream stores, delivers, acknowledges and removes, and most of a
@@ -75,13 +102,35 @@ type Config struct {
 	// Default DefaultPackSize, at most 1024.
 	PackSize int
 	// Retention is how long batch state, results, idempotency keys and dead
-	// letters are kept. Default DefaultRetention.
+	// letters are kept, at least a second. Default DefaultRetention, or the
+	// prefix's recorded one.
 	Retention time.Duration
+	// StateMaxBytes and StateMaxMsgs cap the state stream, which holds for
+	// Retention the record of every batch and its results (about 320 bytes
+	// per task run alone, 37 per task in batches of 1,000, plus the
+	// outputs: 306 and 35 MiB per million tasks; BenchmarkStateBytes),
+	// the errors of failed attempts, idempotency keys and dead letters.
+	// When a cap is reached, the oldest messages go first, as if their
+	// Retention had passed: the state of the oldest batches, finished or
+	// not, then that of newer ones. A batch whose record is gone (it is
+	// its first message) cannot be attached, awaited anew or cancelled
+	// (queue.ErrNotFound); its tasks still run, and awaits already
+	// following it keep what they have read. Size the caps for the state
+	// of every batch still awaited. The server reserves the byte cap out
+	// of its JetStream storage (memory, with Memory) when it creates the
+	// stream, and refuses a stream whose cap does not fit what is left:
+	// lower the cap, or make it negative, where the server's or account's
+	// JetStream limits are small or many prefixes share one server.
+	// Defaults DefaultStateMaxBytes and DefaultStateMaxMsgs, or the
+	// prefix's recorded ones; negative means no cap.
+	StateMaxBytes int64
+	StateMaxMsgs  int64
 	// IdleRecheck is the longest an idle worker sleeps before claiming
 	// again, which bounds how late it sees work whose wake-up it could not
 	// be told about: a delay or retry that another process scheduled and
 	// did not live to announce, a lease of a crashed worker expiring. Every
-	// other wake-up is pushed. Default DefaultIdleRecheck.
+	// other wake-up is pushed. At least a millisecond; default
+	// DefaultIdleRecheck.
 	IdleRecheck time.Duration
 	// Logger receives what the broker cannot return: bad wire data it
 	// dead-lettered, wake-ups it failed to publish. Default: discard.
@@ -106,10 +155,13 @@ type Broker struct {
 	maxDepth  int
 	qdepth    map[string]int
 	retention time.Duration
+	stateMaxB int64
+	stateMaxM int64
 	recheck   time.Duration
 	pack      int
 	bounded   bool // Config.MaxDepth was set
 	log       *slog.Logger
+	set       setFlags // the settings Config gave, which must agree with the recorded ones
 
 	state     jetstream.Stream
 	stateName string
@@ -222,9 +274,13 @@ type batchRecord struct {
 
 var errClosed = errors.New("natsbroker: broker closed")
 
-// New returns a Broker on js, creating its state stream and the default
-// queue's stream if needed (other queue streams are created on first use).
-// js's connection must stay open while the broker is used.
+// New returns a Broker on js, creating its state stream and the streams of
+// the default queue and of the queues in Config.QueueMaxDepth if needed
+// (other queue streams are created on first use). It returns an error
+// wrapping queue.ErrBadConfig listing every problem of cfg, or naming both
+// values of a setting cfg gives that differs from the one recorded for the
+// prefix (see Config). js's connection must stay open while the broker is
+// used.
 func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, error) {
 	if js == nil {
 		return nil, fmt.Errorf("natsbroker: New with a nil JetStream: %w", queue.ErrBadConfig)
@@ -232,7 +288,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	b := &Broker{
 		js: js, nc: js.Conn(), prefix: DefaultPrefix, replicas: 1, storage: jetstream.FileStorage,
 		ackWait: DefaultAckWait, maxDepth: DefaultMaxDepth, retention: DefaultRetention,
-		recheck: DefaultIdleRecheck, pack: DefaultPackSize, log: slog.New(slog.DiscardHandler),
+		stateMaxB: DefaultStateMaxBytes, stateMaxM: DefaultStateMaxMsgs, recheck: DefaultIdleRecheck, pack: DefaultPackSize, log: slog.New(slog.DiscardHandler),
 		queues: map[string]*bqueue{}, batches: map[string]*binfo{}, pruneAt: 1 << 14,
 		fsubs: map[string]map[*subscription]struct{}{}, pre: map[string]*subscription{},
 	}
@@ -242,8 +298,8 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 			errs = append(errs, fmt.Errorf("natsbroker: %w: "+format, append([]any{queue.ErrBadConfig}, args...)...))
 		}
 		if cfg.Prefix != "" {
-			if tok(cfg.Prefix) != cfg.Prefix {
-				bad("Config.Prefix %q: want letters, digits, '-' and '_' only", cfg.Prefix)
+			if tok(cfg.Prefix) != cfg.Prefix || len(cfg.Prefix) > maxPrefix {
+				bad("Config.Prefix %q: want letters, digits, '-' and '_' only, at most %d bytes", clip(cfg.Prefix), maxPrefix)
 			}
 			b.prefix = cfg.Prefix
 		}
@@ -251,21 +307,45 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		case cfg.Replicas < 0 || cfg.Replicas > 5:
 			bad("Config.Replicas is %d: want 0 (default 1) to 5", cfg.Replicas)
 		case cfg.Replicas > 0:
-			b.replicas = cfg.Replicas
+			b.replicas, b.set.replicas = cfg.Replicas, true
 		}
 		if cfg.Memory {
-			b.storage = jetstream.MemoryStorage
+			b.storage, b.set.memory = jetstream.MemoryStorage, true
 		}
 		for _, d := range []struct {
 			name string
 			v    time.Duration
 			dst  *time.Duration
-		}{{"AckWait", cfg.AckWait, &b.ackWait}, {"Retention", cfg.Retention, &b.retention}, {"IdleRecheck", cfg.IdleRecheck, &b.recheck}} {
+			set  *bool
+		}{{"AckWait", cfg.AckWait, &b.ackWait, &b.set.ackWait}, {"Retention", cfg.Retention, &b.retention, &b.set.retention},
+			{"IdleRecheck", cfg.IdleRecheck, &b.recheck, new(bool)}} {
 			switch {
 			case d.v < 0:
 				bad("Config.%s is %v: want 0 (default %v) or more", d.name, d.v, *d.dst)
 			case d.v > 0:
-				*d.dst = d.v
+				*d.dst, *d.set = d.v, true
+			}
+		}
+		for _, d := range []struct {
+			name       string
+			v, def, lo time.Duration
+		}{{"AckWait", cfg.AckWait, DefaultAckWait, minAckWait}, {"Retention", cfg.Retention, DefaultRetention, minRetention},
+			{"IdleRecheck", cfg.IdleRecheck, DefaultIdleRecheck, minIdleRecheck}} {
+			if d.v > 0 && d.v < d.lo {
+				bad("Config.%s is %v: want 0 (default %v) or at least %v", d.name, d.v, d.def, d.lo)
+			}
+		}
+		for _, c := range []struct {
+			name string
+			v    int64
+			dst  *int64
+			set  *bool
+		}{{"StateMaxBytes", cfg.StateMaxBytes, &b.stateMaxB, &b.set.stateMaxB}, {"StateMaxMsgs", cfg.StateMaxMsgs, &b.stateMaxM, &b.set.stateMaxM}} {
+			switch {
+			case c.v < 0:
+				*c.dst, *c.set = -1, true
+			case c.v > 0:
+				*c.dst, *c.set = c.v, true
 			}
 		}
 		switch {
@@ -282,7 +362,10 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		}
 		for name, n := range cfg.QueueMaxDepth {
 			if n < 1 {
-				bad("Config.QueueMaxDepth[%q] is %d: want at least 1", name, n)
+				bad("Config.QueueMaxDepth[%q] is %d: want at least 1", clip(name), n)
+			}
+			if err := b.CheckQueue(name); err != nil {
+				bad("Config.QueueMaxDepth: %v", err)
 			}
 		}
 		b.qdepth = cfg.QueueMaxDepth
@@ -296,22 +379,9 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	b.stateName = b.prefix + "_state"
 	b.wakeSubj = b.prefix + ".wake"
 	b.cancSubj = b.prefix + ".cancel"
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        b.stateName,
-		Description: "gather task queue: batches, results, idempotency keys, attempts, dead letters",
-		Subjects:    []string{b.prefix + ".b.*", b.prefix + ".r.*", b.prefix + ".i.*.*", b.prefix + ".a.*.*", b.prefix + ".d.*.*.*"},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      b.retention,
-		Storage:     b.storage,
-		Replicas:    b.replicas,
-		AllowMsgTTL: true,
-		// No direct gets: on a cluster they may be answered by a replica
-		// that has not caught up, and a batch just enqueued would read as
-		// not found. Reads go through the stream leader.
-		AllowDirect: false,
-	})
+	st, err := b.setupState(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("natsbroker: creating stream %s: %w", b.stateName, err)
+		return nil, err
 	}
 	b.state = st
 	// Subscribe before anything can be published that we must not miss,
@@ -341,10 +411,19 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	}
 
 	// The default queue is made now, so its first enqueue and claim do not
-	// wait for a stream and five consumers to be created.
-	if _, err := b.queue(ctx, queue.DefaultQueue); err != nil {
-		b.Close()
-		return nil, err
+	// wait for a stream and five consumers to be created; the bounded ones
+	// too, so that a bound that disagrees with the recorded one shows now.
+	names := []string{queue.DefaultQueue}
+	for name := range b.qdepth {
+		if name != queue.DefaultQueue {
+			names = append(names, name)
+		}
+	}
+	for _, name := range names {
+		if _, err := b.queue(ctx, name); err != nil {
+			b.Close()
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -470,7 +549,8 @@ func (b *Broker) deadSubj(qname, id string, i int) string {
 // is applied: on a replicated stream a moment after its outcome is
 // readable. Tasks of a cancelled batch count until a worker claims and
 // drops them (delayed ones, once due), as they do against the bound. An
-// unknown queue has depth zero; Depth never creates a queue's streams.
+// unknown queue, or a name CheckQueue refuses, has depth zero; Depth never
+// creates a queue's streams.
 func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]int, error) {
 	var d [queue.NumPriorities]int
 	b.mu.Lock()
@@ -478,6 +558,9 @@ func (b *Broker) Depth(ctx context.Context, name string) ([queue.NumPriorities]i
 	b.mu.Unlock()
 	if closed {
 		return d, errClosed
+	}
+	if b.CheckQueue(name) != nil {
+		return d, nil // no queue has that name
 	}
 	t := tok(name)
 	for i, kind := range []string{"q", "qd"} {
@@ -536,8 +619,8 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	if q != nil {
 		return q, nil
 	}
-	if name == "" {
-		return nil, fmt.Errorf("natsbroker: %w: empty queue name", queue.ErrBadInput)
+	if err := b.CheckQueue(name); err != nil {
+		return nil, err
 	}
 	b.qmu.Lock()
 	defer b.qmu.Unlock()
@@ -547,41 +630,9 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	if q != nil {
 		return q, nil
 	}
-	q = &bqueue{name: name, tok: tok(name), maxDepth: b.maxDepth, pack: b.pack}
-	if n, ok := b.qdepth[name]; ok {
-		q.maxDepth = n
-	}
-	if _, ok := b.qdepth[name]; ok || b.bounded {
-		q.pack = 1 // a bound counts messages: one task each
-	}
+	q = &bqueue{name: name, tok: tok(name)}
 	q.promote.Store(true)
-	// Two work-queue streams, made concurrently: the levels, and the
-	// delayed tasks. Apart, so that promoting a delayed task into a level
-	// needs no place under the bound that the delayed task itself holds.
-	sname, dname := b.prefix+"_q_"+q.tok, b.prefix+"_qd_"+q.tok
-	mkStream := func(name, what, subjects string) (jetstream.Stream, error) {
-		st, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        name,
-			Description: "gather task queue " + strconv.Quote(q.name) + what,
-			Subjects:    []string{subjects},
-			Retention:   jetstream.WorkQueuePolicy,
-			MaxMsgs:     int64(q.maxDepth),
-			Discard:     jetstream.DiscardNew,
-			Storage:     b.storage,
-			Replicas:    b.replicas,
-			Duplicates:  time.Minute,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("natsbroker: creating stream %s: %w", name, err)
-		}
-		return st, nil
-	}
-	var wg sync.WaitGroup
-	var serr, derr error
-	wg.Go(func() { q.stream, serr = mkStream(sname, "", b.prefix+".q."+q.tok+".>") })
-	wg.Go(func() { q.dstream, derr = mkStream(dname, ", delayed tasks", b.prefix+".qd."+q.tok+".>") })
-	wg.Wait()
-	if err := errors.Join(serr, derr); err != nil {
+	if err := b.setupQueue(ctx, q); err != nil {
 		return nil, err
 	}
 	mk := func(st jetstream.Stream, durable string, subjects ...string) (jetstream.Consumer, error) {
@@ -601,10 +652,11 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 	}
 	// The five consumers are created concurrently: each is a round trip
 	// and, on a file store, a few file writes.
+	var wg sync.WaitGroup
 	errs := make([]error, queue.NumPriorities+1)
 	for l := range queue.NumPriorities {
 		one, name := b.levelSubj(q, queue.Priority(l), 1), "L"+strconv.Itoa(l)
-		q.next[l] = b.pull.nextSubj(sname, name)
+		q.next[l] = b.pull.nextSubj(b.prefix+"_q_"+q.tok, name)
 		wg.Go(func() { q.levels[l], errs[l] = mk(q.stream, name, one, one+".*") })
 	}
 	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk(q.dstream, "delay") })
@@ -816,7 +868,14 @@ func (h *timeHeap) pop() {
 
 // ---- batch state ----
 
+// batchRecord reads batch id's record. An ID too long to be a batch's is
+// not found without asking the server; a record whose fields are out of
+// range (a size outside 1 to queue.MaxBatch: a forged or damaged one) is
+// an error, so that no reader sizes anything by it.
 func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint64, error) {
+	if err := checkID(id); err != nil {
+		return nil, 0, err
+	}
 	m, err := b.state.GetLastMsgForSubject(ctx, b.batchSubj(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, fmt.Errorf("batch %s: %w", id, queue.ErrNotFound)
@@ -827,6 +886,12 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 	var r batchRecord
 	if err := json.Unmarshal(m.Data, &r); err != nil {
 		return nil, 0, fmt.Errorf("batch %s: bad state record: %v", id, err)
+	}
+	switch {
+	case r.Size < 1 || r.Size > queue.MaxBatch:
+		return nil, 0, fmt.Errorf("batch %s: bad state record: size %d out of range [1, %d]", id, r.Size, queue.MaxBatch)
+	case r.Kind == "" || r.Queue == "":
+		return nil, 0, fmt.Errorf("batch %s: bad state record: no kind or queue", id)
 	}
 	return &r, m.Sequence, nil
 }

@@ -127,6 +127,17 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("natsbroker: enqueue: %w: priority %d out of range [0, %d]", queue.ErrBadInput, s.Priority, queue.NumPriorities-1)
 	case s.BatchID == "":
 		return "", fmt.Errorf("natsbroker: enqueue: %w: empty batch ID", queue.ErrBadInput)
+	case n > queue.MaxBatch:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: a batch of %d tasks: want at most %d", queue.ErrBadInput, n, queue.MaxBatch)
+	case s.MaxAttempts < 1 || s.MaxAttempts > maxIndex:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: max attempts %d: want 1 to %d", queue.ErrBadInput, s.MaxAttempts, maxIndex)
+	case s.Timeout < 0 || s.BackoffMin < 0 || s.BackoffMax < 0:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: timeout %v, backoff %v to %v: want no negative duration", queue.ErrBadInput, s.Timeout, s.BackoffMin, s.BackoffMax)
+	case tokLen(s.BatchID) > maxIDTok:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: batch ID %q is %d bytes as a subject token: want at most %d", queue.ErrBadInput, clip(s.BatchID), tokLen(s.BatchID), maxIDTok)
+	case s.IdempotencyKey != "" && tokLen(s.IdempotencyKey) > maxKeyTok:
+		return "", fmt.Errorf("natsbroker: enqueue: %w: idempotency key %q is %d bytes as a subject token: want at most %d (letters, digits, '-' and '_' take one byte, any other byte three)",
+			queue.ErrBadInput, clip(s.IdempotencyKey), tokLen(s.IdempotencyKey), maxKeyTok)
 	}
 	q, err := b.queue(ctx, s.Queue)
 	if err != nil {
@@ -134,6 +145,16 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	}
 	if n > q.maxDepth {
 		return "", fmt.Errorf("natsbroker: enqueue %d tasks on queue %q bounded at %d: %w", n, s.Queue, q.maxDepth, queue.ErrQueueFull)
+	}
+	// Every task must fit a message of the server's max_payload with its
+	// envelope (at most msgNeed) and headers; packs are cut to fit below.
+	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
+	maxMsg := int(b.nc.MaxPayload()) - 64 - len(s.BatchID)
+	for i, pl := range s.Payloads {
+		if msgNeed+10+len(pl) > maxMsg {
+			return "", fmt.Errorf("natsbroker: enqueue: %w: input %d is %d bytes: with its envelope it passes the server's max_payload of %d bytes; want at most %d",
+				queue.ErrBadInput, i, len(pl), b.nc.MaxPayload(), maxMsg-msgNeed-10)
+		}
 	}
 	var idemSeq uint64
 	if s.IdempotencyKey != "" {
@@ -160,18 +181,19 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	tmpl := s.Message(0)
 	// The envelopes are cut from buffers of up to 64 KiB, sized to what is
 	// left to encode.
-	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
 	left := (n + k - 1) / k * msgNeed
 	for _, pl := range s.Payloads {
 		left += 10 + len(pl)
 	}
 	var buf []byte
-	for first := 0; first < n; first += k {
-		payloads := s.Payloads[first:min(first+k, n)]
-		need := msgNeed
-		for _, pl := range payloads {
-			need += 10 + len(pl)
+	for first := 0; first < n; {
+		// Up to k tasks, fewer when their inputs would pass max_payload.
+		end, need := first+1, msgNeed+10+len(s.Payloads[first])
+		for end < min(first+k, n) && need+10+len(s.Payloads[end]) <= maxMsg {
+			need += 10 + len(s.Payloads[end])
+			end++
 		}
+		payloads := s.Payloads[first:end]
 		start := len(buf)
 		if cap(buf)-start < need {
 			buf = make([]byte, 0, max(min(64<<10, left), need))
@@ -182,6 +204,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
 		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
 			Header: taskHeader(s.BatchID, first, len(payloads))})
+		first = end
 	}
 	var woke time.Time
 	if !delayed {
@@ -255,14 +278,14 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 			return s.BatchID, ack.Sequence, nil
 		}
 		if !isWrongLastSeq(err) {
-			return "", 0, fmt.Errorf("natsbroker: enqueue: recording idempotency key %q: %w", s.IdempotencyKey, err)
+			return "", 0, fmt.Errorf("natsbroker: enqueue: recording idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		m, err := b.state.GetLastMsgForSubject(ctx, subj)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // expired meanwhile
 		}
 		if err != nil {
-			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", s.IdempotencyKey, err)
+			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		id := string(m.Data)
 		if _, _, err := b.batchRecord(ctx, id); err == nil {
@@ -271,7 +294,7 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 		// The key outlived its batch (or its enqueue failed): take it over.
 		b.deleteState(m.Sequence)
 	}
-	return "", 0, fmt.Errorf("natsbroker: enqueue: idempotency key %q is contended", s.IdempotencyKey)
+	return "", 0, fmt.Errorf("natsbroker: enqueue: idempotency key %q is contended", clip(s.IdempotencyKey))
 }
 
 func (b *Broker) deleteState(seqs ...uint64) {
@@ -1016,6 +1039,7 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		}
 	}
 	p := newPublisher(ctx, b.js, len(cs))
+	maxMsg := int(b.nc.MaxPayload())
 	flush := func(g *group) {
 		if len(g.buf) > 4 {
 			p.publish(&nats.Msg{Subject: b.resSubj(g.id), Data: g.buf})
@@ -1040,6 +1064,9 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		}
 		o := c.Outcome
 		o.Index = c.Delivery.Index
+		if n := len(groups[gi].buf); n > 4 && n+len(o.Output)+failureLen(o.Err)+resOverhead > maxMsg {
+			flush(&groups[gi]) // a message must fit max_payload
+		}
 		groups[gi].buf = appendOutcome(groups[gi].buf, &o)
 		if len(groups[gi].buf) > 256<<10 {
 			flush(&groups[gi])
@@ -1071,6 +1098,14 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// failureLen bounds the bytes f adds to a results message.
+func failureLen(f *queue.Failure) int {
+	if f == nil {
+		return 0
+	}
+	return len(f.Code) + len(f.Message) + 20
 }
 
 // Retry implements queue.Broker. A task alone in its message gets a

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -444,7 +446,7 @@ func (b *Broker) bury(ctx context.Context, c *queue.Completion) error {
 	if f := c.Outcome.Err; f != nil {
 		dl.Attempts = append(dl.Attempts, queue.AttemptError{Attempt: d.Attempt, At: now, Error: string(f.Code) + ": " + f.Message})
 	}
-	data, err := json.Marshal(&dl)
+	data, err := b.deadLetterData(&dl)
 	if err != nil {
 		return fmt.Errorf("natsbroker: dead-lettering task %s: %w", d.ID(), err)
 	}
@@ -469,6 +471,9 @@ func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg taskMsg, delivered 
 	dl.Attempts = []queue.AttemptError{{Attempt: int(delivered), At: now, Error: reason}}
 	id := msg.Headers().Get(hdrTask)
 	batch, index, err := queue.ParseTaskID(id)
+	if err == nil {
+		err = checkID(batch) // a subject is built from it
+	}
 	if err == nil {
 		dl.BatchID, dl.Index = batch, index
 		count := 1
@@ -495,11 +500,16 @@ func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg taskMsg, delivered 
 			seq = meta.Sequence.Stream
 		}
 		dl.BatchID = "bad-" + q.tok + "-" + strconv.FormatUint(seq, 10)
-		reason += fmt.Sprintf(" (and header %s is %q: %v)", hdrTask, id, err)
+		reason += fmt.Sprintf(" (and header %s is %q: %v)", hdrTask, clip(id), err)
 		dl.Attempts[0].Error = reason
 	}
-	b.log.Error("natsbroker: dead-lettering a task message", "queue", q.name, "task", id, "reason", reason)
-	data, _ := json.Marshal(&dl)
+	b.log.Error("natsbroker: dead-lettering a task message", "queue", q.name, "task", clip(id), "reason", reason)
+	data, err := b.deadLetterData(&dl)
+	if err != nil {
+		b.log.Error("natsbroker: dead-lettering a bad task message", "err", err)
+		_ = msg.Term()
+		return
+	}
 	if _, err := b.js.Publish(ctx, b.deadSubj(q.name, dl.BatchID, dl.Index), data); err != nil {
 		// Keep it rather than lose it; it comes back later.
 		b.log.Error("natsbroker: dead-lettering a bad task message", "err", err)
@@ -507,6 +517,43 @@ func (b *Broker) buryBad(ctx context.Context, q *bqueue, msg taskMsg, delivered 
 		return
 	}
 	_ = msg.Term()
+}
+
+// inputNotKept starts the note of a dead letter stored without its input.
+const inputNotKept = "natsbroker: input not kept"
+
+// deadLetterData encodes dl for the state stream within the server's
+// max_payload: a dead letter that would not fit (its input is stored in
+// base64, its attempts' errors up to 64 KiB each) is stored without its
+// input and, if need be, without its oldest attempts' errors, with a note
+// saying so; such a dead letter can be listed, not re-driven. Storing it
+// whole would fail, and so would the Complete that buries it, forever.
+func (b *Broker) deadLetterData(dl *queue.DeadLetter) ([]byte, error) {
+	limit := int(b.nc.MaxPayload()) - 256
+	data, err := json.Marshal(dl)
+	if err != nil || len(data) <= limit {
+		return data, err
+	}
+	note := queue.AttemptError{At: dl.At, Error: fmt.Sprintf("%s: the dead letter was %d bytes, past the server's max_payload of %d: its input (%d bytes)",
+		inputNotKept, len(data), b.nc.MaxPayload(), len(dl.Payload))}
+	atts := dl.Attempts
+	dl.Payload = nil
+	for dropped := 0; ; dropped++ {
+		n := note
+		if dropped > 0 {
+			n.Error += fmt.Sprintf(" and the errors of its %d oldest attempts are not kept", dropped)
+		} else {
+			n.Error += " is not kept"
+		}
+		dl.Attempts = append(slices.Clone(atts[dropped:]), n)
+		if data, err = json.Marshal(dl); err != nil || len(data) <= limit || dropped == len(atts) {
+			break
+		}
+	}
+	if err == nil && len(data) > limit {
+		err = fmt.Errorf("dead letter of %d bytes past the server's max_payload of %d", len(data), b.nc.MaxPayload())
+	}
+	return data, err
 }
 
 // DeadLetters implements queue.DeadLetterer.
@@ -518,6 +565,9 @@ func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int)
 		if err != nil {
 			return nil, fmt.Errorf("natsbroker: dead letters: %w", err)
 		}
+		if checkID(batch) != nil || b.CheckQueue(name) != nil {
+			return nil, nil // no dead letter has that ID or queue
+		}
 		m, err := b.state.GetLastMsgForSubject(ctx, b.deadSubj(name, batch, index))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, nil
@@ -526,6 +576,9 @@ func (b *Broker) DeadLetters(ctx context.Context, name, after string, limit int)
 			return nil, fmt.Errorf("natsbroker: dead letters: %w", err)
 		}
 		seq = m.Sequence + 1
+	}
+	if b.CheckQueue(name) != nil {
+		return nil, nil // no queue has that name
 	}
 	var out []queue.DeadLetter
 	for limit <= 0 || len(out) < limit {
@@ -555,6 +608,9 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("natsbroker: redrive: %w", err)
 	}
+	if err := checkID(batch); err != nil {
+		return "", fmt.Errorf("natsbroker: redrive %s: %w", clip(id), err)
+	}
 	subj := b.prefix + ".d.*." + tok(batch) + "." + strconv.Itoa(index)
 	m, err := b.state.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -566,6 +622,11 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	var dl queue.DeadLetter
 	if err := json.Unmarshal(m.Data, &dl); err != nil {
 		return "", fmt.Errorf("natsbroker: redrive %s: bad dead letter: %v", id, err)
+	}
+	for _, a := range dl.Attempts {
+		if strings.HasPrefix(a.Error, inputNotKept) {
+			return "", fmt.Errorf("natsbroker: redrive %s: %w: the dead letter does not hold its input (too large to keep): it can be listed, not re-driven", id, queue.ErrBadInput)
+		}
 	}
 	if err := b.state.DeleteMsg(ctx, m.Sequence); err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {

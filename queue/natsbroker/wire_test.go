@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"bytes"
+	"encoding/binary"
 	"reflect"
 	"strings"
 	"testing"
@@ -45,6 +46,40 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEnvelopeTimes: every time keeps its instant through the wire, the
+// zero time stays "none" and the Unix epoch stays a time (Unix nanoseconds
+// wrapped outside 1678-2262 and made the epoch read as none).
+func TestEnvelopeTimes(t *testing.T) {
+	for _, tm := range []time.Time{
+		{}, time.Unix(0, 0), time.Unix(0, 1), time.Unix(-1, 999_999_999),
+		time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1000, 6, 1, 12, 0, 0, 5, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999_999_999, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(2262, 4, 12, 0, 0, 0, 0, time.UTC), time.Date(1677, 9, 21, 0, 0, 0, 0, time.UTC),
+	} {
+		m := queue.Message{BatchID: "b", Queue: "q", Kind: "k", MaxAttempts: 1, Deadline: tm, RunAt: tm, EnqueuedAt: tm}
+		var e envelope
+		if err := decodeEnvelope(appendEnvelope(nil, &m, 0, tm, [][]byte{nil}), &e); err != nil {
+			t.Fatalf("%v: %v", tm, err)
+		}
+		for what, got := range map[string]time.Time{"deadline": e.Deadline, "run at": e.RunAt, "enqueued at": e.EnqueuedAt, "due": e.Due} {
+			if !got.Equal(tm) || got.IsZero() != tm.IsZero() {
+				t.Errorf("%s %v decoded as %v", what, tm, got)
+			}
+		}
+	}
+	// One instant, one encoding: the zero time written as seconds and
+	// nanoseconds is refused.
+	long := binary.AppendVarint(binary.AppendUvarint(nil, 1), time.Time{}.Unix())
+	r := reader{b: long}
+	if r.time("t"); r.err == nil {
+		t.Error("the zero time written the long way was accepted")
+	}
+	r = reader{b: binary.AppendVarint(binary.AppendUvarint(nil, 1e9+1), 0)}
+	if r.time("t"); r.err == nil {
+		t.Error("a nanosecond count of 1e9 was accepted")
+	}
+}
+
 func TestResultsRoundTrip(t *testing.T) {
 	b := startResults(nil, resOutcomes)
 	b = appendOutcome(b, &queue.Outcome{Index: 2, Output: []byte("42")})
@@ -70,7 +105,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	m := queue.Message{BatchID: "b", Queue: "default", Kind: "double", MaxAttempts: 1}
 	f.Add(appendEnvelope(nil, &m, 0, time.Time{}, [][]byte{[]byte("7")}))
 	f.Add(appendEnvelope(nil, &m, 3, time.Unix(5, 0), [][]byte{[]byte("1"), []byte("22"), nil}))
-	f.Add([]byte("GQ\x02"))
+	f.Add([]byte("GQ\x03"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var e envelope

@@ -113,6 +113,9 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"QueueFull", false, s.testQueueFull},
 		{"Depth", false, testDepth},
 		{"BadInput", false, testBadInput},
+		{"HostileValues", false, testHostileValues},
+		{"HostileTaskIDs", false, testHostileTaskIDs},
+		{"FarTimes", false, testFarTimes},
 		{"ConcurrencyLimit", false, testConcurrency},
 		{"ShutdownHandsBack", true, testShutdown},
 		{"TwoWorkersShareBatch", false, testTwoWorkers},
@@ -1049,10 +1052,10 @@ func testDepth(t *testing.T, e *env) {
 func testBadInput(t *testing.T, e *env) {
 	ctx := e.ctx()
 	// Configuration.
-	for _, n := range []int{-1} { // 0 is the default
+	for _, n := range []int{-1, 1 << 40} { // 0 is the default
 		if _, err := queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: n}); !errors.Is(err, queue.ErrBadConfig) ||
-			!strings.Contains(err.Error(), "want 0 (default GOMAXPROCS) or more") {
-			t.Fatalf("NewWorker with Concurrency %d: %v, want ErrBadConfig saying 0 or more", n, err)
+			!strings.Contains(err.Error(), "want 0 (default GOMAXPROCS) to 65536") {
+			t.Fatalf("NewWorker with Concurrency %d: %v, want ErrBadConfig saying 0 to 65536", n, err)
 		}
 	}
 	// A batch of nothing.
@@ -1085,6 +1088,174 @@ func testBadInput(t *testing.T, e *env) {
 	}
 	try(good.Await(ctx)).get(t)
 	try(after.Await(ctx)).get(t)
+}
+
+// testHostileValues: options out of range are refused before anything is
+// stored, saying what is accepted; names and keys far longer than any real
+// one are either refused with ErrBadInput stating the limit or work, and in
+// both cases leave the broker working (a NATS subject past the server's
+// control line closed the connection for good).
+func testHostileValues(t *testing.T, e *env) {
+	ctx := e.ctx()
+	for _, tc := range []struct {
+		name string
+		opt  queue.Option
+		want string
+	}{
+		{"empty idempotency key", queue.WithIdempotencyKey("", time.Hour), "non-empty key"},
+		{"max attempts past 2^31-1", queue.WithMaxAttempts(queue.MaxAttemptsLimit + 1), "want 1 to 2147483647"},
+		{"deadline in year 10000", queue.WithDeadline(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)), "years 1 to 9999"},
+		{"run-at in year 0", queue.WithRunAt(time.Date(0, 12, 31, 0, 0, 0, 0, time.UTC)), "years 1 to 9999"},
+	} {
+		if _, err := queue.Enqueue(ctx, e.c, double, 1, tc.opt); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrBadInput saying %q", tc.name, err, tc.want)
+		}
+	}
+	nothing := queue.NewKind[struct{}, struct{}]("queuetest.nothing")
+	if _, err := queue.EnqueueBatch(ctx, e.c, nothing, make([]struct{}, queue.MaxBatch+1)); !errors.Is(err, queue.ErrBadInput) ||
+		!strings.Contains(err.Error(), "at most 16777216") {
+		t.Errorf("a batch past MaxBatch: %v, want ErrBadInput stating the limit", err)
+	}
+	if _, err := queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: 1, Queues: []string{strings.Repeat("x", 100)}}); err != nil {
+		t.Fatalf("a worker for a queue name of 100 bytes: %v", err)
+	}
+	// A broker that keeps leases for a bounded time without a heartbeat:
+	// a longer Lease is refused naming both, the default fits under it.
+	if lim, ok := e.b.(queue.Limiter); ok && lim.MaxLease() > 0 {
+		max := lim.MaxLease()
+		_, err := queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: 1, Lease: max + time.Second})
+		if !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), (max+time.Second).String()) ||
+			!strings.Contains(err.Error(), "at most "+max.String()) {
+			t.Errorf("NewWorker with a Lease above the broker's MaxLease %v: %v, want ErrBadConfig naming both", max, err)
+		}
+		try(queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: 1, Lease: max})).get(t)
+		try(queue.NewWorker(e.b, nil)).get(t)
+	}
+
+	// The longest idempotency window: the key is kept (as long as the
+	// broker keeps anything), not dropped at once.
+	forever := queue.WithIdempotencyKey("forever", time.Duration(1<<63-1))
+	k1 := try(queue.Enqueue(ctx, e.c, double, 1, forever)).get(t)
+	if k2 := try(queue.Enqueue(ctx, e.c, double, 1, forever)).get(t); k1.ID() != k2.ID() {
+		t.Errorf("an idempotency key with the longest window gave tasks %s and %s", k1.ID(), k2.ID())
+	}
+
+	// Names and keys of 6,000 bytes, most of them bytes a NATS subject
+	// cannot hold as they are.
+	long := strings.Repeat("a/", 3000)
+	var accepted []*queue.Task[int]
+	check := func(what string, task *queue.Task[int], err error) {
+		t.Helper()
+		switch {
+		case err == nil:
+			accepted = append(accepted, task)
+		case !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "at most"):
+			t.Errorf("%s: %v, want success or ErrBadInput stating the limit (at most ...)", what, err)
+		}
+	}
+	task, err := queue.Enqueue(ctx, e.c, double, 1, queue.WithQueue(long))
+	check("a queue name of 6,000 bytes", task, err)
+	longQueue := err == nil
+	if _, err := queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: 1, Queues: []string{long}}); longQueue != (err == nil) {
+		t.Errorf("NewWorker for the long queue name: %v; Enqueue to it: accepted %v: want them to agree", err, longQueue)
+	} else if err != nil && (!errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), "at most")) {
+		t.Errorf("NewWorker for the long queue name: %v, want ErrBadConfig stating the limit", err)
+	}
+	task, err = queue.Enqueue(ctx, e.c, double, 2, queue.WithIdempotencyKey(long, time.Hour))
+	check("an idempotency key of 6,000 bytes", task, err)
+	if _, err := queue.Attach(ctx, e.c, double, long); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("Attach to a batch ID of 6,000 bytes: %v, want ErrNotFound", err)
+	}
+	if err := e.b.Cancel(ctx, long); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("Cancel of a batch ID of 6,000 bytes: %v, want ErrNotFound", err)
+	}
+	// The broker still works, and so do the tasks it accepted.
+	queues := []string{queue.DefaultQueue}
+	if longQueue {
+		queues = append(queues, long)
+	}
+	e.worker(&queue.WorkerConfig{Concurrency: 2, Queues: queues}, func(w *queue.Worker) { queue.HandleFunc(w, double, doubleH) })
+	if got := try(try(queue.Enqueue(ctx, e.c, double, 21)).get(t).Await(ctx)).get(t); got != 42 {
+		t.Fatalf("a task after the hostile values = %d, want 42", got)
+	}
+	for _, task := range append(accepted, k1) {
+		try(task.Await(ctx)).get(t)
+	}
+}
+
+// testHostileTaskIDs: a malformed task ID gets ErrBadInput from every
+// broker, and a well-formed one that names no dead letter gets ErrNotFound
+// (Redrive) or nothing (DeadLetters).
+func testHostileTaskIDs(t *testing.T, e *env) {
+	d, ok := e.b.(queue.DeadLetterer)
+	if !ok {
+		t.Skipf("broker %T does not implement queue.DeadLetterer", e.b)
+	}
+	ctx := e.ctx()
+	for _, id := range []string{"", "garbage", "/3", "batch/", "batch/x", "batch/-1", strings.Repeat("z", 5000)} {
+		if _, err := d.Redrive(ctx, id); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "<batch ID>/<index>") {
+			t.Errorf("Redrive(%.20q): %v, want ErrBadInput saying what a task ID is", id, err)
+		}
+		if id == "" {
+			continue // DeadLetters after "" lists from the start
+		}
+		if _, err := d.DeadLetters(ctx, queue.DefaultQueue, id, 10); !errors.Is(err, queue.ErrBadInput) {
+			t.Errorf("DeadLetters after %.20q: %v, want ErrBadInput", id, err)
+		}
+	}
+	for _, id := range []string{"nosuch/0", strings.Repeat("z", 5000) + "/1"} {
+		if _, err := d.Redrive(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Redrive(%.20q): %v, want ErrNotFound", id, err)
+		}
+		if dls, err := d.DeadLetters(ctx, queue.DefaultQueue, id, 10); err != nil || len(dls) != 0 {
+			t.Errorf("DeadLetters after %.20q: %d, %v; want none, no error", id, len(dls), err)
+		}
+	}
+}
+
+// testFarTimes: times far from now mean what they say. The Unix epoch is a
+// deadline long past, not "no deadline"; a deadline in the year 3000 lets
+// the task run; a run-at time in the year 3000 (or the latest WithDelay)
+// keeps the task waiting; the epoch as run-at time runs it at once.
+func testFarTimes(t *testing.T, e *env) {
+	var far atomic.Int32
+	e.worker(&queue.WorkerConfig{Concurrency: 2, Queues: []string{"far"}}, func(w *queue.Worker) {
+		queue.HandleFunc(w, double, func(ctx context.Context, n int) (int, error) {
+			if n < 0 {
+				far.Add(1)
+			}
+			return 2 * n, nil
+		})
+	})
+	ctx := e.ctx()
+	q := queue.WithQueue("far")
+	y3000 := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	try(queue.Enqueue(ctx, e.c, double, -1, q, queue.WithRunAt(y3000))).get(t)
+	try(queue.Enqueue(ctx, e.c, double, -2, q, queue.WithDelay(time.Duration(1<<63-1)))).get(t)
+	_, err := try(queue.Enqueue(ctx, e.c, double, 1, q, queue.WithDeadline(time.Unix(0, 0)))).get(t).Await(ctx)
+	if !errors.Is(err, queue.ErrTimeout) {
+		t.Errorf("a task with the Unix epoch as deadline: %v, want ErrTimeout (the epoch is a time, not none)", err)
+	}
+	if got, err := try(queue.Enqueue(ctx, e.c, double, 2, q, queue.WithDeadline(y3000))).get(t).Await(ctx); err != nil || got != 4 {
+		t.Errorf("a task with a deadline in the year 3000: %d, %v; want 4", got, err)
+	}
+	if got, err := try(queue.Enqueue(ctx, e.c, double, 3, q, queue.WithRunAt(time.Unix(0, 0)))).get(t).Await(ctx); err != nil || got != 6 {
+		t.Errorf("a task to run at the Unix epoch: %d, %v; want 6 at once", got, err)
+	}
+	if got, err := try(queue.Enqueue(ctx, e.c, double, 4, q, queue.WithDelay(time.Duration(-1<<63)))).get(t).Await(ctx); err != nil || got != 8 {
+		t.Errorf("a task with the most negative delay: %d, %v; want 8 at once", got, err)
+	}
+	if n := far.Load(); n != 0 {
+		t.Errorf("%d tasks due in the year 3000 or later ran", n)
+	}
+	if st, ok := e.b.(queue.Stats); ok {
+		e.released(func() error {
+			if d, err := st.Depth(ctx, "far"); err != nil || d[queue.PriorityNormal] != 2 {
+				return fmt.Errorf("depth = %v, %v; want the 2 far tasks still waiting at PriorityNormal", d, err)
+			}
+			return nil
+		})
+	}
 }
 
 func testConcurrency(t *testing.T, e *env) {
