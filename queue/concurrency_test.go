@@ -27,7 +27,7 @@ func TestWorkerConcurrencyDefault(t *testing.T) {
 	defer broker.Close()
 
 	_, err = queue.NewWorker(broker, &queue.WorkerConfig{Concurrency: -1})
-	if want := "queue: bad config: WorkerConfig.Concurrency is -1: want 0 (default GOMAXPROCS) or more"; err == nil ||
+	if want := "queue: bad config: WorkerConfig.Concurrency is -1: want 0 (default GOMAXPROCS) to 65536"; err == nil ||
 		err.Error() != want || !errors.Is(err, queue.ErrBadConfig) {
 		t.Errorf("Concurrency -1: error %v, want %q", err, want)
 	}

@@ -56,7 +56,7 @@ func TestErrorMessages(t *testing.T) {
 		{"attach to another kind", func() error { _, err := queue.Attach(ctx, c, echo, b.ID()); return err },
 			queue.ErrBadInput, `queue: bad input: batch ` + b.ID() + ` holds tasks of kind "double", not "echo"`},
 		{"bad task ID", func() error { _, _, err := queue.ParseTaskID("x"); return err },
-			nil, `queue: bad task ID "x": want <batch ID>/<index>`},
+			queue.ErrBadInput, `queue: bad input: bad task ID "x": want <batch ID>/<index>`},
 	} {
 		err := tc.call()
 		if err == nil {
