@@ -178,7 +178,7 @@ type Script struct {
 	rngs    []*rand.Rand
 	tick    int64 // next tick to generate, in ms
 	hbTicks int64
-	moves   int
+	moves   int64 // mid moves a second, over all symbols
 	buf     []Event
 }
 
@@ -198,7 +198,7 @@ func NewScript(cfg *Config) (*Script, error) {
 		mid:     make([]int64, c.Symbols),
 		market:  rand.New(rand.NewPCG(c.Seed, 0x6d61726b6574)),
 		hbTicks: int64(c.Heartbeat / tick),
-		moves:   max(1, c.Symbols/50),
+		moves:   2 * int64(c.Symbols), // each mid moves twice a second on average
 	}
 	for i := range s.mid {
 		s.mid[i] = 1000 + s.market.Int64N(40000) // $10 to $410
@@ -246,7 +246,8 @@ func (s *Script) Next() []Event {
 	k := s.tick
 	s.tick++
 	at := time.Duration(k) * tick
-	for range s.moves { // the market moves
+	moves := int((k+1)*s.moves/1000 - k*s.moves/1000)
+	for range moves { // the market moves
 		i := s.market.IntN(len(s.mid))
 		s.mid[i] += 2*s.market.Int64N(2) - 1
 		if s.mid[i] < 100 {
