@@ -128,7 +128,18 @@ func parse(args []string, stderr io.Writer) (options, int, bool) {
 	if o.workers < 1 || o.workers > 1024 {
 		errs = append(errs, fmt.Sprintf("--workers %d: want 1 to 1024", o.workers))
 	}
-	if _, err := marketsim.NewScript(o.marketConfig()); err != nil {
+	// marketsim takes zero for its default; here zero is a mistake.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"venues", o.venues}, {"symbols", o.symbols}, {"rate", o.rate}} {
+		if f.v < 1 {
+			errs = append(errs, fmt.Sprintf("--%s %d: want 1 or more", f.name, f.v))
+		}
+	}
+	mc := o.marketConfig()
+	mc.Venues, mc.Symbols, mc.Rate = max(mc.Venues, 1), max(mc.Symbols, 1), max(mc.Rate, 1) // reported above
+	if _, err := marketsim.NewScript(mc); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			errs = append(errs, flagName(line))
 		}
