@@ -226,8 +226,8 @@ type summary struct {
 	feed     natsfeed.Stats
 }
 
-// errWriter remembers nothing: writes to a closed or broken stdout are
-// dropped, so the demo still stops cleanly and says so on stderr once.
+// errWriter drops writes once one has failed (a closed or broken stdout),
+// so the demo still runs and stops cleanly; it says so on stderr once.
 type errWriter struct {
 	w      io.Writer
 	failed bool

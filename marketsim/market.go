@@ -125,14 +125,15 @@ func (m *Market) Stats() []VenueStats {
 	return out
 }
 
-// deferResend queues a Lossy venue's resend, answered 5 to 40 ms later (a
-// function of the request, so a run's delays do not depend on scheduling).
+// deferResend queues a Lossy venue's resend, answered 5 to 100 ms later (a
+// function of the request, so a run's delays do not depend on scheduling):
+// long enough, at times, for a cut to be taken while the gap is open.
 func (m *Market) deferResend(v int, r *natsfeed.ResendRequest) {
 	x := m.script.cfg.Seed ^ r.First*0x9e3779b97f4a7c15 ^ r.Last
 	x ^= x >> 31
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 29
-	delay := 5*time.Millisecond + time.Duration(x%35)*time.Millisecond
+	delay := 5*time.Millisecond + time.Duration(x%96)*time.Millisecond
 	m.stats[v].resends.Add(1)
 	m.mu.Lock()
 	m.resends = append(m.resends, pendingResend{due: time.Now().Add(delay), r: r})

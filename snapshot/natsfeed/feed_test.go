@@ -278,3 +278,30 @@ func TestConfigErrorsSayWhatIsAccepted(t *testing.T) {
 		t.Errorf("resend beyond the last: %v", err)
 	}
 }
+
+// With no publisher to answer the image request, a source starts from its
+// first update once one comes.
+func TestNoPublisherStartsFromFirstUpdate(t *testing.T) {
+	t.Parallel()
+	ncs := connect(t, 2)
+	f := feed(t, ncs[1], natsfeed.Config[int]{Prefix: "t.none",
+		Snapshot: &snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}}}})
+	<-f.Ready()
+	p := publisher(t, ncs[0], natsfeed.PublisherConfig[int]{Prefix: "t.none", Source: "A"})
+	if _, err := p.Publish("x", 7, at(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Heartbeat(at(2)); err != nil {
+		t.Fatal(err)
+	}
+	cut, err := f.Collector().At(ctxT(t), at(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := cut.Get("A", "x"); !ok || v != 7 {
+		t.Errorf("x = %d, %v; want 7", v, ok)
+	}
+	if st := f.Stats(); st.Images != 0 || st.Resends != 0 {
+		t.Errorf("stats %+v: want neither an image nor a resend", st)
+	}
+}
