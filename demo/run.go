@@ -258,6 +258,9 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 		return code, nil
 	}
 	fail := func(format string, args ...any) (int, *summary) {
+		if ctx.Err() != nil {
+			return ExitOK, nil // stopped while starting: a clean stop, not a failure
+		}
 		fmt.Fprintf(stderr, "gather demo: "+format+"\n", args...)
 		return ExitFail, nil
 	}
@@ -271,9 +274,6 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 	defer os.RemoveAll(dir)
 	srv, err := natsserver.Start(ctx, &natsserver.Config{Dir: dir, Name: "gather-demo"})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ExitOK, nil
-		}
 		return fail("%v", err)
 	}
 	defer srv.Shutdown()
@@ -338,9 +338,6 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 		_, err = warm.Await(ctx)
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return ExitOK, nil
-		}
 		return fail("queue: %v", err)
 	}
 

@@ -197,3 +197,17 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// Ending ctx at any moment, starting up included, is a clean stop.
+func TestRunStopsCleanlyAtAnyMoment(t *testing.T) {
+	t.Parallel()
+	for _, after := range []time.Duration{0, time.Millisecond, 30 * time.Millisecond, 300 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(testCtx(t), after)
+		var out, errs syncBuffer
+		code := demo.Run(ctx, []string{"--duration", "0", "--symbols", "10"}, &out, &errs)
+		cancel()
+		if code != demo.ExitOK || errs.String() != "" {
+			t.Errorf("stopped after %v: exit %d, stderr:\n%s", after, code, errs.String())
+		}
+	}
+}

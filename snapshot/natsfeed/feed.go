@@ -486,7 +486,10 @@ func (f *Feed[V]) image(ctx context.Context, s *feedSource) bool {
 	}
 	if hb := s.heldHB; hb != nil {
 		s.heldHB = nil
-		f.heartbeat(s, hb)
+		// One from before the image says nothing the image did not.
+		if seq, err := strconv.ParseUint(hb.Header.Get(HeaderSeq), 10, 64); err != nil || seq >= after {
+			f.heartbeat(s, hb)
+		}
 	}
 	return true
 }
