@@ -191,8 +191,11 @@ func (v *view) round(r *Round, lat *samples, sum *summary, fs natsfeed.Stats, vs
 			notes = append(notes, fmt.Sprintf("%s %d late", s.Name, s.Delayed))
 		}
 	}
-	lines = append(lines, fmt.Sprintf("feed: %s updates, %d resend requests, %d images; %s",
-		num(int(fs.Updates)), fs.Resends, fs.Images, strings.Join(notes, ", ")))
+	feedLine := fmt.Sprintf("feed: %s updates, %d resend requests, %d images", num(int(fs.Updates)), fs.Resends, fs.Images)
+	if len(notes) > 0 {
+		feedLine += "; " + strings.Join(notes, ", ")
+	}
+	lines = append(lines, feedLine)
 
 	var b strings.Builder
 	if v.drawn > 0 {
