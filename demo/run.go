@@ -367,20 +367,19 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 	for _, v := range venues {
 		scfg.Sources = append(scfg.Sources, snapshot.Source{Name: v.Name})
 	}
-	feed, err := natsfeed.Start(fnc, &natsfeed.Config[marketsim.Quote]{Prefix: "demo.md", Snapshot: scfg, RequestTimeout: time.Second})
+	feed, err := natsfeed.Start(fnc, &natsfeed.Config[marketsim.Quote]{Prefix: "demo.md", Snapshot: scfg})
 	if err != nil {
 		return fail("%v", err)
 	}
 	defer feed.Close()
 
-	runCtx, cancel := context.WithCancel(ctx)
-	if o.duration > 0 {
-		runCtx, cancel = context.WithTimeout(ctx, o.duration)
-	}
-	defer cancel()
+	// demoCtx ends when Run returns or ctx ends; cutsCtx when no more cuts
+	// are to be taken. A round in flight when --duration passes finishes.
+	demoCtx, cancelDemo := context.WithCancel(ctx)
+	defer cancelDemo()
 	live := &Live{server: srv, broker: cb, feed: feed, market: market}
 	if cfg.Dashboard != nil {
-		url, err := cfg.Dashboard(runCtx, live)
+		url, err := cfg.Dashboard(demoCtx, live)
 		if err != nil {
 			return fail("dashboard: %v", err)
 		}
@@ -390,8 +389,17 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 	v.header()
 	select {
 	case <-feed.Ready():
-	case <-runCtx.Done():
+	case <-demoCtx.Done():
+		return ExitOK, nil
+	case <-time.After(readyTimeout):
+		return fail("the venues did not answer the feed's image requests within %v", readyTimeout)
 	}
+	// --duration counts from here, so that a slow start does not eat it.
+	cutsCtx, cancelCuts := context.WithCancel(demoCtx)
+	if o.duration > 0 {
+		cutsCtx, cancelCuts = context.WithTimeout(demoCtx, o.duration)
+	}
+	defer cancelCuts()
 
 	sum := &summary{held: map[string]int{}}
 	start := time.Now()
@@ -402,14 +410,12 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 	var lat samples
 	var failure error
 	coll := feed.Collector()
-	for cut, skipped := range coll.Every(runCtx, o.interval, grace) {
+	for cut, skipped := range coll.Every(cutsCtx, o.interval, grace) {
 		quotes = quotes[:0]
 		var current []string
 		for _, st := range cut.Sources() {
 			if st.State == snapshot.Current {
 				current = append(current, st.Source)
-			} else if st.Required {
-				sum.held[st.Source+" "+st.State.String()]++
 			}
 		}
 		for i, sym := range symbols {
@@ -421,19 +427,17 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 			}
 			books[i] = Book{Symbol: sym, Quotes: quotes[n:len(quotes):len(quotes)]}
 		}
-		batch, err := queue.EnqueueBatch(runCtx, client, Kind, books)
+		res, err := compute(demoCtx, client, books)
 		if err != nil {
-			if runCtx.Err() == nil {
+			if demoCtx.Err() == nil {
 				failure = err
 			}
 			break
 		}
-		res, err := batch.Await(runCtx)
-		if err != nil {
-			if runCtx.Err() == nil {
-				failure = err
+		for _, st := range cut.Sources() {
+			if st.Required && st.State != snapshot.Current {
+				sum.held[st.Source+" "+st.State.String()]++
 			}
-			break
 		}
 		r := &Round{Cut: cut, Quotes: res, Latency: time.Since(cut.Taken()), Skipped: skipped}
 		live.latest.Store(r)
@@ -461,6 +465,29 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 		return fail("%v", failure)
 	}
 	return ExitOK, sum
+}
+
+// readyTimeout bounds the wait for the venues' images at the start.
+const readyTimeout = 30 * time.Second
+
+// roundTimeout bounds one round of tasks: past it the queue is taken to have
+// failed.
+const roundTimeout = 30 * time.Second
+
+// compute sends one cut's books through the queue and gathers the results
+// in symbol order.
+func compute(ctx context.Context, client *queue.Client, books []Book) ([]NBBO, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, roundTimeout, fmt.Errorf("a round of %d tasks took over %v", len(books), roundTimeout))
+	defer cancel()
+	batch, err := queue.EnqueueBatch(ctx, client, Kind, books)
+	if err != nil {
+		return nil, err
+	}
+	res, err := batch.Await(ctx)
+	if err != nil && context.Cause(ctx) != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
+	return res, err
 }
 
 // isTerminal reports whether w is a terminal: an *os.File on a character

@@ -39,6 +39,13 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// light returns args for a run light enough for a busy machine under the
+// race detector (several run at once): 10 symbols, 200 quotes a second a
+// venue. These tests are about exits and output, not speed.
+func light(args ...string) []string {
+	return append([]string{"--symbols", "10", "--rate", "200"}, args...)
+}
+
 var cutsRE = regexp.MustCompile(`(?m)^summary: (\d+) cuts in [^,]+, (\d+) complete`)
 
 // checkSummary checks that out ends with a summary of at least one cut.
@@ -62,7 +69,7 @@ func checkSummary(t *testing.T, out string) {
 func TestRunPrintsSummary(t *testing.T) {
 	t.Parallel()
 	var out, errs syncBuffer
-	code := demo.Run(testCtx(t), []string{"--duration", "2s", "--symbols", "40", "--seed", "3"}, &out, &errs)
+	code := demo.Run(testCtx(t), light("--duration", "2s", "--seed", "3"), &out, &errs)
 	if code != demo.ExitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs.String())
 	}
@@ -92,7 +99,7 @@ func TestRunWithClosedStdout(t *testing.T) {
 	r.Close()
 	defer w.Close()
 	var errs syncBuffer
-	code := demo.Run(testCtx(t), []string{"--duration", "1s", "--symbols", "20"}, w, &errs)
+	code := demo.Run(testCtx(t), light("--duration", "1s"), w, &errs)
 	if code != demo.ExitOK {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs.String())
 	}
@@ -126,7 +133,7 @@ func TestRunStopsWhenContextEnds(t *testing.T) {
 	out := &signalWriter{want: "cut-to-result p50", seen: make(chan struct{})}
 	var errs syncBuffer
 	done := make(chan int)
-	go func() { done <- demo.Run(ctx, []string{"--duration", "0", "--symbols", "20"}, out, &errs) }()
+	go func() { done <- demo.Run(ctx, light("--duration", "0"), out, &errs) }()
 	select {
 	case <-out.seen: // a plain line: cuts are being taken
 	case code := <-done:
@@ -144,7 +151,7 @@ func TestDashboardURLIsTheFirstLine(t *testing.T) {
 	var out, errs syncBuffer
 	var saw bool
 	code := demo.RunConfig(testCtx(t), demo.Config{
-		Args: []string{"--duration", "1s", "--symbols", "10"}, Stdout: &out, Stderr: &errs,
+		Args: light("--duration", "1s"), Stdout: &out, Stderr: &errs,
 		Dashboard: func(ctx context.Context, live *demo.Live) (string, error) {
 			saw = live.Broker() != nil && live.Collector() != nil && len(live.Symbols()) == 10 && len(live.Venues()) == 4
 			return "http://127.0.0.1:8080/", nil
@@ -161,7 +168,7 @@ func TestDashboardURLIsTheFirstLine(t *testing.T) {
 	}
 
 	code = demo.RunConfig(testCtx(t), demo.Config{
-		Args: []string{"--duration", "1s", "--symbols", "10"}, Stdout: &out, Stderr: &errs,
+		Args: light("--duration", "1s"), Stdout: &out, Stderr: &errs,
 		Dashboard: func(context.Context, *demo.Live) (string, error) { return "", errors.New("port taken") },
 	})
 	if code != demo.ExitFail || !strings.Contains(errs.String(), "dashboard: port taken") {
@@ -204,7 +211,7 @@ func TestRunStopsCleanlyAtAnyMoment(t *testing.T) {
 	for _, after := range []time.Duration{0, time.Millisecond, 30 * time.Millisecond, 300 * time.Millisecond} {
 		ctx, cancel := context.WithTimeout(testCtx(t), after)
 		var out, errs syncBuffer
-		code := demo.Run(ctx, []string{"--duration", "0", "--symbols", "10"}, &out, &errs)
+		code := demo.Run(ctx, light("--duration", "0"), &out, &errs)
 		cancel()
 		if code != demo.ExitOK || errs.String() != "" {
 			t.Errorf("stopped after %v: exit %d, stderr:\n%s", after, code, errs.String())

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gather-go/gather/marketsim"
 	"github.com/gather-go/gather/snapshot"
@@ -203,7 +204,11 @@ func (v *view) round(r *Round, lat *samples, sum *summary, fs natsfeed.Stats, vs
 	}
 	for _, l := range lines {
 		if len(l) > maxWidth {
-			l = l[:maxWidth-3] + "..."
+			cut := maxWidth - 3
+			for cut > 0 && !utf8.RuneStart(l[cut]) {
+				cut-- // not inside a rune (µs)
+			}
+			l = l[:cut] + "..."
 		}
 		b.WriteString(l)
 		b.WriteByte('\n')

@@ -39,8 +39,9 @@ type Config[V any] struct {
 	// sources. Default false: a feed that joins late starts from images.
 	NoImage bool
 	// RequestTimeout is how long an image or resend request may go
-	// unanswered before it is asked again (an image) or given up for an
-	// image (a resend). Default [DefaultRequestTimeout].
+	// unanswered before it is asked again (an image, with twice the time at
+	// each attempt, up to 16 times this) or given up for an image (a
+	// resend). Default [DefaultRequestTimeout].
 	RequestTimeout time.Duration
 	// MaxHeld bounds, per source, the updates held while its image is
 	// awaited; beyond it the oldest are dropped (the image or a resend
@@ -108,6 +109,7 @@ type feedSource struct {
 
 	started     bool         // its first image was settled; guarded by mu
 	wantImage   atomic.Bool  // the loop should ask for an image
+	attempts    int          // image requests unanswered in a row; the loop's own
 	resendSince atomic.Int64 // Unix ns of the oldest unanswered resend request; 0 if none
 }
 
@@ -447,7 +449,9 @@ func (f *Feed[V]) image(ctx context.Context, s *feedSource) bool {
 	s.mu.Lock()
 	s.imaging = true
 	s.mu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, f.timeout)
+	// A reply that waits behind a backlog of updates is not lost: give each
+	// attempt twice the time of the last, up to 16 times RequestTimeout.
+	rctx, cancel := context.WithTimeout(ctx, f.timeout<<min(s.attempts, 4))
 	defer cancel()
 	reply, err := f.nc.RequestMsgWithContext(rctx, &nats.Msg{Subject: ImageSubject(f.prefix, s.name)})
 	s.mu.Lock()
@@ -458,6 +462,7 @@ func (f *Feed[V]) image(ctx context.Context, s *feedSource) bool {
 		// No publisher yet: the source starts from its first update.
 		f.log.Info("natsfeed: no publisher answers image requests; starting from the first update", "source", s.name)
 	case err != nil:
+		s.attempts++
 		if ctx.Err() == nil {
 			f.log.Warn("natsfeed: image request failed; asking again", "source", s.name, "err", err)
 		}
@@ -470,6 +475,7 @@ func (f *Feed[V]) image(ctx context.Context, s *feedSource) bool {
 		}
 	}
 	s.imaging = false
+	s.attempts = 0
 	if !s.started {
 		s.started = true
 		if f.starts.Add(-1) == 0 {
