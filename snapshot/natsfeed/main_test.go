@@ -17,7 +17,9 @@ func TestMain(m *testing.M) {
 
 // connect starts an embedded server in a temporary directory and returns n
 // connections to it, all closed (and the server shut down) at cleanup.
-func connect(t *testing.T, n int) []*nats.Conn {
+func connect(t *testing.T, n int) []*nats.Conn { return connectB(t, n) }
+
+func connectB(t testing.TB, n int) []*nats.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
