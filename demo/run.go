@@ -71,6 +71,7 @@ type summary struct {
 	venues   []marketsim.VenueStats
 	silence  struct{ At, For, Every time.Duration }
 	feed     natsfeed.Stats
+	coll     snapshot.Stats
 }
 
 // errWriter drops writes once one has failed (a closed or broken stdout),
@@ -312,6 +313,7 @@ func run(ctx context.Context, cfg Config) (int, *summary) {
 	mc := market.Config()
 	sum.silence.At, sum.silence.For, sum.silence.Every = mc.SilentAt, mc.SilentFor, mc.SilentEvery
 	sum.feed = feed.Stats()
+	sum.coll = coll.Stats()
 	v.summary(sum)
 	if err := market.Err(); err != nil && failure == nil {
 		failure = err

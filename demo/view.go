@@ -267,6 +267,8 @@ func (v *view) summary(s *summary) {
 	fmt.Fprintf(v.w, "cut-to-result latency: p50 %v, p99 %v, max %v over %d cuts\n", ms(ps[0]), ms(ps[1]), ms(ps[2]), len(s.lat))
 	fmt.Fprintf(v.w, "feed: %s updates, %s heartbeats, %d resend requests (%d answered), %d images, %d refused\n",
 		num(int(s.feed.Updates)), num(int(s.feed.Heartbeats)), s.feed.Resends, s.feed.Answered, s.feed.Images, s.feed.Refused)
+	fmt.Fprintf(v.w, "collector: %s updates sequenced, %s duplicates ignored (resent or late copies), %s late (after their cut)\n",
+		num(int(s.coll.Applied)), num(int(s.coll.Duplicates)), num(int(s.coll.Late)))
 }
 
 // ms rounds a duration for display: 2.13ms, 850µs.
