@@ -239,7 +239,8 @@ func (f *Feed[V]) Collector() *snapshot.Collector[string, V] { return f.c }
 // Ready returns a channel closed once every source has started: its image
 // installed, or its publisher found to have sent nothing yet or not to be
 // there (the source then starts from its first update). With NoImage it is
-// closed from the start.
+// closed from the start. While a publisher that is there does not answer,
+// the feed keeps asking and the channel stays open: bound the wait.
 func (f *Feed[V]) Ready() <-chan struct{} { return f.ready }
 
 // Stats returns the feed's running totals.
