@@ -11,7 +11,8 @@ import (
 	"github.com/gather-go/gather/demo"
 )
 
-// A program runs the demo until Ctrl-C, with exit codes 0, 1 and 2.
+// A program runs the demo until Ctrl-C, with exit codes 0, 1 and 2; here
+// the arguments follow the program and command names, as in "gather demo".
 func ExampleRun() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
