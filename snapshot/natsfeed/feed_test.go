@@ -168,6 +168,9 @@ func TestLateJoinerStartsFromImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := ncs[0].Flush(); err != nil { // all 50 at the server before the feed subscribes
+		t.Fatal(err)
+	}
 	f := feed(t, ncs[1], natsfeed.Config[int]{Prefix: "t.late",
 		Snapshot: &snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}}}})
 	<-f.Ready()
