@@ -42,6 +42,9 @@ func TestMarketFeedsCollector(t *testing.T) {
 	defer m.Close()
 	// Join once every venue has recorded something, so images are needed.
 	for !allRecorded(m) {
+		if ctx.Err() != nil {
+			t.Fatalf("venues recorded nothing: %+v (%v)", m.Stats(), m.Err())
+		}
 		time.Sleep(time.Millisecond)
 	}
 	cfg := &natsfeed.Config[marketsim.Quote]{Prefix: "t.mkt", Snapshot: &snapshot.Config[string, marketsim.Quote]{}}
