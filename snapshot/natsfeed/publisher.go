@@ -43,7 +43,8 @@ type Message struct {
 	Key  string
 	Seq  uint64
 	Time time.Time
-	// Data is the encoded value; nil for a delete.
+	// Data is the encoded value; nil for a delete. The Publisher keeps it
+	// for resends and images: do not modify it.
 	Data   []byte
 	Delete bool
 }
