@@ -3,9 +3,11 @@
 // computes the consolidated best bid and offer (NBBO) of every symbol on each
 // snapshot with gather.Map, flagging locked and crossed markets.
 //
-// Each venue has its own latency and jitter; one drops messages now and then
-// and resends them when the collector asks (its gap-fill hook); one goes
-// silent part way through; one is optional and slow. The simulation runs in
+// The quotes come from package marketsim's script; each venue reaches the
+// collector with its own latency and jitter. ARCX loses messages now and then
+// and resends them when the collector asks (its gap-fill hook); BATS goes
+// silent part way through; EDGX is optional and slow, and holds a quote back
+// now and then. The simulation runs in
 // simulated time, deterministically for a seed, so its output can be checked:
 //
 //	go run ./examples/marketdata -seed 1 -symbols 300 -duration 1s
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gather-go/gather"
+	"github.com/gather-go/gather/marketsim"
 	"github.com/gather-go/gather/snapshot"
 )
 
@@ -55,27 +58,22 @@ func defaults() options {
 }
 
 // Quote is one venue's top of book for a symbol, in cents.
-type Quote struct {
-	Bid, Ask int64
-}
+type Quote = marketsim.Quote
 
-// venue describes one simulated exchange feed.
+// venue is how one simulated exchange feed reaches the collector; what it
+// sends comes from the marketsim script (ARCX loses a message now and then,
+// BATS goes silent, EDGX holds a quote back now and then).
 type venue struct {
-	name     string
 	optional bool
 	latency  time.Duration // mean one-way delay
 	jitter   time.Duration // uniform ± around it
-	spread   int64         // quoted spread, cents
-	every    time.Duration // time between quote updates
-	drop     float64       // chance a message is lost on first send
-	silentAt time.Duration // stops sending (0: never)
 }
 
 var venues = []venue{
-	{name: "XNAS", latency: 2 * time.Millisecond, jitter: time.Millisecond, spread: 2, every: 300 * time.Microsecond},
-	{name: "ARCX", latency: 5 * time.Millisecond, jitter: 4 * time.Millisecond, spread: 3, every: 400 * time.Microsecond, drop: 0.003},
-	{name: "BATS", latency: time.Millisecond, jitter: 500 * time.Microsecond, spread: 2, every: 350 * time.Microsecond, silentAt: 550 * time.Millisecond},
-	{name: "EDGX", optional: true, latency: 30 * time.Millisecond, jitter: 5 * time.Millisecond, spread: 4, every: time.Millisecond},
+	{latency: 2 * time.Millisecond, jitter: time.Millisecond},
+	{latency: 5 * time.Millisecond, jitter: 4 * time.Millisecond},
+	{latency: time.Millisecond, jitter: 500 * time.Microsecond},
+	{optional: true, latency: 30 * time.Millisecond, jitter: 5 * time.Millisecond},
 }
 
 var open = time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
@@ -133,62 +131,41 @@ func (s *sim) resend(src string, first, last uint64) {
 	}
 }
 
-// generate produces every venue's messages in event-time order, with arrival
-// times after each venue's latency and jitter.
-func (s *sim) generate(o options, symbols []string) {
-	mid := make([]int64, len(symbols))
-	for i := range mid {
-		mid[i] = 1000 + s.rng.Int64N(40000) // $10 to $410
-	}
+// generate produces every venue's messages from the market script, with
+// arrival times after each venue's latency and jitter.
+func (s *sim) generate(o options, script *marketsim.Script) {
 	type clock struct {
-		next, hb time.Duration
-		seq      uint64
-		arrived  time.Time // a venue's messages arrive in order (one connection)
+		seq     uint64
+		arrived time.Time // a venue's messages arrive in order (one connection)
 	}
+	names := script.Venues()
+	symbols := script.Symbols()
 	clocks := make([]clock, len(venues))
-	const hbEvery = 2 * time.Millisecond
 	// Run on a little past the last snapshot, so that it can complete.
-	for t := time.Duration(0); t < o.Duration+o.Grace; t += 100 * time.Microsecond {
-		// the market moves
-		if s.rng.IntN(10) == 0 {
-			i := s.rng.IntN(len(mid))
-			mid[i] += 2*s.rng.Int64N(2) - 1
-		}
-		for vi, v := range venues {
-			c := &clocks[vi]
-			if v.silentAt > 0 && t >= v.silentAt {
+	for ms := time.Duration(0); ms < o.Duration+o.Grace; ms += time.Millisecond {
+		for _, e := range script.Next() {
+			v, c, name := venues[e.Venue], &clocks[e.Venue], names[e.Venue].Name
+			event := open.Add(e.At)
+			at := event.Add(v.latency - v.jitter + time.Duration(s.rng.Int64N(int64(2*v.jitter)+1)))
+			if at.Before(c.arrived) {
+				at = c.arrived
+			}
+			if e.Kind == marketsim.KindHeartbeat {
+				c.arrived = at
+				s.push(at, nil, &snapshot.Heartbeat{Source: name, Seq: c.seq, Time: event})
 				continue
 			}
-			event := open.Add(t)
-			arrive := func() time.Time {
-				at := event.Add(v.latency - v.jitter + time.Duration(s.rng.Int64N(int64(2*v.jitter)+1)))
-				if at.Before(c.arrived) {
-					at = c.arrived
-				}
+			c.seq++
+			u := snapshot.Update[string, Quote]{Source: name, Seq: c.seq, Time: event, Key: symbols[e.Symbol], Value: e.Quote}
+			s.sent[name] = append(s.sent[name], u)
+			switch {
+			case e.Lost:
+				s.lost[name][u.Seq] = true
+			case e.Delay > 0:
+				s.push(at.Add(e.Delay), &u, nil) // held back: later ones overtake it
+			default:
 				c.arrived = at
-				return at
-			}
-			if t >= c.next {
-				c.next = t + v.every
-				c.seq++
-				i := s.rng.IntN(len(symbols))
-				bid := mid[i] - v.spread/2
-				if s.rng.IntN(20) == 0 {
-					bid += 2*s.rng.Int64N(2) - 1 // venues disagree by a cent now and then
-				}
-				u := snapshot.Update[string, Quote]{Source: v.name, Seq: c.seq, Time: event, Key: symbols[i],
-					Value: Quote{Bid: bid, Ask: bid + v.spread}}
-				s.sent[v.name] = append(s.sent[v.name], u)
-				if s.rng.Float64() < v.drop {
-					s.lost[v.name][u.Seq] = true
-				} else {
-					s.push(arrive(), &u, nil)
-				}
-			}
-			if t >= c.hb {
-				c.hb = t + hbEvery
-				h := snapshot.Heartbeat{Source: v.name, Seq: c.seq, Time: event}
-				s.push(arrive(), nil, &h)
+				s.push(at, &u, nil)
 			}
 		}
 	}
@@ -203,7 +180,13 @@ type nbbo struct {
 }
 
 func run(ctx context.Context, w io.Writer, o options) error {
-	symbols := makeSymbols(o.Symbols)
+	script, err := marketsim.NewScript(&marketsim.Config{Seed: o.Seed, Venues: len(venues), Symbols: o.Symbols,
+		Rate: 3000, Heartbeat: 2 * time.Millisecond, LossEvery: 300, LateEvery: 2000,
+		SilentAt: 550 * time.Millisecond, SilentFor: time.Hour, SilentEvery: 2 * time.Hour})
+	if err != nil {
+		return err
+	}
+	symbols := script.Symbols()
 	s := &sim{
 		now:  open,
 		sent: map[string][]snapshot.Update[string, Quote]{},
@@ -216,15 +199,15 @@ func run(ctx context.Context, w io.Writer, o options) error {
 		GapFill:         s.resend,
 		GapFillInterval: time.Millisecond,
 	}
-	for _, v := range venues {
-		cfg.Sources = append(cfg.Sources, snapshot.Source{Name: v.name, Optional: v.optional})
-		s.lost[v.name] = map[uint64]bool{}
+	for i, v := range script.Venues() {
+		cfg.Sources = append(cfg.Sources, snapshot.Source{Name: v.Name, Optional: venues[i].optional})
+		s.lost[v.Name] = map[uint64]bool{}
 	}
 	c, err := snapshot.New(cfg)
 	if err != nil {
 		return err
 	}
-	s.generate(o, symbols)
+	s.generate(o, script)
 
 	var last *snapshot.Cut[string, Quote]
 	var lastBook []nbbo
@@ -361,16 +344,3 @@ func (b nbbo) String() string {
 }
 
 func cents(c int64) string { return fmt.Sprintf("%d.%02d", c/100, c%100) }
-
-func makeSymbols(n int) []string {
-	known := []string{"AAPL", "MSFT", "AMZN", "NVDA", "GOOG", "META", "TSLA", "AVGO", "JPM", "XOM"}
-	out := make([]string, n)
-	for i := range out {
-		if i < len(known) {
-			out[i] = known[i]
-		} else {
-			out[i] = fmt.Sprintf("S%03d", i)
-		}
-	}
-	return out
-}
