@@ -8,8 +8,8 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
-run: ## run the main job: consistent market snapshots, fanned out with gather
-	$(GO) run ./examples/marketdata
+run: ## run the main job: gather demo, the whole system on embedded defaults
+	$(GO) run ./cmd/gather demo
 
 .PHONY: test
 test: ## vet, then every test with the race detector (what CI runs)

@@ -90,6 +90,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"demo", "see it work: simulated market data, consistent snapshots, calculations through the queue", demoCmd},
 		{"serve", "run the server: embedded NATS (or a cluster), the HTTP API, built-in workers", serve},
 		{"worker", "run workers for the server's queues, from any machine that reaches NATS", worker},
 		{"submit", "submit a batch and print its results in input order", submit},

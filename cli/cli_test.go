@@ -409,3 +409,11 @@ func TestFeedReplayCommand(t *testing.T) {
 		t.Fatalf("no subcommand: exit %d %s", code, errOut)
 	}
 }
+
+func TestDemoCommand(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := run(t, "", "demo", "--duration", "1s", "--symbols", "10", "--rate", "200")
+	if code != ExitOK || !strings.Contains(out, "summary:") || !strings.Contains(out, "cut-to-result latency") {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
+	}
+}

@@ -14,6 +14,11 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A reader that goes away ("gather demo | head") ends the output, not
+	// the process: writes then fail with EPIPE, and every command stops
+	// writing to a stream that fails (and drains what it runs) instead of
+	// dying from SIGPIPE halfway through a shutdown.
+	signal.Ignore(syscall.SIGPIPE)
 	code := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
