@@ -593,8 +593,16 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	for round := 0; c.n < len(dst) && round < 4; round++ {
 		// Sized by the tasks per message the level's last claim saw, then
 		// by what came: a message none of whose tasks fit is kept for the
-		// next claim (q.spare).
-		want := max(1, (len(dst)-c.n)/per)
+		// next claim (q.spare). A claim that has tasks already does not
+		// fetch a message it expects to split: splitting one stores its
+		// rest again and holds its acknowledgement until that is stored.
+		want := (len(dst) - c.n) / per
+		if want == 0 {
+			if c.n > 0 {
+				break
+			}
+			want = 1
+		}
 		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
 		if round == 0 {
 			recent = rec
