@@ -103,7 +103,7 @@ func newBenchRig(b testing.TB, tcp bool, cfg *queue.WorkerConfig) *benchRig {
 // spy counts the messages of a prefix's queue by kind, on a connection of
 // its own subscribed to all of them.
 type spy struct {
-	pulls, acks, results, wakes, tasks atomic.Int64
+	pulls, acks, results, wakes, tasks, gets atomic.Int64
 }
 
 func newSpy(b testing.TB, nc *nats.Conn, prefix string) *spy {
@@ -111,6 +111,7 @@ func newSpy(b testing.TB, nc *nats.Conn, prefix string) *spy {
 	for subj, n := range map[string]*atomic.Int64{
 		"$JS.API.CONSUMER.MSG.NEXT.>": &s.pulls,
 		"$JS.ACK.>":                   &s.acks,
+		"$JS.API.STREAM.MSG.GET.>":    &s.gets, // batch records read, results replayed
 		prefix + ".r.*":               &s.results,
 		prefix + ".wake":              &s.wakes,
 		prefix + ".q.>":               &s.tasks, // enqueued, and moved out of packs a claim split
@@ -135,8 +136,8 @@ func newSpy(b testing.TB, nc *nats.Conn, prefix string) *spy {
 
 // counts is a snapshot of a rig's message counters.
 type counts struct {
-	wIn, wOut, pIn, pOut           uint64
-	pulls, acks, res, wakes, tasks int64
+	wIn, wOut, pIn, pOut                 uint64
+	pulls, acks, res, wakes, tasks, gets int64
 }
 
 func (r *benchRig) counts() counts {
@@ -147,6 +148,7 @@ func (r *benchRig) counts() counts {
 		_ = r.wnc.Flush()
 		_ = r.pnc.Flush()
 		c.pulls, c.acks, c.res, c.wakes, c.tasks = r.spy.pulls.Load(), r.spy.acks.Load(), r.spy.results.Load(), r.spy.wakes.Load(), r.spy.tasks.Load()
+		c.gets = r.spy.gets.Load()
 	}
 	return c
 }
@@ -165,6 +167,7 @@ func (r *benchRig) report(b *testing.B, c0 counts, tasks int) {
 		b.ReportMetric(per(c1.res-c0.res), "result-msgs/task")
 		b.ReportMetric(per(c1.wakes-c0.wakes), "wakes/task")
 		b.ReportMetric(per(c1.tasks-c0.tasks), "task-msgs/task")
+		b.ReportMetric(per(c1.gets-c0.gets), "gets/task")
 	}
 }
 
@@ -241,6 +244,83 @@ func benchAwait(b *testing.B, n int) {
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tasks/s")
 			reportLatency(b, ds, time.Millisecond, "ms")
 			r.report(b, c0, n*b.N)
+		})
+	}
+}
+
+// BenchmarkRawRoundTrip is the yardstick of BenchmarkRoundTrip: the same
+// shape on raw JetStream, with nothing of the queue (one message per task
+// in a work-queue stream, a durable pull consumer that the worker consumes
+// with the JetStream client's Consume, an acknowledgement, the result as a
+// core-NATS reply to an inbox the producer listens on).
+func BenchmarkRawRoundTrip(b *testing.B) {
+	for _, conn := range benchConns {
+		b.Run("conn="+conn.name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			scfg := &natsserver.Config{Dir: b.TempDir()}
+			if conn.tcp {
+				scfg.Listen = "127.0.0.1:0"
+			}
+			s, err := natsserver.Start(ctx, scfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(s.Shutdown)
+			dial := func() (*nats.Conn, jetstream.JetStream) {
+				var nc *nats.Conn
+				if conn.tcp {
+					nc, err = nats.Connect(s.ClientURL())
+				} else {
+					nc, err = s.Connect()
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(nc.Close)
+				js, err := jetstream.New(nc)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return nc, js
+			}
+			pnc, pjs := dial()
+			wnc, wjs := dial()
+			if _, err := pjs.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.task"},
+				Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+				b.Fatal(err)
+			}
+			cons, err := wjs.CreateOrUpdateConsumer(ctx, "RAW", jetstream.ConsumerConfig{Durable: "w", AckPolicy: jetstream.AckExplicitPolicy})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cc, err := cons.Consume(func(m jetstream.Msg) {
+				if m.Ack() == nil {
+					_ = wnc.Publish(m.Headers().Get("Reply"), m.Data())
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(cc.Stop)
+			inbox := nats.NewInbox()
+			sub, err := pnc.SubscribeSync(inbox)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds := make([]time.Duration, 0, 1024)
+			b.ReportAllocs()
+			for b.Loop() {
+				start := time.Now()
+				if _, err := pjs.PublishMsg(ctx, &nats.Msg{Subject: "raw.task", Data: []byte("1"), Header: nats.Header{"Reply": []string{inbox}}}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := sub.NextMsgWithContext(ctx); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			reportLatency(b, ds, time.Microsecond, "µs")
 		})
 	}
 }

@@ -118,11 +118,23 @@ type Broker struct {
 	subs      []*nats.Subscription
 	pull      *puller
 	// csub is the cancel notices' subscription; noticeRC and noticeDrop
-	// are the connection's reconnects and the subscription's dropped
-	// messages when last checked (see checkNotices).
+	// are the connection's reconnects and the subscriptions' dropped
+	// messages when last checked (see checkNotices). nsub is a second
+	// subscription to them, on the channel nch, that claims drain (see
+	// drainNotices).
 	csub       *nats.Subscription
+	nsub       *nats.Subscription
+	nch        chan *nats.Msg
 	noticeRC   atomic.Uint64
 	noticeDrop atomic.Int64
+	// Batch records read ahead (see readAhead): replies come to
+	// "<ainbox>.<token>"; aheads are the reads pending, by token, and
+	// getSubj is the state stream's message-get API subject.
+	ainbox  string
+	getSubj string
+	aheads  map[string]*binfo
+	aseq    uint64
+	serving bool // Notify was called: a worker uses the broker; guarded by mu
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -205,6 +217,11 @@ type binfo struct {
 	size     int  // tasks in the batch; 0 if not read
 	recheck  bool // a notice may have been missed: read the record again
 	canceled chan struct{}
+	// ahead is closed when a read of the record made ahead of the first
+	// claim (see readAhead) has ended; nil if none was made. aheadTok
+	// names the read while it is pending.
+	ahead    chan struct{}
+	aheadTok string
 	done     bool
 	used     time.Time
 }
@@ -323,10 +340,25 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		_ = ws.Unsubscribe()
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
-	b.subs = []*nats.Subscription{ws, cs}
-	b.csub = cs
-	b.noticeRC.Store(b.nc.Stats().Reconnects)
 	b.pull = newPuller(js)
+	b.ainbox, b.getSubj, b.aheads = b.nc.NewInbox(), b.pull.api+"STREAM.MSG.GET."+b.stateName, map[string]*binfo{}
+	as, err := b.nc.Subscribe(b.ainbox+".*", b.onAhead)
+	if err != nil {
+		_ = ws.Unsubscribe()
+		_ = cs.Unsubscribe()
+		return nil, fmt.Errorf("natsbroker: subscribing to batch record replies: %w", err)
+	}
+	b.nch = make(chan *nats.Msg, noticeBuffer)
+	ns, err := b.nc.ChanSubscribe(b.cancSubj, b.nch)
+	if err != nil {
+		_ = ws.Unsubscribe()
+		_ = cs.Unsubscribe()
+		_ = as.Unsubscribe()
+		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
+	}
+	b.subs = []*nats.Subscription{ws, cs, as, ns}
+	b.csub, b.nsub = cs, ns
+	b.noticeRC.Store(b.nc.Stats().Reconnects)
 	fctx := ctx
 	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
 		var cancel context.CancelFunc
@@ -365,6 +397,11 @@ func (b *Broker) Close() error {
 	}
 	b.wakeLocked()
 	subs := b.subs
+	for k, bi := range b.aheads { // a claim waiting for one reads the record itself
+		delete(b.aheads, k)
+		bi.recheck, bi.aheadTok = true, ""
+		close(bi.ahead)
+	}
 	var spares []*spareList
 	for _, q := range b.queues {
 		if q.retryT != nil {
@@ -631,6 +668,7 @@ func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, 
 	if b.wake == nil {
 		b.wake = make(chan struct{})
 	}
+	b.serving = true
 	if b.recheckT == nil {
 		b.recheckT = time.AfterFunc(b.recheck, b.onRecheck)
 	}
@@ -645,18 +683,31 @@ func (b *Broker) wakeLocked() {
 }
 
 func (b *Broker) onWake(m *nats.Msg) {
-	// 'l': an enqueue ("l", level, queue); 'w': a retry or an expired lease;
-	// 'p': delayed tasks may be due.
+	// 'l': tasks enqueued or moved ("l", level, queue); 'e': a batch
+	// enqueued ("e", level, the queue's length in two bytes, queue, batch
+	// ID); 'w': a retry or an expired lease; 'p': delayed tasks may be due.
 	if len(m.Data) > 0 && m.Data[0] == 'p' {
 		b.setPromote()
 	}
-	if len(m.Data) > 2 && m.Data[0] == 'l' {
+	qname, batch, level := "", "", -1
+	switch d := m.Data; {
+	case len(d) > 2 && d[0] == 'l':
+		qname, level = string(d[2:]), int(d[1])
+	case len(d) > 4 && d[0] == 'e':
+		if n := int(d[2])<<8 | int(d[3]); len(d) > 4+n {
+			qname, batch, level = string(d[4:4+n]), string(d[4+n:]), int(d[1])
+		}
+	}
+	if level >= 0 {
 		b.mu.Lock()
-		if q, l := b.queues[string(m.Data[2:])], int(m.Data[1]); q != nil && l < queue.NumPriorities {
-			q.lastEnq[l].Store(time.Now().UnixNano())
-			q.maybe(l)
+		if q := b.queues[qname]; q != nil && level < queue.NumPriorities {
+			q.lastEnq[level].Store(time.Now().UnixNano())
+			q.maybe(level)
 		}
 		b.mu.Unlock()
+		if batch != "" {
+			b.readAhead(batch)
+		}
 	} else {
 		b.maybeAll()
 	}
@@ -713,6 +764,27 @@ func (b *Broker) publishLevelWake(q *bqueue, l queue.Priority) {
 	q.lastEnq[l].Store(time.Now().UnixNano())
 	q.maybe(int(l))
 	if err := b.nc.Publish(b.wakeSubj, append([]byte{'l', byte(l)}, q.name...)); err != nil {
+		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
+	}
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// publishEnqueueWake is publishLevelWake for a batch just enqueued: the
+// wake-up names the batch too, so that idle workers read its record while
+// they claim its tasks (see readAhead).
+func (b *Broker) publishEnqueueWake(q *bqueue, l queue.Priority, batch string) {
+	if len(q.name) > 0xffff {
+		b.publishLevelWake(q, l)
+		return
+	}
+	q.lastEnq[l].Store(time.Now().UnixNano())
+	q.maybe(int(l))
+	data := make([]byte, 0, 4+len(q.name)+len(batch))
+	data = append(data, 'e', byte(l), byte(len(q.name)>>8), byte(len(q.name)))
+	data = append(append(data, q.name...), batch...)
+	if err := b.nc.Publish(b.wakeSubj, data); err != nil {
 		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
 	}
 	b.mu.Lock()
@@ -831,14 +903,23 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 
 // canceled returns the channel closed when batch id is cancelled, and the
 // batch's size (0 if unknown). On the batch's first use it reads the batch
-// record from the stream leader, so that a broker's first claim of a batch
-// after Cancel returned never starts a task of it; later claims rely on the
-// cancel notice, which Cancel flushes before it returns, and read the record
-// again when a notice may have been missed (checkNotices).
+// record from the stream leader (or waits for the read that the batch's
+// enqueue wake-up started, see readAhead), so that a broker's first claim of
+// a batch after Cancel returned never starts a task of it; a Cancel after
+// that read is told by its notice, which Cancel flushes before it returns
+// and the claim drains first (drainNotices). The record is read again when
+// a notice may have been missed (checkNotices).
 func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
 	bi := b.batches[id]
+	if bi != nil && !bi.recheck && bi.ahead != nil && bi.aheadTok != "" {
+		// Its record is being read ahead: wait for that read.
+		ahead := bi.ahead
+		b.mu.Unlock()
+		b.awaitAhead(ctx, bi, ahead)
+		b.mu.Lock()
+	}
 	if bi != nil && !bi.recheck {
 		bi.used = now
 		size := bi.size
@@ -865,12 +946,137 @@ func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int)
 	return bi.canceled, r.Size
 }
 
+// aheadMax bounds the batch records being read ahead at once.
+const aheadMax = 64
+
+// readAhead starts reading the record of batch id, announced by an
+// enqueue's wake-up, when this broker serves a worker (Notify was called)
+// and the batch is new to it: the read is then under way while the
+// worker's claim fetches the batch's first tasks, rather than after it (see
+// canceled). Every worker's broker reads the record of every batch once
+// (one request each, as its first claim of the batch would), whether or
+// not it claims a task of it. Like the read a first claim makes, it starts after the cancel
+// notices' subscription was made, so a Cancel it does not see is announced
+// to this broker. The reply comes to the broker's reply subscription
+// (onAhead); a claim waits for it at most readTimeout, and reads the record
+// itself when the read failed.
+func (b *Broker) readAhead(id string) {
+	b.mu.Lock()
+	if b.closed || !b.serving || b.batches[id] != nil || len(b.aheads) >= aheadMax {
+		b.mu.Unlock()
+		return
+	}
+	// Registered before the read, so a cancel notice arriving meanwhile
+	// is not missed.
+	bi := b.addBatchLocked(id, time.Now())
+	b.aseq++
+	bi.ahead, bi.aheadTok = make(chan struct{}), strconv.FormatUint(b.aseq, 36)
+	b.aheads[bi.aheadTok] = bi
+	tok := bi.aheadTok
+	b.mu.Unlock()
+	req := append(append([]byte(`{"last_by_subj":"`), b.batchSubj(id)...), `"}`...)
+	if err := b.nc.PublishRequest(b.getSubj, b.ainbox+"."+tok, req); err != nil {
+		b.endAhead(tok, nil)
+	}
+}
+
+// onAhead takes the reply to a read made by readAhead.
+func (b *Broker) onAhead(m *nats.Msg) {
+	var resp struct {
+		Error   *json.RawMessage `json:"error"`
+		Message *struct {
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	var rec *batchRecord
+	if json.Unmarshal(m.Data, &resp) == nil && resp.Error == nil && resp.Message != nil {
+		var r batchRecord
+		if json.Unmarshal(resp.Message.Data, &r) == nil {
+			rec = &r
+		}
+	}
+	b.endAhead(strings.TrimPrefix(m.Subject, b.ainbox+"."), rec)
+}
+
+// endAhead ends the read ahead named tok with the record read, or nil when
+// the read failed (not found yet, an error, no reply): the batch's claim
+// then reads it itself.
+func (b *Broker) endAhead(tok string, r *batchRecord) {
+	b.mu.Lock()
+	bi := b.aheads[tok]
+	if bi == nil {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.aheads, tok)
+	bi.aheadTok = ""
+	if r == nil {
+		bi.recheck = true
+	} else {
+		bi.size = r.Size
+	}
+	canceled := r != nil && r.Canceled && !bi.done
+	if canceled {
+		bi.done = true
+		close(bi.canceled)
+	}
+	close(bi.ahead)
+	b.mu.Unlock()
+}
+
+// awaitAhead waits for the read ahead of bi's record, at most readTimeout or
+// until ctx ends; a read not ended then is given up.
+func (b *Broker) awaitAhead(ctx context.Context, bi *binfo, ahead chan struct{}) {
+	t := time.NewTimer(b.readTimeout())
+	defer t.Stop()
+	select {
+	case <-ahead:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	tok := bi.aheadTok
+	b.mu.Unlock()
+	b.endAhead(tok, nil)
+}
+
+// noticeBuffer is how many cancel notices wait for a claim to drain them
+// (drainNotices); one that comes when the buffer is full is dropped, which
+// checkNotices notices: the batches then read their records again.
+const noticeBuffer = 256
+
+// drainNotices takes the cancel notices that came before it, on the
+// connection, and then checks for missed ones (checkNotices). A claim calls
+// it once its pull requests are answered: the notice of a Cancel that
+// returned before the server answered came before the answer (the server
+// sends a connection's messages in order, and the client hands each to its
+// subscription's channel as it reads it), so the claim sees that batch
+// cancelled however late the notices' callback (onCancel) runs.
+func (b *Broker) drainNotices() {
+	for {
+		select {
+		case m := <-b.nch:
+			b.markCanceled(string(m.Data))
+			continue
+		default:
+		}
+		break
+	}
+	b.checkNotices()
+}
+
 // checkNotices has the batches not known cancelled read their records again
 // on their next claim when cancel notices may have been missed: the
-// connection was re-established, or the notices' subscription dropped one.
+// connection was re-established, or a notices' subscription dropped one.
 func (b *Broker) checkNotices() {
 	rc := b.nc.Stats().Reconnects
 	dropped, err := b.csub.Dropped()
+	if n, nerr := b.nsub.Dropped(); nerr == nil {
+		dropped += n
+	} else {
+		err = nerr
+	}
 	if err == nil && rc == b.noticeRC.Load() && int64(dropped) == b.noticeDrop.Load() {
 		return
 	}

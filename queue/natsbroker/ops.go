@@ -190,7 +190,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		// waits up to recentWait for the tasks, see fetch). If the enqueue
 		// fails, they find nothing.
 		woke = time.Now()
-		b.publishLevelWake(q, s.Priority)
+		b.publishEnqueueWake(q, s.Priority, s.BatchID)
 	}
 	var recSeq uint64
 	recAck, recErr := p.await(recFut)
@@ -560,7 +560,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if q.promote.Load() {
 		b.promote(ctx, q)
 	}
-	b.checkNotices()
+	b.drainNotices()
 	start := time.Now().UnixNano()
 	gen := q.gen[level].Load()
 	spares := q.spare[level].take()
@@ -604,6 +604,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 			want = 1
 		}
 		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
+		b.drainNotices()
 		if round == 0 {
 			recent = rec
 			if err != nil && len(msgs) == 0 && c.n == 0 {
