@@ -122,9 +122,21 @@ type Broker struct {
 	// messages when last checked (see checkNotices). nsub is a second
 	// subscription to them, on the channel nch, that claims drain (see
 	// drainNotices).
-	csub       *nats.Subscription
-	nsub       *nats.Subscription
-	nch        chan *nats.Msg
+	csub *nats.Subscription
+	nsub *nats.Subscription
+	nch  chan *nats.Msg
+	nmu  sync.Mutex // held while notices taken from nch are marked
+	// Batches a first claim need not read the record of (see trusted):
+	// sinceOn when the broker runs on one server; sinceSeq is the state
+	// stream's last sequence read after the notices' subscriptions were
+	// made, sinceStale set when notices may have been missed since.
+	// stateSeen is the highest state stream sequence this broker saw
+	// stored, which Enqueue sends with a batch's tasks.
+	sinceOn    bool
+	sinceSeq   atomic.Uint64
+	sinceStale atomic.Bool
+	sinceMu    sync.Mutex // serialises re-reading sinceSeq
+	stateSeen  atomic.Uint64
 	noticeRC   atomic.Uint64
 	noticeDrop atomic.Int64
 	// Batch records read ahead (see readAhead): replies come to
@@ -368,6 +380,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	if err := b.nc.FlushWithContext(fctx); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("natsbroker: flushing subscriptions: %w", err)
+	}
+	b.seen(st.CachedInfo().State.LastSeq)
+	// On one server (no cluster, no JetStream domain) the notices'
+	// subscriptions are in place once flushed: a cancel stored after the
+	// state stream's sequence read now is told to this broker.
+	b.sinceOn = b.nc.ConnectedClusterName() == "" && b.pull.api == jetstream.DefaultAPIPrefix
+	if b.sinceOn {
+		b.sinceStale.Store(true)
+		b.resyncSince(ctx)
 	}
 
 	// The default queue is made now, so its first enqueue and claim do not
@@ -909,10 +930,21 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 // that read is told by its notice, which Cancel flushes before it returns
 // and the claim drains first (drainNotices). The record is read again when
 // a notice may have been missed (checkNotices).
-func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int) {
+func (b *Broker) canceled(ctx context.Context, id, hdr string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
 	bi := b.batches[id]
+	if bi == nil {
+		b.mu.Unlock()
+		size, ok := b.trusted(ctx, hdr)
+		b.mu.Lock()
+		if bi = b.batches[id]; bi == nil && ok {
+			bi = b.addBatchLocked(id, now)
+			bi.size = size
+			b.mu.Unlock()
+			return bi.canceled, size
+		}
+	}
 	if bi != nil && !bi.recheck && bi.ahead != nil && bi.aheadTok != "" {
 		// Its record is being read ahead: wait for that read.
 		ahead := bi.ahead
@@ -950,8 +982,9 @@ func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int)
 const aheadMax = 64
 
 // readAhead starts reading the record of batch id, announced by an
-// enqueue's wake-up, when this broker serves a worker (Notify was called)
-// and the batch is new to it: the read is then under way while the
+// enqueue's wake-up, when this broker serves a worker (Notify was called),
+// the batch is new to it, and its first claim will read the record (on a
+// cluster; see trusted): the read is then under way while the
 // worker's claim fetches the batch's first tasks, rather than after it (see
 // canceled). Every worker's broker reads the record of every batch once
 // (one request each, as its first claim of the batch would), whether or
@@ -962,7 +995,7 @@ const aheadMax = 64
 // itself when the read failed.
 func (b *Broker) readAhead(id string) {
 	b.mu.Lock()
-	if b.closed || !b.serving || b.batches[id] != nil || len(b.aheads) >= aheadMax {
+	if b.closed || !b.serving || b.sinceOn || b.batches[id] != nil || len(b.aheads) >= aheadMax {
 		b.mu.Unlock()
 		return
 	}
@@ -1054,6 +1087,7 @@ const noticeBuffer = 256
 // subscription's channel as it reads it), so the claim sees that batch
 // cancelled however late the notices' callback (onCancel) runs.
 func (b *Broker) drainNotices() {
+	b.nmu.Lock()
 	for {
 		select {
 		case m := <-b.nch:
@@ -1063,6 +1097,7 @@ func (b *Broker) drainNotices() {
 		}
 		break
 	}
+	b.nmu.Unlock()
 	b.checkNotices()
 }
 
@@ -1082,6 +1117,7 @@ func (b *Broker) checkNotices() {
 	}
 	b.noticeRC.Store(rc)
 	b.noticeDrop.Store(int64(dropped))
+	b.sinceStale.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, bi := range b.batches {
@@ -1126,7 +1162,83 @@ func (b *Broker) markCanceled(id string) {
 	}
 }
 
-func (b *Broker) onCancel(m *nats.Msg) { b.markCanceled(string(m.Data)) }
+// onCancel marks a noticed batch cancelled, and drains the claims' channel
+// of notices, so that it does not fill while no claim comes.
+func (b *Broker) onCancel(m *nats.Msg) {
+	b.markCanceled(string(m.Data))
+	b.drainNotices()
+}
+
+// seen records that the state stream stored sequence seq.
+func (b *Broker) seen(seq uint64) {
+	for {
+		old := b.stateSeen.Load()
+		if seq <= old || b.stateSeen.CompareAndSwap(old, seq) {
+			return
+		}
+	}
+}
+
+// hdrBatch is the header Enqueue puts on a batch's task messages: "<size>
+// <sequence>", the batch's size and the highest state stream sequence the
+// enqueuing broker had seen stored before it stored the batch record.
+const hdrBatch = "Gather-Batch"
+
+// batchHeader is hdrBatch's value for a batch of n tasks enqueued now.
+func (b *Broker) batchHeader(n int) string {
+	return strconv.Itoa(n) + " " + strconv.FormatUint(b.stateSeen.Load(), 10)
+}
+
+// trusted reports whether a first claim of a batch whose task message
+// carries hdrBatch value h can skip reading the batch record, and the
+// batch's size from h. The record was stored after the sequence h names;
+// when that is at or after sinceSeq, so is any cancel of the batch, and
+// the cancel's notice, published after, comes to this broker's
+// subscriptions, made before sinceSeq was read, and before any claim that
+// starts after the Cancel returned is answered (see drainNotices). Not on a
+// cluster, where a subscription reaches the other servers a moment later,
+// and not while notices may have been missed (sinceStale: sinceSeq is read
+// again first).
+func (b *Broker) trusted(ctx context.Context, h string) (int, bool) {
+	if !b.sinceOn || h == "" {
+		return 0, false
+	}
+	sz, sq, ok := strings.Cut(h, " ")
+	if !ok {
+		return 0, false
+	}
+	size, err := strconv.Atoi(sz)
+	if err != nil || size < 1 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(sq, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if b.sinceStale.Load() && !b.resyncSince(ctx) {
+		return 0, false
+	}
+	return size, seq >= b.sinceSeq.Load()
+}
+
+// resyncSince reads sinceSeq again after notices may have been missed (see
+// checkNotices), and reports whether it is current.
+func (b *Broker) resyncSince(ctx context.Context) bool {
+	b.sinceMu.Lock()
+	defer b.sinceMu.Unlock()
+	if !b.sinceStale.Load() {
+		return true
+	}
+	b.checkNotices() // what was missed so far is accounted for before the read
+	info, err := b.state.Info(ctx)
+	if err != nil {
+		return false
+	}
+	b.sinceSeq.Store(info.State.LastSeq)
+	b.seen(info.State.LastSeq)
+	b.sinceStale.Store(false)
+	return true
+}
 
 // isWrongLastSeq reports a failed first-write-wins publish.
 func isWrongLastSeq(err error) bool {

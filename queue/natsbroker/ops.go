@@ -146,6 +146,10 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	brec := batchRecord{Size: n, Kind: s.Kind, Queue: s.Queue, Created: time.Now()}
 	pre := b.preSubscribe(s.BatchID, &brec)
 	rec, _ := json.Marshal(brec)
+	// Read before the record is published: the sequence it names was
+	// stored before the record (see trusted). Shared by the messages'
+	// headers, which nothing changes.
+	bh := []string{b.batchHeader(n)}
 	// The batch record (first write wins: a batch ID in use is refused) and
 	// the tasks are published in one pipeline: one round trip, not two.
 	recFut, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.batchSubj(s.BatchID), Data: rec}, jetstream.WithExpectLastSequencePerSubject(0))
@@ -180,8 +184,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		left -= need
 		tmpl.Index = first
 		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
-		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
-			Header: taskHeader(s.BatchID, first, len(payloads))})
+		h := taskHeader(s.BatchID, first, len(payloads))
+		h[hdrBatch] = bh
+		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)], Header: h})
 	}
 	var woke time.Time
 	if !delayed {
@@ -196,6 +201,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	recAck, recErr := p.await(recFut)
 	if recErr == nil {
 		recSeq = recAck.Sequence
+		b.seen(recSeq)
 	}
 	if err := p.wait(); err != nil || recErr != nil {
 		// All or none: take back what was stored.
@@ -759,7 +765,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("the envelope says queue %q level %d; the message is on queue %q level %d", e.Queue, e.Priority, q.name, c.level))
 		return
 	}
-	canceled, size := b.canceled(ctx, e.BatchID)
+	canceled, size := b.canceled(ctx, e.BatchID, h.Get(hdrBatch))
 	if size > 0 && e.Index+e.Count > size {
 		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("tasks %d to %d of a batch of %d", e.Index, e.Index+e.Count-1, size))
 		return
@@ -900,7 +906,11 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 				b.wakeLater(e.Due)
 				continue
 			}
-			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: taskHeader(e.BatchID, e.Index, e.Count)},
+			h := taskHeader(e.BatchID, e.Index, e.Count)
+			if bh := msg.Headers().Get(hdrBatch); bh != "" {
+				h[hdrBatch] = []string{bh}
+			}
+			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: h},
 				jetstream.WithMsgID(id+"+"+strconv.Itoa(e.Count)+"@"+strconv.FormatInt(e.Due.UnixNano(), 36)))
 			if err != nil {
 				failed, ferr = append(failed, msg), err
