@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -381,31 +382,22 @@ const claimRatio = 8
 type slot struct {
 	w     *Worker
 	chunk int
-	// bufs are two claim buffers used in turn: a group's deliveries stay
-	// put while their completion is in flight and the next group runs.
-	// used[i] is how much of bufs[i] the last claim into it filled.
-	bufs [2][]Delivery
-	used [2]int
-	cur  int
-	buf  []Delivery // bufs[cur]
+	buf   []Delivery
 
-	// ioAvg is the smoothed time a group waited on the broker (its claim,
-	// and completions it waited for), runAvg the smoothed time per task
-	// of the rest; they size the next claim (see resize).
+	// ioAvg is the smoothed time a group waited on the broker (its claim
+	// and its Complete calls), runAvg the smoothed time per task of the
+	// rest; they size the next claim (see resize). waited sums the
+	// current group's Complete calls.
 	ioAvg, runAvg time.Duration
-	waited        time.Duration // this group's waits for completions
+	waited        time.Duration
 
 	mu    sync.Mutex // guards group for the heartbeat
 	group []Delivery
 	pos   atomic.Int32 // group[pos:] is not finished yet
 
 	done   []Completion
-	spare  []Completion   // the completions' other buffer
-	flying []Completion   // the completions in flight, owned by the goroutine completing them
-	flyBuf int            // the buffer their deliveries are in
-	flight sync.WaitGroup // that goroutine
-	first  time.Time      // when done[0] was appended
-	arena  []byte         // outputs are cut from it
+	first  time.Time // when done[0] was appended
+	arena  []byte    // outputs are cut from it
 	mcache map[[2]string]*kindMetrics
 }
 
@@ -429,12 +421,9 @@ func (s *slot) loop() {
 	w := s.w
 	defer w.runners.Done()
 	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
-	defer s.land()
-	s.bufs = [2][]Delivery{make([]Delivery, w.maxClaim), make([]Delivery, w.maxClaim)}
-	s.buf = s.bufs[0]
+	s.buf = make([]Delivery, w.maxClaim)
 	for !w.stopping() {
 		start := time.Now()
-		s.free()
 		n, err := w.claim(ctx, s.buf[:s.chunk])
 		if err != nil {
 			w.log.Error("claiming tasks", "err", err)
@@ -454,16 +443,14 @@ func (s *slot) loop() {
 }
 
 // runClaimed runs the n deliveries just claimed into s.buf (the claim
-// started at start), sizes the next claim, and turns to the other buffer.
+// started at start) and sizes the next claim.
 func (s *slot) runClaimed(ctx context.Context, n int, start time.Time) {
 	ran := time.Now()
 	s.waited = 0
 	s.runGroup(ctx, s.buf[:n])
 	end := time.Now()
 	s.resize(n, ran.Sub(start)+s.waited, end.Sub(ran)-s.waited)
-	s.used[s.cur] = n
-	s.cur = 1 - s.cur
-	s.buf = s.bufs[s.cur]
+	clear(s.buf[:n])
 }
 
 // resize sizes the next claim from a group of n tasks that waited io on
@@ -480,10 +467,7 @@ func (s *slot) resize(n int, io, run time.Duration) {
 		s.ioAvg += (io - s.ioAvg) / 4
 		s.runAvg += (per - s.runAvg) / 4
 	}
-	k := int64(s.w.maxClaim)
-	if s.runAvg > 0 {
-		k = min(k, int64(claimRatio*s.ioAvg/s.runAvg)+1)
-	}
+	k := min(int64(s.w.maxClaim), int64(claimRatio*s.ioAvg/s.runAvg)+1)
 	s.chunk = int(max(k, 1))
 }
 
@@ -513,18 +497,10 @@ func (s *slot) idle(ctx context.Context) bool {
 	// Work that arrived between the empty claim and Notify: claim again
 	// before sleeping (the caller's next claim does it if we return now).
 	start := time.Now()
-	s.free()
 	n, err := w.claim(ctx, s.buf[:s.chunk])
 	if err == nil && n > 0 {
 		s.runClaimed(ctx, n, start)
 		return true
-	}
-	// Nothing to do: let the last completion land, and drop what the
-	// buffers hold.
-	s.land()
-	for i := range s.bufs {
-		clear(s.bufs[i][:s.used[i]])
-		s.used[i] = 0
 	}
 	select {
 	case <-ch:
@@ -789,47 +765,25 @@ func (s *slot) complete(ctx context.Context, d *Delivery, out []byte, f *Failure
 	}
 }
 
-// flush reports the completions gathered so far. Complete runs on a
-// goroutine of its own while the runner goes on (claiming its next group,
-// running the rest of this one), one at a time: a broker whose Complete is a
-// round trip (natsbroker waits for its results to be stored before it
-// acknowledges their tasks) costs the runner no wait but the one for the
-// previous Complete, if it has not returned yet. The deliveries stay put
-// until then: the runner claims into its other buffer.
 func (s *slot) flush(ctx context.Context) {
 	if len(s.done) == 0 {
 		return
 	}
-	s.land()
-	s.flying, s.done, s.flyBuf = s.done, s.spare[:0], s.cur
-	cs := s.flying
-	s.flight.Go(func() {
-		if err := s.w.b.Complete(ctx, cs); err != nil {
-			// The leases will expire and the tasks run again: at least once.
-			s.w.log.Error("recording results", "tasks", len(cs), "err", err)
-		}
-	})
-}
-
-// free lands the completion in flight if its deliveries are in s.buf, to
-// claim into it. (A group that completed nothing, its tasks all retried,
-// did not land the completion of the group before.)
-func (s *slot) free() {
-	if s.flying != nil && s.flyBuf == s.cur {
-		s.land()
-	}
-}
-
-// land waits for the completion in flight, if any.
-func (s *slot) land() {
-	if s.flying == nil {
-		return
-	}
 	start := time.Now()
-	s.flight.Wait()
+	if err := s.w.b.Complete(ctx, s.done); err != nil {
+		// The leases will expire and the tasks run again: at least once.
+		s.w.log.Error("recording results", "tasks", len(s.done), "err", err)
+	}
 	s.waited += time.Since(start)
-	clear(s.flying)
-	s.spare, s.flying = s.flying[:0], nil
+	clear(s.done)
+	s.done = s.done[:0]
+	// Complete usually readied an awaiting goroutine, and the runtime
+	// queues it to run next on this P, where it would wait until this
+	// runner parks: after its next claims, Notify and claims again, about
+	// a microsecond. Yield so the awaiter runs now and that bookkeeping
+	// overlaps its next enqueue. A lone task's round trip: 3.65 µs before,
+	// 2.9 µs after; batches of 100 and 10k unchanged (one yield a flush).
+	runtime.Gosched()
 }
 
 func (s *slot) kindMetrics(d *Delivery) *kindMetrics {

@@ -134,8 +134,11 @@ func newSpy(b testing.TB, nc *nats.Conn, prefix string) *spy {
 	return s
 }
 
-// counts is a snapshot of a rig's message counters.
+// counts is a snapshot of a rig's message counters and of the process's
+// CPU time (server, producer and worker together).
 type counts struct {
+	cpu                                  time.Duration
+	cpuOK                                bool
 	wIn, wOut, pIn, pOut                 uint64
 	pulls, acks, res, wakes, tasks, gets int64
 }
@@ -143,6 +146,7 @@ type counts struct {
 func (r *benchRig) counts() counts {
 	ws, ps := r.wnc.Stats(), r.pnc.Stats()
 	c := counts{wIn: ws.InMsgs, wOut: ws.OutMsgs, pIn: ps.InMsgs, pOut: ps.OutMsgs}
+	c.cpu, c.cpuOK = cpuTime()
 	if r.spy != nil {
 		// Let the spy's copies of what was sent so far arrive.
 		_ = r.wnc.Flush()
@@ -158,6 +162,9 @@ func (r *benchRig) counts() counts {
 func (r *benchRig) report(b *testing.B, c0 counts, tasks int) {
 	c1 := r.counts()
 	per := func(d int64) float64 { return float64(d) / float64(tasks) }
+	if c0.cpuOK && c1.cpuOK {
+		b.ReportMetric(per(int64(c1.cpu-c0.cpu))/1e3, "cpu-µs/task")
+	}
 	b.ReportMetric(per(int64(c1.wIn-c0.wIn)), "worker-in/task")
 	b.ReportMetric(per(int64(c1.wOut-c0.wOut)), "worker-out/task")
 	b.ReportMetric(per(int64(c1.pIn-c0.pIn)+int64(c1.pOut-c0.pOut)), "producer-msgs/task")
