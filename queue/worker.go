@@ -56,11 +56,12 @@ type WorkerConfig struct {
 	// Default DefaultLease.
 	Lease time.Duration
 	// MaxClaim is the most tasks one goroutine claims at once. Each
-	// goroutine sizes its claims so that a claim holds about claimRatio
-	// times as much handler time as the goroutine waits on the broker for
-	// it (claiming and reporting): one task at a time while tasks are slow
-	// next to a broker round trip, up to MaxClaim while they are fast. A
-	// slower link claims more at once, never less. Default DefaultMaxClaim.
+	// goroutine sizes its claims so that a claim holds about eight times as
+	// much handler time as the goroutine waits on the broker for it
+	// (claiming and reporting, each measured as long as a Complete call
+	// takes): one task at a time while tasks are slow next to a broker
+	// round trip, up to MaxClaim while they are fast. A slower link claims
+	// more at once, never less. Default DefaultMaxClaim.
 	MaxClaim int
 	// ShutdownTimeout bounds the graceful shutdown that Run performs when
 	// its context ends. Default DefaultShutdownTimeout.
@@ -375,7 +376,9 @@ func backoff(m *Message) time.Duration {
 // time its runner waits on the broker for it (see WorkerConfig.MaxClaim):
 // the broker's share of a runner's time stays near 1/(1+claimRatio), and a
 // claim holds back from other runners about claimRatio broker waits' worth
-// of work.
+// of work. A group's wait is taken as two Complete calls (its claim and
+// its report): a claim's own time may include waiting for work to arrive,
+// which says nothing about the link.
 const claimRatio = 8
 
 // slot is one runner goroutine and what it holds.
@@ -384,12 +387,12 @@ type slot struct {
 	chunk int
 	buf   []Delivery
 
-	// ioAvg is the smoothed time a group waited on the broker (its claim
-	// and its Complete calls), runAvg the smoothed time per task of the
-	// rest; they size the next claim (see resize). waited sums the
-	// current group's Complete calls.
-	ioAvg, runAvg time.Duration
-	waited        time.Duration
+	// rtt is the smoothed time of a Complete call, per the smoothed
+	// handler time per task; they size the next claim (see resize).
+	// completing and completes sum the current group's Complete calls.
+	rtt, per   time.Duration
+	completing time.Duration
+	completes  int
 
 	mu    sync.Mutex // guards group for the heartbeat
 	group []Delivery
@@ -423,7 +426,6 @@ func (s *slot) loop() {
 	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
 	s.buf = make([]Delivery, w.maxClaim)
 	for !w.stopping() {
-		start := time.Now()
 		n, err := w.claim(ctx, s.buf[:s.chunk])
 		if err != nil {
 			w.log.Error("claiming tasks", "err", err)
@@ -438,36 +440,41 @@ func (s *slot) loop() {
 			}
 			continue
 		}
-		s.runClaimed(ctx, n, start)
+		s.runClaimed(ctx, n)
 	}
 }
 
-// runClaimed runs the n deliveries just claimed into s.buf (the claim
-// started at start) and sizes the next claim.
-func (s *slot) runClaimed(ctx context.Context, n int, start time.Time) {
-	ran := time.Now()
-	s.waited = 0
+// runClaimed runs the n deliveries just claimed into s.buf and sizes the
+// next claim.
+func (s *slot) runClaimed(ctx context.Context, n int) {
+	start := time.Now()
+	s.completing, s.completes = 0, 0
 	s.runGroup(ctx, s.buf[:n])
-	end := time.Now()
-	s.resize(n, ran.Sub(start)+s.waited, end.Sub(ran)-s.waited)
+	s.resize(n, time.Since(start)-s.completing)
 	clear(s.buf[:n])
 }
 
-// resize sizes the next claim from a group of n tasks that waited io on
-// the broker and ran for run otherwise: so that a claim holds about
-// claimRatio times the handler time as the runner waits on the broker for
-// it. Both sides are measured, so a slower machine (handlers and broker
-// alike) keeps the size, and a slower link raises it; there is no
-// threshold where claims fall to one task.
-func (s *slot) resize(n int, io, run time.Duration) {
+// resize sizes the next claim after a group of n tasks that ran for run
+// outside Complete: so that a claim holds about claimRatio times as much
+// handler time as two Complete calls take. Both sides are measured, so a
+// slower machine (handlers and broker alike) keeps the size, and a slower
+// link raises it; there is no threshold where claims fall to one task.
+func (s *slot) resize(n int, run time.Duration) {
 	per := max(run/time.Duration(n), 1)
-	if s.ioAvg == 0 {
-		s.ioAvg, s.runAvg = io, per
+	if s.per == 0 {
+		s.per = per
 	} else {
-		s.ioAvg += (io - s.ioAvg) / 4
-		s.runAvg += (per - s.runAvg) / 4
+		s.per += (per - s.per) / 4
 	}
-	k := min(int64(s.w.maxClaim), int64(claimRatio*s.ioAvg/s.runAvg)+1)
+	if s.completes > 0 {
+		rtt := s.completing / time.Duration(s.completes)
+		if s.rtt == 0 {
+			s.rtt = rtt
+		} else {
+			s.rtt += (rtt - s.rtt) / 4
+		}
+	}
+	k := min(int64(s.w.maxClaim), int64(2*claimRatio*s.rtt/s.per)+1)
 	s.chunk = int(max(k, 1))
 }
 
@@ -496,10 +503,9 @@ func (s *slot) idle(ctx context.Context) bool {
 	}
 	// Work that arrived between the empty claim and Notify: claim again
 	// before sleeping (the caller's next claim does it if we return now).
-	start := time.Now()
 	n, err := w.claim(ctx, s.buf[:s.chunk])
 	if err == nil && n > 0 {
-		s.runClaimed(ctx, n, start)
+		s.runClaimed(ctx, n)
 		return true
 	}
 	select {
@@ -774,7 +780,8 @@ func (s *slot) flush(ctx context.Context) {
 		// The leases will expire and the tasks run again: at least once.
 		s.w.log.Error("recording results", "tasks", len(s.done), "err", err)
 	}
-	s.waited += time.Since(start)
+	s.completing += time.Since(start)
+	s.completes++
 	clear(s.done)
 	s.done = s.done[:0]
 	// Complete usually readied an awaiting goroutine, and the runtime
