@@ -255,12 +255,20 @@ func benchAwait(b *testing.B, n int) {
 	}
 }
 
-// BenchmarkRawRoundTrip is the yardstick of BenchmarkRoundTrip: the same
-// shape on raw JetStream, with nothing of the queue (one message per task
-// in a work-queue stream, a durable pull consumer that the worker consumes
-// with the JetStream client's Consume, an acknowledgement, the result as a
-// core-NATS reply to an inbox the producer listens on).
-func BenchmarkRawRoundTrip(b *testing.B) {
+// BenchmarkRawRoundTrip is the yardstick of BenchmarkRoundTrip, and
+// BenchmarkRawAwait1000 and BenchmarkRawThroughput of BenchmarkAwait1000 and
+// BenchmarkThroughput: the same shapes on raw JetStream, with nothing of the
+// queue (one message per task in a work-queue stream, published
+// asynchronously; a durable pull consumer that the worker consumes with the
+// JetStream client's Consume; an acknowledgement, then the result as a
+// core-NATS reply to an inbox the producer counts replies on).
+func BenchmarkRawRoundTrip(b *testing.B) { benchRaw(b, 1) }
+
+func BenchmarkRawAwait1000(b *testing.B) { benchRaw(b, 1000) }
+
+func BenchmarkRawThroughput(b *testing.B) { benchRaw(b, 10000) }
+
+func benchRaw(b *testing.B, n int) {
 	for _, conn := range benchConns {
 		b.Run("conn="+conn.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -311,23 +319,52 @@ func BenchmarkRawRoundTrip(b *testing.B) {
 			}
 			b.Cleanup(cc.Stop)
 			inbox := nats.NewInbox()
-			sub, err := pnc.SubscribeSync(inbox)
+			replies := make(chan *nats.Msg, n)
+			sub, err := pnc.ChanSubscribe(inbox, replies)
 			if err != nil {
 				b.Fatal(err)
 			}
-			ds := make([]time.Duration, 0, 1024)
+			b.Cleanup(func() { _ = sub.Unsubscribe() })
+			hdr := nats.Header{"Reply": []string{inbox}}
+			round := func() {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				for range n {
+					if _, err := pjs.PublishMsgAsync(&nats.Msg{Subject: "raw.task", Data: []byte("1"), Header: hdr}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				select {
+				case <-pjs.PublishAsyncComplete():
+				case <-ctx.Done():
+					b.Fatal("publish acknowledgements missing")
+				}
+				for range n {
+					select {
+					case <-replies:
+					case <-ctx.Done():
+						b.Fatal("replies missing")
+					}
+				}
+			}
+			round() // warm-up
+			var ds []time.Duration
+			cpu0, ok0 := cpuTime()
 			b.ReportAllocs()
 			for b.Loop() {
 				start := time.Now()
-				if _, err := pjs.PublishMsg(ctx, &nats.Msg{Subject: "raw.task", Data: []byte("1"), Header: nats.Header{"Reply": []string{inbox}}}); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := sub.NextMsgWithContext(ctx); err != nil {
-					b.Fatal(err)
-				}
+				round()
 				ds = append(ds, time.Since(start))
 			}
-			reportLatency(b, ds, time.Microsecond, "µs")
+			if cpu1, ok1 := cpuTime(); ok0 && ok1 {
+				b.ReportMetric(float64(cpu1-cpu0)/1e3/float64(n*b.N), "cpu-µs/task")
+			}
+			if n == 1 {
+				reportLatency(b, ds, time.Microsecond, "µs")
+				return
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tasks/s")
+			reportLatency(b, ds, time.Millisecond, "ms")
 		})
 	}
 }
