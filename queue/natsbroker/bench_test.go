@@ -330,7 +330,8 @@ func benchRaw(b *testing.B, n int) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 				defer cancel()
 				for range n {
-					if _, err := pjs.PublishMsgAsync(&nats.Msg{Subject: "raw.task", Data: []byte("1"), Header: hdr}); err != nil {
+					if _, err := pjs.PublishMsgAsync(&nats.Msg{Subject: "raw.task", Data: []byte("1"), Header: hdr},
+						jetstream.WithStallWait(time.Minute)); err != nil {
 						b.Fatal(err)
 					}
 				}
