@@ -3,8 +3,10 @@ package natsbroker_test
 import (
 	"context"
 	"flag"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,11 +26,129 @@ var benchSpy = flag.Bool("spy", false, "benchmarks: count pull requests, acknowl
 
 var noop = queue.NewKind[int, int]("bench.noop")
 
-// benchConns are the ways the benchmarks connect to their server.
-var benchConns = []struct {
-	name string
-	tcp  bool
-}{{"inproc", false}, {"tcp", true}}
+// benchConn is a way the benchmarks connect to their server: in-process,
+// over loopback TCP to its listener, or over TCP through a proxy that delays
+// every byte each way (a slower link).
+type benchConn struct {
+	name  string
+	tcp   bool
+	delay time.Duration // each way; only with tcp
+}
+
+var benchConns = []benchConn{{"inproc", false, 0}, {"tcp", true, 0}, {"tcp-250µs", true, 250 * time.Microsecond}}
+
+// benchServer starts an embedded server (file store) reached as conn says,
+// and returns how to connect to it (each connection closed at cleanup).
+func benchServer(b testing.TB, conn benchConn) func() *nats.Conn {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	scfg := &natsserver.Config{Dir: b.TempDir()}
+	if conn.tcp {
+		scfg.Listen = "127.0.0.1:0"
+	}
+	s, err := natsserver.Start(ctx, scfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Shutdown)
+	url := s.ClientURL()
+	if conn.delay > 0 {
+		url = delayProxy(b, strings.TrimPrefix(url, "nats://"), conn.delay)
+	}
+	return func() *nats.Conn {
+		var nc *nats.Conn
+		var err error
+		if conn.tcp {
+			nc, err = nats.Connect(url)
+		} else {
+			nc, err = s.Connect()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		return nc
+	}
+}
+
+// delayProxy forwards the TCP connections made to the URL it returns to
+// addr, each chunk read written d later, each way; it stops at cleanup
+// (registered before the clients', so it runs after they closed).
+func delayProxy(b testing.TB, addr string, d time.Duration) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	// pipe copies src to dst with the delay, on two goroutines of wg: a
+	// reader that stamps each chunk, and a writer that writes it when due.
+	// Either ending closes both connections, which ends the other side.
+	pipe := func(dst, src net.Conn) {
+		type chunk struct {
+			due  time.Time
+			data []byte
+		}
+		// Bounded: a full line holds the reader, as a slow link would.
+		ch := make(chan chunk, 1024)
+		wg.Go(func() {
+			defer close(ch)
+			for {
+				buf := make([]byte, 32<<10)
+				n, err := src.Read(buf)
+				if n > 0 {
+					ch <- chunk{time.Now().Add(d), buf[:n]}
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
+		wg.Go(func() {
+			defer dst.Close()
+			defer src.Close()
+			for c := range ch {
+				time.Sleep(time.Until(c.due)) // the link's delay
+				if _, err := dst.Write(c.data); err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, s)
+			mu.Unlock()
+			pipe(s, c)
+			pipe(c, s)
+		}
+	})
+	b.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return "nats://" + ln.Addr().String()
+}
 
 // benchRig is an embedded server (file store), a worker on its own
 // connection and a client on another, as a producer and a worker process
@@ -41,33 +161,9 @@ type benchRig struct {
 }
 
 // newBenchRig starts a rig whose worker has cfg (nil: the defaults).
-func newBenchRig(b testing.TB, tcp bool, cfg *queue.WorkerConfig) *benchRig {
+func newBenchRig(b testing.TB, conn benchConn, cfg *queue.WorkerConfig) *benchRig {
 	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	scfg := &natsserver.Config{Dir: b.TempDir()}
-	if tcp {
-		scfg.Listen = "127.0.0.1:0"
-	}
-	s, err := natsserver.Start(ctx, scfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Shutdown)
-	dial := func() *nats.Conn {
-		var nc *nats.Conn
-		var err error
-		if tcp {
-			nc, err = nats.Connect(s.ClientURL())
-		} else {
-			nc, err = s.Connect()
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(nc.Close)
-		return nc
-	}
+	dial := benchServer(b, conn)
 	js := func(nc *nats.Conn) jetstream.JetStream {
 		js, err := jetstream.New(nc)
 		if err != nil {
@@ -196,7 +292,7 @@ func reportLatency(b *testing.B, ds []time.Duration, unit time.Duration, name st
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, conn := range benchConns {
 		b.Run("conn="+conn.name, func(b *testing.B) {
-			r := newBenchRig(b, conn.tcp, nil)
+			r := newBenchRig(b, conn, nil)
 			ctx := context.Background()
 			ds := make([]time.Duration, 0, 1024)
 			c0 := r.counts()
@@ -231,7 +327,7 @@ func BenchmarkThroughput(b *testing.B) { benchAwait(b, 10000) }
 func benchAwait(b *testing.B, n int) {
 	for _, conn := range benchConns {
 		b.Run("conn="+conn.name, func(b *testing.B) {
-			r := newBenchRig(b, conn.tcp, nil)
+			r := newBenchRig(b, conn, nil)
 			ctx := context.Background()
 			in := make([]int, n)
 			var ds []time.Duration
@@ -273,26 +369,9 @@ func benchRaw(b *testing.B, n int) {
 		b.Run("conn="+conn.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			scfg := &natsserver.Config{Dir: b.TempDir()}
-			if conn.tcp {
-				scfg.Listen = "127.0.0.1:0"
-			}
-			s, err := natsserver.Start(ctx, scfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(s.Shutdown)
+			server := benchServer(b, conn)
 			dial := func() (*nats.Conn, jetstream.JetStream) {
-				var nc *nats.Conn
-				if conn.tcp {
-					nc, err = nats.Connect(s.ClientURL())
-				} else {
-					nc, err = s.Connect()
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				b.Cleanup(nc.Close)
+				nc := server()
 				js, err := jetstream.New(nc)
 				if err != nil {
 					b.Fatal(err)
