@@ -31,7 +31,7 @@ const (
 const (
 	DefaultLease           = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultMaxClaim        = 64
+	DefaultMaxClaim        = 256
 )
 
 // DefaultWeights are the weighted policy's shares, PriorityLow first.
@@ -424,7 +424,7 @@ func (s *slot) loop() {
 	w := s.w
 	defer w.runners.Done()
 	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
-	s.buf = make([]Delivery, w.maxClaim)
+	s.buf = make([]Delivery, 1) // grown as claims grow (see resize)
 	for !w.stopping() {
 		n, err := w.claim(ctx, s.buf[:s.chunk])
 		if err != nil {
@@ -450,8 +450,8 @@ func (s *slot) runClaimed(ctx context.Context, n int) {
 	start := time.Now()
 	s.completing, s.completes = 0, 0
 	s.runGroup(ctx, s.buf[:n])
-	s.resize(n, time.Since(start)-s.completing)
 	clear(s.buf[:n])
+	s.resize(n, time.Since(start)-s.completing)
 }
 
 // resize sizes the next claim after a group of n tasks that ran for run
@@ -476,6 +476,11 @@ func (s *slot) resize(n int, run time.Duration) {
 	}
 	k := min(int64(s.w.maxClaim), int64(2*claimRatio*s.rtt/s.per)+1)
 	s.chunk = int(max(k, 1))
+	if s.chunk > len(s.buf) {
+		// Doubling at least: a few allocations while claims grow; a
+		// runner of slow tasks keeps a buffer of one.
+		s.buf = make([]Delivery, min(max(2*len(s.buf), s.chunk), s.w.maxClaim))
+	}
 }
 
 // pause waits d or until the worker stops; it reports false on stop.
