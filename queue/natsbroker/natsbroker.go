@@ -418,11 +418,7 @@ func (b *Broker) Close() error {
 	}
 	b.wakeLocked()
 	subs := b.subs
-	for k, bi := range b.aheads { // a claim waiting for one reads the record itself
-		delete(b.aheads, k)
-		bi.recheck, bi.aheadTok = true, ""
-		close(bi.ahead)
-	}
+	b.dropAheadsLocked()
 	var spares []*spareList
 	for _, q := range b.queues {
 		if q.retryT != nil {
@@ -1124,6 +1120,17 @@ func (b *Broker) checkNotices() {
 		if !bi.done {
 			bi.recheck = true
 		}
+	}
+	b.dropAheadsLocked() // their replies may be lost with the connection
+}
+
+// dropAheadsLocked gives up every read ahead still pending: a claim
+// waiting for one reads the record itself. b.mu is held.
+func (b *Broker) dropAheadsLocked() {
+	for k, bi := range b.aheads {
+		delete(b.aheads, k)
+		bi.recheck, bi.aheadTok = true, ""
+		close(bi.ahead)
 	}
 }
 
