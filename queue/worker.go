@@ -424,7 +424,7 @@ func (s *slot) loop() {
 	w := s.w
 	defer w.runners.Done()
 	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
-	s.buf = make([]Delivery, 1) // grown as claims grow (see resize)
+	s.buf = make([]Delivery, 1)             // grown as claims grow (see resize)
 	for !w.stopping() {
 		n, err := w.claim(ctx, s.buf[:s.chunk])
 		if err != nil {
