@@ -919,13 +919,15 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 }
 
 // canceled returns the channel closed when batch id is cancelled, and the
-// batch's size (0 if unknown). On the batch's first use it reads the batch
-// record from the stream leader (or waits for the read that the batch's
-// enqueue wake-up started, see readAhead), so that a broker's first claim of
-// a batch after Cancel returned never starts a task of it; a Cancel after
-// that read is told by its notice, which Cancel flushes before it returns
-// and the claim drains first (drainNotices). The record is read again when
-// a notice may have been missed (checkNotices).
+// batch's size (0 if unknown); hdr is the hdrBatch header of the claimed
+// message. On the batch's first use it reads the batch record from the
+// stream leader (or waits for the read that the batch's enqueue wake-up
+// started, see readAhead), unless the batch cannot have been cancelled
+// before this broker subscribed to cancel notices (see trusted), so that a
+// broker's first claim of a batch after Cancel returned never starts a task
+// of it; a Cancel after that is told by its notice, which Cancel flushes
+// before it returns and the claim drains first (drainNotices). The record
+// is read again when a notice may have been missed (checkNotices).
 func (b *Broker) canceled(ctx context.Context, id, hdr string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
@@ -980,15 +982,15 @@ const aheadMax = 64
 // readAhead starts reading the record of batch id, announced by an
 // enqueue's wake-up, when this broker serves a worker (Notify was called),
 // the batch is new to it, and its first claim will read the record (on a
-// cluster; see trusted): the read is then under way while the
-// worker's claim fetches the batch's first tasks, rather than after it (see
-// canceled). Every worker's broker reads the record of every batch once
-// (one request each, as its first claim of the batch would), whether or
-// not it claims a task of it. Like the read a first claim makes, it starts after the cancel
-// notices' subscription was made, so a Cancel it does not see is announced
-// to this broker. The reply comes to the broker's reply subscription
-// (onAhead); a claim waits for it at most readTimeout, and reads the record
-// itself when the read failed.
+// cluster; see trusted): the read is then under way while the worker's
+// claim fetches the batch's first tasks, rather than after it (see
+// canceled). Every worker's broker reads the record of every batch once (one
+// request each, as its first claim of the batch would), whether or not it
+// claims a task of it. Like the read a first claim makes, it starts after
+// the cancel notices' subscriptions were made, so a Cancel it does not see
+// is announced to this broker. The reply comes to the broker's reply
+// subscription (onAhead); a claim waits for it at most readTimeout, and
+// reads the record itself when the read failed.
 func (b *Broker) readAhead(id string) {
 	b.mu.Lock()
 	if b.closed || !b.serving || b.sinceOn || b.batches[id] != nil || len(b.aheads) >= aheadMax {
