@@ -31,7 +31,7 @@ func TestWorkerConfigBounds(t *testing.T) {
 		{"MaxClaim 2^40", queue.WorkerConfig{Concurrency: 1, MaxClaim: 1 << 40}, "to 4096"},
 		{"Concurrency 2^40", queue.WorkerConfig{Concurrency: 1 << 40}, "want 0 (default GOMAXPROCS) to 65536"},
 		{"Concurrency × MaxClaim", queue.WorkerConfig{Concurrency: 1 << 16, MaxClaim: 1 << 12}, "at most 1048576"},
-		{"Concurrency × the default MaxClaim", queue.WorkerConfig{Concurrency: 1 << 16}, "65536 × 64"},
+		{"Concurrency × the default MaxClaim", queue.WorkerConfig{Concurrency: 1 << 16}, "65536 × 256"},
 		{"a weight above 2^20", queue.WorkerConfig{Concurrency: 1, Policy: queue.Weighted, Weights: [queue.NumPriorities]int{1, 1, 1, 1<<20 + 1}}, "want 0 to 1048576"},
 		{"a negative weight", queue.WorkerConfig{Concurrency: 1, Policy: queue.Weighted, Weights: [queue.NumPriorities]int{-1, 1, 1, 1}}, "want 0 to 1048576"},
 	} {

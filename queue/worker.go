@@ -31,7 +31,7 @@ const (
 const (
 	DefaultLease           = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultMaxClaim        = 64
+	DefaultMaxClaim        = 256
 )
 
 // Worker limits: NewWorker refuses a config beyond them with an error
@@ -78,9 +78,13 @@ type WorkerConfig struct {
 	// Limiter); otherwise at least MinLease and at most the broker's
 	// MaxLease.
 	Lease time.Duration
-	// MaxClaim is the most tasks one goroutine claims at once. The worker
-	// claims one at a time while tasks are slow and up to MaxClaim while
-	// they are fast (under 50 µs). Default DefaultMaxClaim; at most
+	// MaxClaim is the most tasks one goroutine claims at once. Each
+	// goroutine sizes its claims so that a claim holds about eight times as
+	// much handler time as the goroutine waits on the broker for it
+	// (claiming and reporting, each measured as long as a Complete call
+	// takes): one task at a time while tasks are slow next to a broker
+	// round trip, up to MaxClaim while they are fast. A slower link claims
+	// more at once, never less. Default DefaultMaxClaim; at most
 	// MaxClaimLimit.
 	MaxClaim int
 	// ShutdownTimeout bounds the graceful shutdown that Run performs when
@@ -444,11 +448,27 @@ func backoff(m *Message) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
+// claimRatio is how much handler time a claim aims to hold per unit of
+// time its runner waits on the broker for it (see WorkerConfig.MaxClaim):
+// the broker's share of a runner's time stays near 1/(1+claimRatio), and a
+// claim holds back from other runners about claimRatio broker waits' worth
+// of work. A group's wait is taken as two Complete calls (its claim and
+// its report): a claim's own time may include waiting for work to arrive,
+// which says nothing about the link.
+const claimRatio = 8
+
 // slot is one runner goroutine and what it holds.
 type slot struct {
 	w     *Worker
 	chunk int
 	buf   []Delivery
+
+	// rtt is the smoothed time of a Complete call, per the smoothed
+	// handler time per task; they size the next claim (see resize).
+	// completing and completes sum the current group's Complete calls.
+	rtt, per   time.Duration
+	completing time.Duration
+	completes  int
 
 	mu    sync.Mutex // guards group for the heartbeat
 	group []Delivery
@@ -479,7 +499,7 @@ func (s *slot) loop() {
 	w := s.w
 	defer w.runners.Done()
 	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
-	s.buf = make([]Delivery, w.maxClaim)
+	s.buf = make([]Delivery, 1)             // grown as claims grow (see resize)
 	for !w.stopping() {
 		n, err := w.claim(ctx, s.buf[:s.chunk])
 		if err != nil {
@@ -495,14 +515,46 @@ func (s *slot) loop() {
 			}
 			continue
 		}
-		start := time.Now()
-		s.runGroup(ctx, s.buf[:n])
-		if avg := time.Since(start) / time.Duration(n); avg < 50*time.Microsecond {
-			s.chunk = min(s.chunk*2, w.maxClaim)
+		s.runClaimed(ctx, n)
+	}
+}
+
+// runClaimed runs the n deliveries just claimed into s.buf and sizes the
+// next claim.
+func (s *slot) runClaimed(ctx context.Context, n int) {
+	start := time.Now()
+	s.completing, s.completes = 0, 0
+	s.runGroup(ctx, s.buf[:n])
+	clear(s.buf[:n])
+	s.resize(n, time.Since(start)-s.completing)
+}
+
+// resize sizes the next claim after a group of n tasks that ran for run
+// outside Complete: so that a claim holds about claimRatio times as much
+// handler time as two Complete calls take. Both sides are measured, so a
+// slower machine (handlers and broker alike) keeps the size, and a slower
+// link raises it; there is no threshold where claims fall to one task.
+func (s *slot) resize(n int, run time.Duration) {
+	per := max(run/time.Duration(n), 1)
+	if s.per == 0 {
+		s.per = per
+	} else {
+		s.per += (per - s.per) / 4
+	}
+	if s.completes > 0 {
+		rtt := s.completing / time.Duration(s.completes)
+		if s.rtt == 0 {
+			s.rtt = rtt
 		} else {
-			s.chunk = 1
+			s.rtt += (rtt - s.rtt) / 4
 		}
-		clear(s.buf[:n])
+	}
+	k := min(int64(s.w.maxClaim), int64(2*claimRatio*s.rtt/s.per)+1)
+	s.chunk = int(max(k, 1))
+	if s.chunk > len(s.buf) {
+		// Doubling at least: a few allocations while claims grow; a
+		// runner of slow tasks keeps a buffer of one.
+		s.buf = make([]Delivery, min(max(2*len(s.buf), s.chunk), s.w.maxClaim))
 	}
 }
 
@@ -533,8 +585,7 @@ func (s *slot) idle(ctx context.Context) bool {
 	// before sleeping (the caller's next claim does it if we return now).
 	n, err := w.claim(ctx, s.buf[:s.chunk])
 	if err == nil && n > 0 {
-		s.runGroup(ctx, s.buf[:n])
-		clear(s.buf[:n])
+		s.runClaimed(ctx, n)
 		return true
 	}
 	select {
@@ -820,10 +871,13 @@ func (s *slot) flush(ctx context.Context) {
 	if len(s.done) == 0 {
 		return
 	}
+	start := time.Now()
 	if err := s.w.b.Complete(ctx, s.done); err != nil {
 		// The leases will expire and the tasks run again: at least once.
 		s.w.log.Error("recording results", "tasks", len(s.done), "err", err)
 	}
+	s.completing += time.Since(start)
+	s.completes++
 	clear(s.done)
 	s.done = s.done[:0]
 	// Complete usually readied an awaiting goroutine, and the runtime

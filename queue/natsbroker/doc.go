@@ -65,15 +65,25 @@
 // tasks; the 64 newest, for 2 s), so the Subscribe that follows it in the
 // same broker costs no round trip.
 //
-// A claim must not start a task of a cancelled batch: a broker's first
-// claim of a batch reads the batch record from the stream leader (which
-// also gives the batch's size, against which claimed envelopes are
-// checked), and later ones rely on the cancel notice that Cancel sends every
-// broker of the prefix on a core-NATS subject and flushes before it returns.
-// A notice travels apart from the tasks, so a broker that already claimed
-// tasks of a batch may start one more in the moment the notice takes to
-// arrive; when notices may have been missed (a reconnect, a dropped
-// notice), the next claim of each batch reads its record again.
+// A claim must not start a task of a cancelled batch. Cancel marks the
+// batch record, then sends every broker of the prefix a notice on a
+// core-NATS subject and flushes it before it returns; a claim takes the
+// notices that came before its pull requests were answered (the client
+// hands them to a channel in the order it reads the connection), so on one
+// server a claim that starts after Cancel returned sees the batch
+// cancelled. That covers the batches cancelled after the broker
+// subscribed; for the others a broker's first claim of a batch reads its
+// record from the stream leader. Which ones: Enqueue sends with the tasks
+// the highest state stream sequence it had seen stored before it stored
+// the batch record, and a broker reads the state stream's last sequence
+// once its subscriptions are in place; a batch stored after that cannot
+// have been cancelled unheard, and its first claim costs no round trip.
+// On a cluster (where a subscription reaches the other servers a moment
+// later) every first claim reads the record, a worker's broker starting
+// the read as the batch's enqueue wake-up arrives, while it claims. When
+// notices may have been missed (a reconnect, a dropped notice), the next
+// claim of each batch reads its record again, and the last sequence is
+// read again.
 //
 // Idle workers sleep on a core-NATS wake-up subject that Enqueue (before
 // its publishes are acknowledged, so that claims overlap the store, and

@@ -170,11 +170,35 @@ type Broker struct {
 	subs      []*nats.Subscription
 	pull      *puller
 	// csub is the cancel notices' subscription; noticeRC and noticeDrop
-	// are the connection's reconnects and the subscription's dropped
-	// messages when last checked (see checkNotices).
-	csub       *nats.Subscription
+	// are the connection's reconnects and the subscriptions' dropped
+	// messages when last checked (see checkNotices). nsub is a second
+	// subscription to them, on the channel nch, that claims drain (see
+	// drainNotices).
+	csub *nats.Subscription
+	nsub *nats.Subscription
+	nch  chan *nats.Msg
+	nmu  sync.Mutex // held while notices taken from nch are marked
+	// Batches a first claim need not read the record of (see trusted):
+	// sinceOn when the broker runs on one server; sinceSeq is the state
+	// stream's last sequence read after the notices' subscriptions were
+	// made, sinceStale set when notices may have been missed since.
+	// stateSeen is the highest state stream sequence this broker saw
+	// stored, which Enqueue sends with a batch's tasks.
+	sinceOn    bool
+	sinceSeq   atomic.Uint64
+	sinceStale atomic.Bool
+	sinceMu    sync.Mutex // serialises re-reading sinceSeq
+	stateSeen  atomic.Uint64
 	noticeRC   atomic.Uint64
 	noticeDrop atomic.Int64
+	// Batch records read ahead (see readAhead): replies come to
+	// "<ainbox>.<token>"; aheads are the reads pending, by token, and
+	// getSubj is the state stream's message-get API subject.
+	ainbox  string
+	getSubj string
+	aheads  map[string]*binfo
+	aseq    uint64
+	serving bool // Notify was called: a worker uses the broker; guarded by mu
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -259,6 +283,11 @@ type binfo struct {
 	size     int  // tasks in the batch; 0 if not read
 	recheck  bool // a notice may have been missed: read the record again
 	canceled chan struct{}
+	// ahead is closed when a read of the record made ahead of the first
+	// claim (see readAhead) has ended; nil if none was made. aheadTok
+	// names the read while it is pending.
+	ahead    chan struct{}
+	aheadTok string
 	done     bool
 	used     time.Time
 }
@@ -395,10 +424,25 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		_ = ws.Unsubscribe()
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
-	b.subs = []*nats.Subscription{ws, cs}
-	b.csub = cs
-	b.noticeRC.Store(b.nc.Stats().Reconnects)
 	b.pull = newPuller(js)
+	b.ainbox, b.getSubj, b.aheads = b.nc.NewInbox(), b.pull.api+"STREAM.MSG.GET."+b.stateName, map[string]*binfo{}
+	as, err := b.nc.Subscribe(b.ainbox+".*", b.onAhead)
+	if err != nil {
+		_ = ws.Unsubscribe()
+		_ = cs.Unsubscribe()
+		return nil, fmt.Errorf("natsbroker: subscribing to batch record replies: %w", err)
+	}
+	b.nch = make(chan *nats.Msg, noticeBuffer)
+	ns, err := b.nc.ChanSubscribe(b.cancSubj, b.nch)
+	if err != nil {
+		_ = ws.Unsubscribe()
+		_ = cs.Unsubscribe()
+		_ = as.Unsubscribe()
+		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
+	}
+	b.subs = []*nats.Subscription{ws, cs, as, ns}
+	b.csub, b.nsub = cs, ns
+	b.noticeRC.Store(b.nc.Stats().Reconnects)
 	fctx := ctx
 	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
 		var cancel context.CancelFunc
@@ -408,6 +452,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	if err := b.nc.FlushWithContext(fctx); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("natsbroker: flushing subscriptions: %w", err)
+	}
+	b.seen(st.CachedInfo().State.LastSeq)
+	// On one server (no cluster, no JetStream domain) the notices'
+	// subscriptions are in place once flushed: a cancel stored after the
+	// state stream's sequence read now is told to this broker.
+	b.sinceOn = b.nc.ConnectedClusterName() == "" && b.pull.api == jetstream.DefaultAPIPrefix
+	if b.sinceOn {
+		b.sinceStale.Store(true)
+		b.resyncSince(ctx)
 	}
 
 	// The default queue is made now, so its first enqueue and claim do not
@@ -446,6 +499,7 @@ func (b *Broker) Close() error {
 	}
 	b.wakeLocked()
 	subs := b.subs
+	b.dropAheadsLocked()
 	var spares []*spareList
 	for _, q := range b.queues {
 		if q.retryT != nil {
@@ -685,6 +739,7 @@ func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, 
 	if b.wake == nil {
 		b.wake = make(chan struct{})
 	}
+	b.serving = true
 	if b.recheckT == nil {
 		b.recheckT = time.AfterFunc(b.recheck, b.onRecheck)
 	}
@@ -699,18 +754,31 @@ func (b *Broker) wakeLocked() {
 }
 
 func (b *Broker) onWake(m *nats.Msg) {
-	// 'l': an enqueue ("l", level, queue); 'w': a retry or an expired lease;
-	// 'p': delayed tasks may be due.
+	// 'l': tasks enqueued or moved ("l", level, queue); 'e': a batch
+	// enqueued ("e", level, the queue's length in two bytes, queue, batch
+	// ID); 'w': a retry or an expired lease; 'p': delayed tasks may be due.
 	if len(m.Data) > 0 && m.Data[0] == 'p' {
 		b.setPromote()
 	}
-	if len(m.Data) > 2 && m.Data[0] == 'l' {
+	qname, batch, level := "", "", -1
+	switch d := m.Data; {
+	case len(d) > 2 && d[0] == 'l':
+		qname, level = string(d[2:]), int(d[1])
+	case len(d) > 4 && d[0] == 'e':
+		if n := int(d[2])<<8 | int(d[3]); len(d) > 4+n {
+			qname, batch, level = string(d[4:4+n]), string(d[4+n:]), int(d[1])
+		}
+	}
+	if level >= 0 {
 		b.mu.Lock()
-		if q, l := b.queues[string(m.Data[2:])], int(m.Data[1]); q != nil && l < queue.NumPriorities {
-			q.lastEnq[l].Store(time.Now().UnixNano())
-			q.maybe(l)
+		if q := b.queues[qname]; q != nil && level < queue.NumPriorities {
+			q.lastEnq[level].Store(time.Now().UnixNano())
+			q.maybe(level)
 		}
 		b.mu.Unlock()
+		if batch != "" {
+			b.readAhead(batch)
+		}
 	} else {
 		b.maybeAll()
 	}
@@ -767,6 +835,27 @@ func (b *Broker) publishLevelWake(q *bqueue, l queue.Priority) {
 	q.lastEnq[l].Store(time.Now().UnixNano())
 	q.maybe(int(l))
 	if err := b.nc.Publish(b.wakeSubj, append([]byte{'l', byte(l)}, q.name...)); err != nil {
+		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
+	}
+	b.mu.Lock()
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
+// publishEnqueueWake is publishLevelWake for a batch just enqueued: the
+// wake-up names the batch too, so that idle workers read its record while
+// they claim its tasks (see readAhead).
+func (b *Broker) publishEnqueueWake(q *bqueue, l queue.Priority, batch string) {
+	if len(q.name) > 0xffff {
+		b.publishLevelWake(q, l)
+		return
+	}
+	q.lastEnq[l].Store(time.Now().UnixNano())
+	q.maybe(int(l))
+	data := make([]byte, 0, 4+len(q.name)+len(batch))
+	data = append(data, 'e', byte(l), byte(len(q.name)>>8), byte(len(q.name)))
+	data = append(append(data, q.name...), batch...)
+	if err := b.nc.Publish(b.wakeSubj, data); err != nil {
 		b.log.Warn("natsbroker: publishing a wake-up", "err", err)
 	}
 	b.mu.Lock()
@@ -897,15 +986,37 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 }
 
 // canceled returns the channel closed when batch id is cancelled, and the
-// batch's size (0 if unknown). On the batch's first use it reads the batch
-// record from the stream leader, so that a broker's first claim of a batch
-// after Cancel returned never starts a task of it; later claims rely on the
-// cancel notice, which Cancel flushes before it returns, and read the record
-// again when a notice may have been missed (checkNotices).
-func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int) {
+// batch's size (0 if unknown); hdr is the hdrBatch header of the claimed
+// message. On the batch's first use it reads the batch record from the
+// stream leader (or waits for the read that the batch's enqueue wake-up
+// started, see readAhead), unless the batch cannot have been cancelled
+// before this broker subscribed to cancel notices (see trusted), so that a
+// broker's first claim of a batch after Cancel returned never starts a task
+// of it; a Cancel after that is told by its notice, which Cancel flushes
+// before it returns and the claim drains first (drainNotices). The record
+// is read again when a notice may have been missed (checkNotices).
+func (b *Broker) canceled(ctx context.Context, id, hdr string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
 	bi := b.batches[id]
+	if bi == nil {
+		b.mu.Unlock()
+		size, ok := b.trusted(ctx, hdr)
+		b.mu.Lock()
+		if bi = b.batches[id]; bi == nil && ok {
+			bi = b.addBatchLocked(id, now)
+			bi.size = size
+			b.mu.Unlock()
+			return bi.canceled, size
+		}
+	}
+	if bi != nil && !bi.recheck && bi.ahead != nil && bi.aheadTok != "" {
+		// Its record is being read ahead: wait for that read.
+		ahead := bi.ahead
+		b.mu.Unlock()
+		b.awaitAhead(ctx, bi, ahead)
+		b.mu.Lock()
+	}
 	if bi != nil && !bi.recheck {
 		bi.used = now
 		size := bi.size
@@ -932,23 +1043,163 @@ func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int)
 	return bi.canceled, r.Size
 }
 
+// aheadMax bounds the batch records being read ahead at once.
+const aheadMax = 64
+
+// readAhead starts reading the record of batch id, announced by an
+// enqueue's wake-up, when this broker serves a worker (Notify was called),
+// the batch is new to it, and its first claim will read the record (on a
+// cluster; see trusted): the read is then under way while the worker's
+// claim fetches the batch's first tasks, rather than after it (see
+// canceled). Every worker's broker reads the record of every batch once (one
+// request each, as its first claim of the batch would), whether or not it
+// claims a task of it. Like the read a first claim makes, it starts after
+// the cancel notices' subscriptions were made, so a Cancel it does not see
+// is announced to this broker. The reply comes to the broker's reply
+// subscription (onAhead); a claim waits for it at most readTimeout, and
+// reads the record itself when the read failed.
+func (b *Broker) readAhead(id string) {
+	b.mu.Lock()
+	if b.closed || !b.serving || b.sinceOn || b.batches[id] != nil || len(b.aheads) >= aheadMax {
+		b.mu.Unlock()
+		return
+	}
+	// Registered before the read, so a cancel notice arriving meanwhile
+	// is not missed.
+	bi := b.addBatchLocked(id, time.Now())
+	b.aseq++
+	bi.ahead, bi.aheadTok = make(chan struct{}), strconv.FormatUint(b.aseq, 36)
+	b.aheads[bi.aheadTok] = bi
+	tok := bi.aheadTok
+	b.mu.Unlock()
+	req := append(append([]byte(`{"last_by_subj":"`), b.batchSubj(id)...), `"}`...)
+	if err := b.nc.PublishRequest(b.getSubj, b.ainbox+"."+tok, req); err != nil {
+		b.endAhead(tok, nil)
+	}
+}
+
+// onAhead takes the reply to a read made by readAhead.
+func (b *Broker) onAhead(m *nats.Msg) {
+	var resp struct {
+		Error   *json.RawMessage `json:"error"`
+		Message *struct {
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	var rec *batchRecord
+	if json.Unmarshal(m.Data, &resp) == nil && resp.Error == nil && resp.Message != nil {
+		var r batchRecord
+		if json.Unmarshal(resp.Message.Data, &r) == nil {
+			rec = &r
+		}
+	}
+	b.endAhead(strings.TrimPrefix(m.Subject, b.ainbox+"."), rec)
+}
+
+// endAhead ends the read ahead named tok with the record read, or nil when
+// the read failed (not found yet, an error, no reply): the batch's claim
+// then reads it itself.
+func (b *Broker) endAhead(tok string, r *batchRecord) {
+	b.mu.Lock()
+	bi := b.aheads[tok]
+	if bi == nil {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.aheads, tok)
+	bi.aheadTok = ""
+	if r == nil {
+		bi.recheck = true
+	} else {
+		bi.size = r.Size
+	}
+	canceled := r != nil && r.Canceled && !bi.done
+	if canceled {
+		bi.done = true
+		close(bi.canceled)
+	}
+	close(bi.ahead)
+	b.mu.Unlock()
+}
+
+// awaitAhead waits for the read ahead of bi's record, at most readTimeout or
+// until ctx ends; a read not ended then is given up.
+func (b *Broker) awaitAhead(ctx context.Context, bi *binfo, ahead chan struct{}) {
+	t := time.NewTimer(b.readTimeout())
+	defer t.Stop()
+	select {
+	case <-ahead:
+		return
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	tok := bi.aheadTok
+	b.mu.Unlock()
+	b.endAhead(tok, nil)
+}
+
+// noticeBuffer is how many cancel notices wait for a claim to drain them
+// (drainNotices); one that comes when the buffer is full is dropped, which
+// checkNotices notices: the batches then read their records again.
+const noticeBuffer = 256
+
+// drainNotices takes the cancel notices that came before it, on the
+// connection, and then checks for missed ones (checkNotices). A claim calls
+// it once its pull requests are answered: the notice of a Cancel that
+// returned before the server answered came before the answer (the server
+// sends a connection's messages in order, and the client hands each to its
+// subscription's channel as it reads it), so the claim sees that batch
+// cancelled however late the notices' callback (onCancel) runs.
+func (b *Broker) drainNotices() {
+	b.nmu.Lock()
+	for {
+		select {
+		case m := <-b.nch:
+			b.markCanceled(string(m.Data))
+			continue
+		default:
+		}
+		break
+	}
+	b.nmu.Unlock()
+	b.checkNotices()
+}
+
 // checkNotices has the batches not known cancelled read their records again
 // on their next claim when cancel notices may have been missed: the
-// connection was re-established, or the notices' subscription dropped one.
+// connection was re-established, or a notices' subscription dropped one.
 func (b *Broker) checkNotices() {
 	rc := b.nc.Stats().Reconnects
 	dropped, err := b.csub.Dropped()
+	if n, nerr := b.nsub.Dropped(); nerr == nil {
+		dropped += n
+	} else {
+		err = nerr
+	}
 	if err == nil && rc == b.noticeRC.Load() && int64(dropped) == b.noticeDrop.Load() {
 		return
 	}
 	b.noticeRC.Store(rc)
 	b.noticeDrop.Store(int64(dropped))
+	b.sinceStale.Store(true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, bi := range b.batches {
 		if !bi.done {
 			bi.recheck = true
 		}
+	}
+	b.dropAheadsLocked() // their replies may be lost with the connection
+}
+
+// dropAheadsLocked gives up every read ahead still pending: a claim
+// waiting for one reads the record itself. b.mu is held.
+func (b *Broker) dropAheadsLocked() {
+	for k, bi := range b.aheads {
+		delete(b.aheads, k)
+		bi.recheck, bi.aheadTok = true, ""
+		close(bi.ahead)
 	}
 }
 
@@ -987,7 +1238,83 @@ func (b *Broker) markCanceled(id string) {
 	}
 }
 
-func (b *Broker) onCancel(m *nats.Msg) { b.markCanceled(string(m.Data)) }
+// onCancel marks a noticed batch cancelled, and drains the claims' channel
+// of notices, so that it does not fill while no claim comes.
+func (b *Broker) onCancel(m *nats.Msg) {
+	b.markCanceled(string(m.Data))
+	b.drainNotices()
+}
+
+// seen records that the state stream stored sequence seq.
+func (b *Broker) seen(seq uint64) {
+	for {
+		old := b.stateSeen.Load()
+		if seq <= old || b.stateSeen.CompareAndSwap(old, seq) {
+			return
+		}
+	}
+}
+
+// hdrBatch is the header Enqueue puts on a batch's task messages: "<size>
+// <sequence>", the batch's size and the highest state stream sequence the
+// enqueuing broker had seen stored before it stored the batch record.
+const hdrBatch = "Gather-Batch"
+
+// batchHeader is hdrBatch's value for a batch of n tasks enqueued now.
+func (b *Broker) batchHeader(n int) string {
+	return strconv.Itoa(n) + " " + strconv.FormatUint(b.stateSeen.Load(), 10)
+}
+
+// trusted reports whether a first claim of a batch whose task message
+// carries hdrBatch value h can skip reading the batch record, and the
+// batch's size from h. The record was stored after the sequence h names;
+// when that is at or after sinceSeq, so is any cancel of the batch, and
+// the cancel's notice, published after, comes to this broker's
+// subscriptions, made before sinceSeq was read, and before any claim that
+// starts after the Cancel returned is answered (see drainNotices). Not on a
+// cluster, where a subscription reaches the other servers a moment later,
+// and not while notices may have been missed (sinceStale: sinceSeq is read
+// again first).
+func (b *Broker) trusted(ctx context.Context, h string) (int, bool) {
+	if !b.sinceOn || h == "" {
+		return 0, false
+	}
+	sz, sq, ok := strings.Cut(h, " ")
+	if !ok {
+		return 0, false
+	}
+	size, err := strconv.Atoi(sz)
+	if err != nil || size < 1 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(sq, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if b.sinceStale.Load() && !b.resyncSince(ctx) {
+		return 0, false
+	}
+	return size, seq >= b.sinceSeq.Load()
+}
+
+// resyncSince reads sinceSeq again after notices may have been missed (see
+// checkNotices), and reports whether it is current.
+func (b *Broker) resyncSince(ctx context.Context) bool {
+	b.sinceMu.Lock()
+	defer b.sinceMu.Unlock()
+	if !b.sinceStale.Load() {
+		return true
+	}
+	b.checkNotices() // what was missed so far is accounted for before the read
+	info, err := b.state.Info(ctx)
+	if err != nil {
+		return false
+	}
+	b.sinceSeq.Store(info.State.LastSeq)
+	b.seen(info.State.LastSeq)
+	b.sinceStale.Store(false)
+	return true
+}
 
 // isWrongLastSeq reports a failed first-write-wins publish.
 func isWrongLastSeq(err error) bool {

@@ -14,7 +14,9 @@ import (
 // their Canceled channels and those of the tasks it claims next; one that
 // claims a task of it for the first time (listening since before the
 // cancel, or started after it) reads the batch record, so that task comes
-// cancelled at once.
+// cancelled at once. So does one that serves a worker: it reads the record
+// ahead, on the enqueue's wake-up, likely before the cancel, and its first
+// claim takes the notice, which came before the claim's tasks.
 func TestCancelSeenByOtherBrokers(t *testing.T) {
 	t.Parallel()
 	s := embedded(t, false)
@@ -22,8 +24,12 @@ func TestCancelSeenByOtherBrokers(t *testing.T) {
 	producer := newBroker(t, connect(t, s), cfg)
 	early := newBroker(t, connect(t, s), cfg)
 	heard := newBroker(t, connect(t, s), cfg)
+	serving := newBroker(t, connect(t, s), cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if _, err := serving.Notify(ctx, []string{queue.DefaultQueue}); err != nil { // as an idle worker
+		t.Fatal(err)
+	}
 	c, err := queue.NewClient(producer, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +67,7 @@ func TestCancelSeenByOtherBrokers(t *testing.T) {
 		{"early (held before the cancel)", held, 5 * time.Second},
 		{"early (claimed after)", claim("early", early), 5 * time.Second},
 		{"listening, first claim", claim("heard", heard), 0},
+		{"serving, first claim", claim("serving", serving), 0},
 		{"started after, first claim", claim("late", late), 0},
 	} {
 		for _, d := range b.ds {

@@ -167,6 +167,10 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	brec := batchRecord{Size: n, Kind: s.Kind, Queue: s.Queue, Created: time.Now()}
 	pre := b.preSubscribe(s.BatchID, &brec)
 	rec, _ := json.Marshal(brec)
+	// Read before the record is published: the sequence it names was
+	// stored before the record (see trusted). Shared by the messages'
+	// headers, which nothing changes.
+	bh := []string{b.batchHeader(n)}
 	// The batch record (first write wins: a batch ID in use is refused) and
 	// the tasks are published in one pipeline: one round trip, not two.
 	recFut, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.batchSubj(s.BatchID), Data: rec}, jetstream.WithExpectLastSequencePerSubject(0))
@@ -202,8 +206,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		left -= need
 		tmpl.Index = first
 		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
-		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)],
-			Header: taskHeader(s.BatchID, first, len(payloads))})
+		h := taskHeader(s.BatchID, first, len(payloads))
+		h[hdrBatch] = bh
+		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)], Header: h})
 		first = end
 	}
 	var woke time.Time
@@ -213,12 +218,13 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		// waits up to recentWait for the tasks, see fetch). If the enqueue
 		// fails, they find nothing.
 		woke = time.Now()
-		b.publishLevelWake(q, s.Priority)
+		b.publishEnqueueWake(q, s.Priority, s.BatchID)
 	}
 	var recSeq uint64
 	recAck, recErr := p.await(recFut)
 	if recErr == nil {
 		recSeq = recAck.Sequence
+		b.seen(recSeq)
 	}
 	if err := p.wait(); err != nil || recErr != nil {
 		// All or none: take back what was stored.
@@ -583,7 +589,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if q.promote.Load() {
 		b.promote(ctx, q)
 	}
-	b.checkNotices()
+	b.drainNotices()
 	start := time.Now().UnixNano()
 	gen := q.gen[level].Load()
 	spares := q.spare[level].take()
@@ -616,9 +622,18 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	for round := 0; c.n < len(dst) && round < 4; round++ {
 		// Sized by the tasks per message the level's last claim saw, then
 		// by what came: a message none of whose tasks fit is kept for the
-		// next claim (q.spare).
-		want := max(1, (len(dst)-c.n)/per)
+		// next claim (q.spare). A claim that has tasks already does not
+		// fetch a message it expects to split: splitting one stores its
+		// rest again and holds its acknowledgement until that is stored.
+		want := (len(dst) - c.n) / per
+		if want == 0 {
+			if c.n > 0 {
+				break
+			}
+			want = 1
+		}
 		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
+		b.drainNotices()
 		if round == 0 {
 			recent = rec
 			if err != nil && len(msgs) == 0 && c.n == 0 {
@@ -773,7 +788,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("the envelope says queue %q level %d; the message is on queue %q level %d", e.Queue, e.Priority, q.name, c.level))
 		return
 	}
-	canceled, size := b.canceled(ctx, e.BatchID)
+	canceled, size := b.canceled(ctx, e.BatchID, h.Get(hdrBatch))
 	if size > 0 && e.Index+e.Count > size {
 		b.buryBad(ctx, q, msg, meta.NumDelivered, fmt.Sprintf("tasks %d to %d of a batch of %d", e.Index, e.Index+e.Count-1, size))
 		return
@@ -914,7 +929,11 @@ func (b *Broker) promote(ctx context.Context, q *bqueue) {
 				b.wakeLater(e.Due)
 				continue
 			}
-			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: taskHeader(e.BatchID, e.Index, e.Count)},
+			h := taskHeader(e.BatchID, e.Index, e.Count)
+			if bh := msg.Headers().Get(hdrBatch); bh != "" {
+				h[hdrBatch] = []string{bh}
+			}
+			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, e.Count), Data: msg.Data(), Header: h},
 				jetstream.WithMsgID(id+"+"+strconv.Itoa(e.Count)+"@"+strconv.FormatInt(e.Due.UnixNano(), 36)))
 			if err != nil {
 				failed, ferr = append(failed, msg), err

@@ -1004,3 +1004,30 @@ func TestPackClaimAfterSmallMessages(t *testing.T) {
 	completeWith(t, ctx, other, rest, double)
 	checkOutputs(t, outcomes(t, ctx, b, big.ID(), 2048), double)
 }
+
+// TestPackClaimDoesNotSplitForTheRest: a claim that has whole messages
+// already does not fetch one more only to split it (storing its rest again
+// and holding its acknowledgement until that is stored): with room for one
+// and a half messages it takes one.
+func TestPackClaimDoesNotSplitForTheRest(t *testing.T) {
+	t.Parallel()
+	const prefix = "packnosplit"
+	js, b, c, ctx := testBroker(t, natsbroker.Config{Prefix: prefix})
+	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var room [24]queue.Delivery
+	n := claimSome(t, ctx, b, time.Minute, room[:])
+	if n != 16 {
+		t.Fatalf("Claim with room 24 = %d tasks, want 16 (one message of 16, none split)", n)
+	}
+	for j := range n {
+		checkDelivery(t, &room[j], batch.ID(), 1)
+	}
+	completeWith(t, ctx, b, room[:n], double)
+	waitSubjects(t, ctx, js, prefix, "default", map[string]uint64{prefix + ".q.default.1.16": 63})
+	rest := claimAll(t, ctx, b, time.Minute, packN-16, packN)
+	completeWith(t, ctx, b, rest, double)
+	checkDrained(t, ctx, js, b, prefix, batch.ID())
+}
