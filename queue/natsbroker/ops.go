@@ -294,8 +294,14 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		id := string(m.Data)
-		if _, _, err := b.batchRecord(ctx, id); err == nil {
+		_, _, err = b.batchRecord(ctx, id)
+		if err == nil {
 			return id, 0, nil
+		}
+		if !errors.Is(err, queue.ErrNotFound) {
+			// A read that failed says nothing about the batch: taking the
+			// key over could run the same work twice.
+			return "", 0, fmt.Errorf("natsbroker: enqueue: idempotency key %q names batch %s: %w", clip(s.IdempotencyKey), id, err)
 		}
 		// The key outlived its batch (or its enqueue failed): take it over.
 		b.deleteState(m.Sequence)
