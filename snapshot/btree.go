@@ -35,7 +35,22 @@ type bnode[K any] struct {
 	kids []*bnode[K]
 }
 
-const bmax = 32 // entries or children per node
+// A leaf holds at most leafMax entries, an inner node innerMax children.
+// Small nodes keep small the copies that a cut's first change to a node
+// makes; with uniformly random changes to a book of 10,000 levels a side,
+// 16 and 16 copied the fewest bytes of the sizes from 8 to 64 tried.
+const (
+	leafMax  = 16
+	innerMax = 16
+)
+
+// nodeMax returns the most entries n may hold.
+func nodeMax[K any](n *bnode[K]) int {
+	if n.kids == nil {
+		return leafMax
+	}
+	return innerMax
+}
 
 func newBtree[K any](cmp func(a, b K) int) btree[K] {
 	return btree[K]{cmp: cmp, tok: new(cowToken)}
@@ -55,23 +70,46 @@ func (t *btree[K]) mut(n *bnode[K]) *bnode[K] {
 	if n.own == t.tok {
 		return n
 	}
-	c := &bnode[K]{own: t.tok, ents: make([]ordEntry[K], len(n.ents), max(len(n.ents)+1, 4))}
+	// Room for one more than a node holds, so that an insert before the
+	// split never grows the copy.
+	c := &bnode[K]{own: t.tok, ents: make([]ordEntry[K], len(n.ents), nodeMax(n)+1)}
 	copy(c.ents, n.ents)
 	if n.kids != nil {
-		c.kids = make([]*bnode[K], len(n.kids), cap(c.ents))
+		c.kids = make([]*bnode[K], len(n.kids), innerMax+1)
 		copy(c.kids, n.kids)
 	}
 	return c
 }
 
+// search returns the number of entries of n before k, and whether the
+// entry there is k.
+func (t *btree[K]) search(n *bnode[K], k K) (int, bool) {
+	lo, hi := 0, len(n.ents)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.cmp(n.ents[m].k, k) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(n.ents) && t.cmp(n.ents[lo].k, k) == 0
+}
+
 // child returns the index of the child of inner node n that holds k, or
 // would: the last whose least entry is at or before k (0 if none).
 func (t *btree[K]) child(n *bnode[K], k K) int {
-	i, _ := slices.BinarySearchFunc(n.ents, k, func(e ordEntry[K], k K) int { return t.cmp(e.k, k) })
-	if i < len(n.ents) && t.cmp(n.ents[i].k, k) == 0 {
-		return i
+	// The first entry after k, less one.
+	lo, hi := 1, len(n.ents)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.cmp(n.ents[m].k, k) <= 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	return max(i-1, 0)
+	return lo - 1
 }
 
 // insert adds k with id; k must not be in the tree.
@@ -93,7 +131,7 @@ func (t *btree[K]) insert(k K, id int32) {
 // ins adds e under the owned node n and returns n's new right sibling if n split.
 func (t *btree[K]) ins(n *bnode[K], e ordEntry[K]) *bnode[K] {
 	if n.kids == nil {
-		i, _ := slices.BinarySearchFunc(n.ents, e.k, func(x ordEntry[K], k K) int { return t.cmp(x.k, k) })
+		i, _ := t.search(n, e.k)
 		n.ents = slices.Insert(n.ents, i, e)
 	} else {
 		i := t.child(n, e.k)
@@ -106,28 +144,31 @@ func (t *btree[K]) ins(n *bnode[K], e ordEntry[K]) *bnode[K] {
 			n.kids = slices.Insert(n.kids, i+1, split)
 		}
 	}
-	if len(n.ents) <= bmax {
+	if len(n.ents) <= nodeMax(n) {
 		return nil
 	}
 	h := len(n.ents) / 2
-	r := &bnode[K]{own: t.tok, ents: append(make([]ordEntry[K], 0, bmax+1), n.ents[h:]...)}
+	r := &bnode[K]{own: t.tok, ents: append(make([]ordEntry[K], 0, nodeMax(n)+1), n.ents[h:]...)}
 	clear(n.ents[h:])
 	n.ents = n.ents[:h]
 	if n.kids != nil {
-		r.kids = append(make([]*bnode[K], 0, bmax+1), n.kids[h:]...)
+		r.kids = append(make([]*bnode[K], 0, innerMax+1), n.kids[h:]...)
 		clear(n.kids[h:])
 		n.kids = n.kids[:h]
 	}
 	return r
 }
 
-// remove deletes k, if it is in the tree.
+// remove deletes k, which callers know to be in the tree (a key that was
+// live); were it not, nothing but the copies on its path would change.
 func (t *btree[K]) remove(k K) {
-	if t.root == nil || !t.has(t.root, k) {
+	if t.root == nil {
 		return
 	}
 	t.root = t.mut(t.root)
-	t.rem(t.root, k)
+	if !t.rem(t.root, k) {
+		return
+	}
 	t.n--
 	for t.root.kids != nil && len(t.root.kids) == 1 {
 		t.root = t.root.kids[0]
@@ -137,31 +178,28 @@ func (t *btree[K]) remove(k K) {
 	}
 }
 
-func (t *btree[K]) has(n *bnode[K], k K) bool {
-	for n.kids != nil {
-		n = n.kids[t.child(n, k)]
-	}
-	_, ok := slices.BinarySearchFunc(n.ents, k, func(x ordEntry[K], k K) int { return t.cmp(x.k, k) })
-	return ok
-}
-
-// rem deletes k (present) under the owned node n.
-func (t *btree[K]) rem(n *bnode[K], k K) {
+// rem deletes k under the owned node n and reports whether it was there.
+func (t *btree[K]) rem(n *bnode[K], k K) bool {
 	if n.kids == nil {
-		i, _ := slices.BinarySearchFunc(n.ents, k, func(x ordEntry[K], k K) int { return t.cmp(x.k, k) })
-		n.ents = slices.Delete(n.ents, i, i+1)
-		return
+		i, ok := t.search(n, k)
+		if ok {
+			n.ents = slices.Delete(n.ents, i, i+1)
+		}
+		return ok
 	}
 	i := t.child(n, k)
 	kid := t.mut(n.kids[i])
 	n.kids[i] = kid
-	t.rem(kid, k)
+	if !t.rem(kid, k) {
+		return false
+	}
 	if len(kid.ents) == 0 {
 		n.ents = slices.Delete(n.ents, i, i+1)
 		n.kids = slices.Delete(n.kids, i, i+1)
-		return
+		return true
 	}
 	n.ents[i] = kid.ents[0]
+	return true
 }
 
 // first and last return the least and greatest entries under n.
