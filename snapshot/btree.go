@@ -170,7 +170,7 @@ func (t *btree[K]) remove(k K) {
 		return
 	}
 	t.n--
-	for t.root.kids != nil && len(t.root.kids) == 1 {
+	for len(t.root.kids) == 1 {
 		t.root = t.root.kids[0]
 	}
 	if len(t.root.ents) == 0 {
