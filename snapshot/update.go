@@ -29,7 +29,8 @@ type Update[K comparable, V any] struct {
 
 // Heartbeat is a source's announcement of its progress: every update with
 // event time at or before Time has been sent, and the last update sent has
-// sequence number Seq (0 if none yet). A source passes a cut at T once it has
+// sequence number Seq (0 if none yet; for a source numbering messages, the
+// last message's Seq). A source passes a cut at T once it has
 // been applied up to Seq with no gap and announced T (or sent an update later
 // than T).
 //
