@@ -139,8 +139,10 @@ type Config[K comparable, V any] struct {
 	// field's range). An error refuses the update and marks its source
 	// invalid until a reset; Apply returns an error wrapping [ErrInvalid]
 	// and the hook's error. It is called with no lock held and must not
-	// call the Collector. Checks that need the source's state (an
-	// exchange's checksum of the top of its book) belong in Check.
+	// call the Collector. It is not called for Messages (their changes
+	// are checked as a whole by Check). Checks that need the source's
+	// state (an exchange's checksum of the top of its book) belong in
+	// Check.
 	Verify func(Update[K, V]) error
 	// Check, if set, checks the source's state after every event applied
 	// in sequence order, with the event's Seq and time: a message, an

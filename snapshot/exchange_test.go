@@ -475,3 +475,43 @@ func TestAtSeq(t *testing.T) {
 		t.Fatalf("AtSeq canceled: %v", err)
 	}
 }
+
+// For a source grouping updates into events, a refused check rolls back the
+// whole event, including its updates sequenced before the last one.
+func TestCheckRollsBackWholeEvent(t *testing.T) {
+	t.Parallel()
+	var resyncs int
+	c := newC(t, &snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "E", Events: true}},
+		Check: func(v *snapshot.View[string, int]) error {
+			if sum, _ := v.Get("sum"); sum < 0 {
+				return errors.New("negative sum")
+			}
+			return nil
+		},
+		Resync: func(string, error) { resyncs++ }})
+	ev := func(seq uint64, at int, key string, val int, end bool) snapshot.Update[string, int] {
+		u := up("E", seq, at, key, val)
+		u.EndOfEvent = end
+		return u
+	}
+	must(t, c.Apply(ev(1, 1, "sum", 1, true)))
+	must(t, c.Apply(ev(2, 2, "a", 5, false), ev(3, 2, "b", 6, false)))
+	err := c.Apply(ev(4, 2, "sum", -1, true))
+	if !errors.Is(err, snapshot.ErrInvalid) || resyncs != 1 {
+		t.Fatalf("refused event: %v, %d resyncs", err, resyncs)
+	}
+	must(t, c.Apply(ev(5, 3, "c", 7, true))) // waits: the source is invalid
+	cut := cutAt(t, c, 5)
+	st := wantState(t, cut, "E", snapshot.Invalid)
+	if st.Seq != 1 || st.Buffered != 1 {
+		t.Fatalf("status after the refused event: %+v (Seq %d, Buffered %d)", st, st.Seq, st.Buffered)
+	}
+	wantContents(t, cut, "E", map[string]int{"sum": 1}) // nothing of seqs 2-4
+	// The resync: an image at 4 (with a valid sum), then 5 follows.
+	must(t, c.Reset(snapshot.Image[string, int]{Source: "E", Seq: 4, Time: ms(2),
+		Entries: []snapshot.Entry[string, int]{{Key: "sum", Value: 11}, {Key: "a", Value: 5}, {Key: "b", Value: 6}}}))
+	must(t, c.Heartbeat(hb("E", 5, 9)))
+	cut = cutAt(t, c, 9)
+	wantState(t, cut, "E", snapshot.Current)
+	wantContents(t, cut, "E", map[string]int{"sum": 11, "a": 5, "b": 6, "c": 7})
+}
