@@ -137,7 +137,7 @@ func (c *Collector[K, V]) AtSeq(ctx context.Context, source string, seq uint64) 
 		if base != nil {
 			from = base.ord
 		}
-		ro = newReorder(o, from)
+		ro = newReorder(o, from, s.st.key)
 	}
 	for id, p := range over {
 		was := base != nil && int(id) < base.n && newest.load(i, id) != nil

@@ -155,10 +155,11 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 		folded:   folded,
 		heardAt:  c.now().UnixNano(),
 		stampDue: true,
-		st:       newStore[K, V](cfg.Disorder > 0, c.cfg.Order),
+		st:       newStore[K, V](cfg.Disorder > 0),
 	}
+	s.st.ord = newOrdered(c.cfg.Order, s.st.key)
 	if c.cfg.Check != nil {
-		s.lv = newLive[K, V](c.cfg.Order)
+		s.lv = newLive[K, V](c.cfg.Order, s.st.key)
 	}
 	s.passedA.Store(minTime)
 	return s

@@ -62,9 +62,9 @@ func (v *View[K, V]) end(side int, fromEnd bool) (K, V, bool) {
 	if t == nil {
 		return k, val, false
 	}
-	e, ok := first(t.root)
+	e, ok := first(t.root, t.key)
 	if fromEnd {
-		e, ok = last(t.root)
+		e, ok = last(t.root, t.key)
 	}
 	if !ok {
 		return k, val, false
@@ -89,18 +89,18 @@ func (v *View[K, V]) Top(side, n int, dst []Entry[K, V]) []Entry[K, V] {
 		return dst
 	}
 	if t.root != nil {
-		dst, _ = topEntries(t.root, n, v.s.lv.vals, dst)
+		dst, _ = topEntries(t.root, n, t.key, v.s.lv.vals, dst)
 	}
 	return dst
 }
 
 // topEntries appends the first k entries under node n with their values,
 // and returns how many more are wanted.
-func topEntries[K comparable, V any](n *bnode[K], k int, vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
+func topEntries[K comparable, V any](n *bnode[K], k int, key func(int32) K, vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
 	if n.kids == nil {
 		m := min(k, len(n.ents))
-		for _, e := range n.ents[:m] {
-			dst = append(dst, Entry[K, V]{Key: e.k, Value: vals[e.id]})
+		for _, id := range n.ents[:m] {
+			dst = append(dst, Entry[K, V]{Key: key(id), Value: vals[id]})
 		}
 		return dst, k - m
 	}
@@ -108,7 +108,7 @@ func topEntries[K comparable, V any](n *bnode[K], k int, vals []V, dst []Entry[K
 		if k == 0 {
 			break
 		}
-		dst, k = topEntries(kid, k, vals, dst)
+		dst, k = topEntries(kid, k, key, vals, dst)
 	}
 	return dst, k
 }
@@ -122,7 +122,7 @@ func (v *View[K, V]) Ascend(side int) iter.Seq2[K, V] {
 			return
 		}
 		vals := v.s.lv.vals
-		walk(t.root, func(e ordEntry[K]) bool { return yield(e.k, vals[e.id]) })
+		walk(t.root, func(id int32) bool { return yield(t.key(id), vals[id]) })
 	}
 }
 
@@ -146,8 +146,8 @@ type undoRec[V any] struct {
 	v  V
 }
 
-func newLive[K comparable, V any](o *Order[K]) *live[K, V] {
-	return &live[K, V]{ord: newOrdered(o)}
+func newLive[K comparable, V any](o *Order[K], key func(int32) K) *live[K, V] {
+	return &live[K, V]{ord: newOrdered(o, key)}
 }
 
 // set changes key id (of key k) and records how to undo it.
