@@ -17,7 +17,10 @@ import (
 // a key appears or disappears (a value change costs nothing more), updated
 // as a cut folds the updates in; each cut holds its own version, shared
 // with the cuts before it where nothing changed, so reading never scans and
-// never blocks a writer. The zero value is not valid: Compare is required.
+// never blocks a writer. Compare and Side are called with a source's lock
+// held, as keys arrive and as cuts are taken: they must be cheap, must not
+// call the Collector, and must give the same answer for a key every time.
+// The zero value is not valid: Compare is required.
 type Order[K any] struct {
 	// Compare returns a negative number when a comes before b on their
 	// side, zero when they are the same key, a positive number otherwise.
