@@ -120,13 +120,13 @@ func TestBufferBeforeFirstImage(t *testing.T) {
 	must(t, c.ApplyMessage(rmsg("S", 157, 158, 1, "x", 1)))
 	must(t, c.ApplyMessage(rmsg("S", 159, 163, 2, "y", 2)))
 	must(t, c.ApplyMessage(rmsg("S", 164, 164, 3, "x", 3)))
+	must(t, c.Heartbeat(hb("S", 164, 9))) // kept until the image makes 164 applied
 	st := wantState(t, cutAt(t, c, 1), "S", snapshot.AwaitingImage)
 	if st.Buffered != 3 || st.Err != nil {
 		t.Fatalf("status %+v buffered %d err %v", st, st.Buffered, st.Err)
 	}
 	must(t, c.Reset(snapshot.Image[string, int]{Source: "S", Seq: 160, Untimed: true,
 		Entries: []snapshot.Entry[string, int]{{Key: "x", Value: 100}, {Key: "z", Value: 100}}}))
-	must(t, c.Heartbeat(hb("S", 164, 9)))
 	cut := cutAt(t, c, 9)
 	// 157..158 dropped (the image covers it); 159..163 straddles 161 and applies.
 	wantContents(t, cut, "S", map[string]int{"x": 3, "y": 2, "z": 100})
