@@ -74,6 +74,9 @@ type params struct {
 	events    bool
 	keySeqs   bool
 	horizon   bool // keep every cut, and check kept cuts against the model as late data revises them
+	// startImage makes some sources start with an image
+	// (Source.StartWithImage), delivered among their first messages.
+	startImage bool
 }
 
 func randParams(r *rand.Rand) params {
@@ -104,6 +107,7 @@ func generate(r *rand.Rand, p params) []*genSource {
 			g.cfg.Disorder = time.Duration(1+r.IntN(3)) * time.Millisecond
 		}
 		g.cfg.Events = p.events && r.IntN(2) == 0
+		g.cfg.StartWithImage = p.startImage && r.IntN(2) == 0
 		g.keySeqs = p.keySeqs
 		kseq := map[string]uint64{}
 		runMax := tBase
@@ -247,6 +251,15 @@ func schedule(r *rand.Rand, p params, gs []*genSource) []msg {
 			}
 			i += r.IntN(3)
 		}
+		// A source that starts with an image gets one among its first
+		// messages, at the end of an event; what it covers is dropped.
+		if g.cfg.StartWithImage {
+			n := uint64(1 + r.IntN(len(g.ops)))
+			for !g.ops[n-1].end {
+				n++
+			}
+			l = slices.Insert(l, r.IntN(len(l)/2+1), msg{src: si, kind: 'i', img: n})
+		}
 		// Local shuffles (heartbeats of disordered sources keep their place
 		// relative to later updates).
 		for i := range l {
@@ -314,6 +327,7 @@ type mSource struct {
 	holes   [][2]int64 // (lo, hi): state unknown, never forgotten
 	invalid bool
 	heard   bool
+	waiting bool // for its first image (Source.StartWithImage)
 }
 
 type model struct {
@@ -326,7 +340,7 @@ type model struct {
 func newModel(gs []*genSource, policy snapshot.LatePolicy) *model {
 	m := &model{policy: policy, clock: never}
 	for _, g := range gs {
-		m.src = append(m.src, &mSource{g: g, recv: map[uint64]gop{}, next: 1, maxT: never, w: never})
+		m.src = append(m.src, &mSource{g: g, recv: map[uint64]gop{}, next: 1, maxT: never, w: never, waiting: g.cfg.StartWithImage})
 	}
 	return m
 }
@@ -340,6 +354,9 @@ func (s *mSource) passed() int64 {
 }
 
 func (s *mSource) passedAt(t int64) bool {
+	if s.waiting {
+		return false
+	}
 	if t > s.passed() {
 		return false
 	}
@@ -367,22 +384,25 @@ func (m *model) deliver(d msg) (want error) {
 		}
 		s.heard = true
 		s.recv[o.seq] = o
-		m.sequence(s)
+		if !s.waiting {
+			m.sequence(s)
+		}
 	case 'h':
 		s.heard = true
-		if d.hb.seq < s.next {
+		if d.hb.seq < s.next && !s.waiting {
 			s.w = max(s.w, d.hb.t)
 		} else {
 			s.pending = append(s.pending, d.hb)
 		}
 	case 'i':
 		n := d.img
-		if n < s.next-1 {
+		if n < s.next-1 && !s.waiting {
 			return snapshot.ErrSequence // behind: the schedule delivered the updates first
 		}
 		s.heard = true
 		entries, tImg := s.g.stateAt(n)
-		skipped := n > s.next-1
+		skipped := n > s.next-1 || s.waiting
+		s.waiting = false
 		p := s.passed()
 		for q := range s.recv {
 			if q <= n {
@@ -582,7 +602,10 @@ func runScenario(t failer, seed uint64, p params) {
 			if !passed && st.State == snapshot.Gapped && len(s.recv) == 0 && len(s.pending) == 0 {
 				t.Fatalf("%s: source %s reported gapped with nothing missing", where(step), name)
 			}
-			if !passed && !s.invalid && s.heard && (len(s.recv) > 0) && st.State != snapshot.Gapped && st.State != snapshot.Resetting {
+			if (st.State == snapshot.AwaitingImage) != (s.waiting && s.heard) {
+				t.Fatalf("%s: source %s state %v, model waiting for its image %v", where(step), name, st.State, s.waiting)
+			}
+			if !passed && !s.invalid && s.heard && (len(s.recv) > 0) && st.State != snapshot.Gapped && st.State != snapshot.Resetting && st.State != snapshot.AwaitingImage {
 				t.Fatalf("%s: source %s has a gap but state %v", where(step), name, st.State)
 			}
 		}
@@ -807,7 +830,9 @@ func TestRandomizedAgainstModel(t *testing.T) {
 	}
 	for seed := range uint64(n) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		runScenario(t, seed, randParams(r))
+		p := randParams(r)
+		p.startImage = seed%4 == 3
+		runScenario(t, seed, p)
 	}
 }
 
@@ -825,7 +850,7 @@ func TestRandomizedPolicies(t *testing.T) {
 				}
 				for seed := range seeds {
 					p := params{sources: 3, ops: 120, keys: 5, shuffle: 0.3, dups: 0.1, gaps: 0.08, images: 0.5,
-						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0,
+						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0, startImage: seed%4 == 1,
 						disorder: feat == "disorder" || feat == "both", events: feat == "events" || feat == "both"}
 					runScenario(t, seed*7919+uint64(pol)*31+uint64(len(feat)), p)
 				}
@@ -856,6 +881,8 @@ func FuzzCollector(f *testing.F) {
 			events:    flags&16 != 0,
 			keySeqs:   flags&32 != 0,
 			horizon:   flags&64 != 0,
+			// flags&128: sources starting with an image.
+			startImage: flags&128 != 0,
 		}
 		runScenario(t, seed, p)
 	})
