@@ -77,6 +77,8 @@ type params struct {
 	// startImage makes some sources start with an image
 	// (Source.StartWithImage), delivered among their first messages.
 	startImage bool
+	// untimed sends some images of sources without Disorder untimed.
+	untimed bool
 }
 
 func randParams(r *rand.Rand) params {
@@ -204,6 +206,8 @@ type msg struct {
 	op   gop
 	hb   ghb
 	img  uint64 // image current to this seq
+	// untimed: the image is sent without its event time (Image.Untimed).
+	untimed bool
 }
 
 // schedule builds each source's delivery list, then interleaves them.
@@ -259,6 +263,13 @@ func schedule(r *rand.Rand, p params, gs []*genSource) []msg {
 				n++
 			}
 			l = slices.Insert(l, r.IntN(len(l)/2+1), msg{src: si, kind: 'i', img: n})
+		}
+		if p.untimed && g.cfg.Disorder == 0 {
+			for i := range l {
+				if l[i].kind == 'i' {
+					l[i].untimed = r.IntN(2) == 0
+				}
+			}
 		}
 		// Local shuffles (heartbeats of disordered sources keep their place
 		// relative to later updates).
@@ -328,6 +339,10 @@ type mSource struct {
 	invalid bool
 	heard   bool
 	waiting bool // for its first image (Source.StartWithImage)
+	// undated: the last sequenced op is an untimed image, to be dated by
+	// the next update; the state after undatedLo is unknown meanwhile.
+	undated   bool
+	undatedLo int64
 }
 
 type model struct {
@@ -354,7 +369,7 @@ func (s *mSource) passed() int64 {
 }
 
 func (s *mSource) passedAt(t int64) bool {
-	if s.waiting {
+	if s.waiting || s.undated && t > s.undatedLo {
 		return false
 	}
 	if t > s.passed() {
@@ -390,7 +405,9 @@ func (m *model) deliver(d msg) (want error) {
 	case 'h':
 		s.heard = true
 		if d.hb.seq < s.next && !s.waiting {
-			s.w = max(s.w, d.hb.t)
+			if !s.undated { // only a sign of life while the image is undated
+				s.w = max(s.w, d.hb.t)
+			}
 		} else {
 			s.pending = append(s.pending, d.hb)
 		}
@@ -413,11 +430,28 @@ func (m *model) deliver(d msg) (want error) {
 		for len(s.seqd) > 0 && !s.seqd[len(s.seqd)-1].end {
 			s.seqd = s.seqd[:len(s.seqd)-1]
 		}
-		if skipped && tImg-1 > p {
-			s.holes = append(s.holes, [2]int64{p, tImg})
+		untimed := d.untimed
+		if untimed && !skipped && s.maxT != never {
+			tImg, untimed = s.maxT, false // current to the last update, whose time is known
+		}
+		if s.undated { // the new image supersedes the undated one
+			s.seqd = s.seqd[:len(s.seqd)-1]
+			if !untimed && tImg-1 > s.undatedLo {
+				s.holes = append(s.holes, [2]int64{s.undatedLo, tImg})
+			}
+		} else if untimed {
+			s.undatedLo = p
+		}
+		s.undated = untimed
+		if untimed {
+			tImg = math.MaxInt64
+		} else {
+			if skipped && tImg-1 > p {
+				s.holes = append(s.holes, [2]int64{p, tImg})
+			}
+			s.maxT = max(s.maxT, tImg)
 		}
 		s.invalid = false
-		s.maxT = max(s.maxT, tImg)
 		s.seqd = append(s.seqd, mop{gop: gop{seq: n, t: tImg, end: true}, image: entries, isImage: true})
 		s.next = n + 1
 		m.satisfy(s)
@@ -460,6 +494,13 @@ func (m *model) sequence(s *mSource) {
 			case snapshot.LateReject:
 				s.invalid = true
 				return
+			}
+		}
+		if s.undated { // this update dates the image before it
+			s.undated = false
+			s.seqd[len(s.seqd)-1].t = o.t
+			if o.t-1 > s.undatedLo {
+				s.holes = append(s.holes, [2]int64{s.undatedLo, o.t})
 			}
 		}
 		s.seqd = append(s.seqd, mo)
@@ -688,7 +729,11 @@ func runScenario(t failer, seed uint64, p params) {
 		case 'i':
 			sawImage = true
 			es, ti := gs[d.src].stateAt(d.img)
-			err = c.Reset(snapshot.Image[string, int]{Source: name, Seq: d.img, Time: time.Unix(0, ti), Entries: es})
+			img := snapshot.Image[string, int]{Source: name, Seq: d.img, Time: time.Unix(0, ti), Entries: es}
+			if d.untimed {
+				img.Time, img.Untimed = time.Time{}, true
+			}
+			err = c.Reset(img)
 		}
 		want := m.deliver(d)
 		if traceScenario {
@@ -832,6 +877,7 @@ func TestRandomizedAgainstModel(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		p := randParams(r)
 		p.startImage = seed%4 == 3
+		p.untimed = seed%3 == 2
 		runScenario(t, seed, p)
 	}
 }
@@ -850,7 +896,7 @@ func TestRandomizedPolicies(t *testing.T) {
 				}
 				for seed := range seeds {
 					p := params{sources: 3, ops: 120, keys: 5, shuffle: 0.3, dups: 0.1, gaps: 0.08, images: 0.5,
-						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0, startImage: seed%4 == 1,
+						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0, startImage: seed%4 == 1, untimed: seed%5 == 2,
 						disorder: feat == "disorder" || feat == "both", events: feat == "events" || feat == "both"}
 					runScenario(t, seed*7919+uint64(pol)*31+uint64(len(feat)), p)
 				}
@@ -881,8 +927,9 @@ func FuzzCollector(f *testing.F) {
 			events:    flags&16 != 0,
 			keySeqs:   flags&32 != 0,
 			horizon:   flags&64 != 0,
-			// flags&128: sources starting with an image.
+			// flags&128: sources starting with an image; nkeys&128: untimed images.
 			startImage: flags&128 != 0,
+			untimed:    nkeys&128 != 0,
 		}
 		runScenario(t, seed, p)
 	})

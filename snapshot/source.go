@@ -590,7 +590,10 @@ func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) e
 	useful := !s.undated
 	applied := h.Seq < s.next && !s.awaiting
 	if applied {
-		if t > s.passed && h.Seq < s.next-1 {
+		// While an untimed image is the last thing applied, the times of
+		// the updates it covers are unknown: the heartbeat cannot be
+		// checked against them, and counts only as a sign of life.
+		if t > s.passed && h.Seq < s.next-1 && !s.undated {
 			if s.disorder == 0 {
 				return fail(ErrTime, "announces %s complete at seq %d, but seq %d (already applied) has event time %s",
 					fmtTime(t), h.Seq, s.next-1, fmtTime(s.maxT))
