@@ -431,7 +431,7 @@ func (m *model) deliver(d msg) (want error) {
 			s.seqd = s.seqd[:len(s.seqd)-1]
 		}
 		untimed := d.untimed
-		if untimed && !skipped && s.maxT != never {
+		if untimed && !skipped && s.maxT != never && !s.undated {
 			tImg, untimed = s.maxT, false // current to the last update, whose time is known
 		}
 		if s.undated { // the new image supersedes the undated one

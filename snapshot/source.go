@@ -674,7 +674,7 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 		if s.disorder > 0 {
 			return fail(ErrTime, "an image without an event time needs a source without Disorder (its time cannot be inferred within the disorder)")
 		}
-		if !skipped && s.maxT != minTime {
+		if !skipped && s.maxT != minTime && !s.undated {
 			t = s.maxT // current to the last update applied, whose time is known
 		}
 	} else {

@@ -64,11 +64,11 @@ type Entry[K comparable, V any] struct {
 // An image without an event time (Binance's REST depth has none) sets
 // Untimed and leaves Time zero. It is dated by the first update or message
 // sequenced after it, whose event time it takes (or, if it is current to
-// exactly what was applied, by the last update applied). Until it is dated
-// it is part of the source's state (the Check hook sees it) but no cut holds
-// it: cuts after the source's last progress report the source Resetting,
-// since its state there is unknown. A source with Disorder refuses untimed
-// images.
+// exactly the update or message applied last, by that one's time). Until it
+// is dated it is part of the source's state (the Check hook sees it) but no
+// cut holds it: cuts after the source's last progress report the source
+// Resetting, since its state there is unknown. A source with Disorder
+// refuses untimed images.
 //
 // The zero value is not valid: Source, Seq (≥ 1) and Time (or Untimed) are
 // required.
