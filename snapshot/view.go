@@ -89,18 +89,18 @@ func (v *View[K, V]) Top(side, n int, dst []Entry[K, V]) []Entry[K, V] {
 		return dst
 	}
 	if t.root != nil {
-		dst, _ = topEntries(t.root, n, t.key, v.s.lv.vals, dst)
+		dst, _ = topEntries(t.root, n, v.s.st.kdir, v.s.lv.vals, dst)
 	}
 	return dst
 }
 
 // topEntries appends the first k entries under node n with their values,
 // and returns how many more are wanted.
-func topEntries[K comparable, V any](n *bnode[K], k int, key func(int32) K, vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
+func topEntries[K comparable, V any](n *bnode[K], k int, kdir []*keyChunk[K], vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
 	if n.kids == nil {
 		m := min(k, len(n.ents))
 		for _, id := range n.ents[:m] {
-			dst = append(dst, Entry[K, V]{Key: key(id), Value: vals[id]})
+			dst = append(dst, Entry[K, V]{Key: kdir[id>>chunkBits][id&chunkMask], Value: vals[id]})
 		}
 		return dst, k - m
 	}
@@ -108,7 +108,7 @@ func topEntries[K comparable, V any](n *bnode[K], k int, key func(int32) K, vals
 		if k == 0 {
 			break
 		}
-		dst, k = topEntries(kid, k, key, vals, dst)
+		dst, k = topEntries(kid, k, kdir, vals, dst)
 	}
 	return dst, k
 }
