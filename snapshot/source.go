@@ -86,7 +86,7 @@ type source[K comparable, V any] struct {
 	wm        int64  // latest watermark whose sequence has been applied
 	wmSeq     uint64
 	passed    int64 // every update with event time ≤ passed has been sequenced
-	// An image without an event time (Image.Time zero) is the last entry of
+	// An image without an event time (Image.Untimed) is the last entry of
 	// the log until the next update dates it; meanwhile the state after
 	// undatedLo is unknown.
 	undated   bool
