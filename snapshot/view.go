@@ -212,8 +212,15 @@ func (s *source[K, V]) runCheck(seq uint64, t int64) (err error) {
 }
 
 // refuseChecked marks the source invalid after a failed check of the event
-// seq and returns the error; mu is held.
-func (s *source[K, V]) refuseChecked(opName string, seq uint64, cause error) *InputError {
+// seq at t and returns the error; mu is held. The event came in sequence, so
+// every update before its time had been applied: the source's progress
+// moves to it as if it had been applied, exactly as an event whose earlier
+// updates were sequenced before its last one was refused does.
+func (s *source[K, V]) refuseChecked(opName string, seq uint64, t int64, cause error) *InputError {
+	if t > s.maxT && t != undatedT {
+		s.maxT = t
+		s.updatePassed()
+	}
 	err := &InputError{Op: opName, Source: s.name, Seq: seq, Err: ErrInvalid, Cause: cause,
 		Reason: "the Check hook refused the state after it; the source is invalid until a reset"}
 	s.invalid = err
@@ -244,7 +251,7 @@ func (s *source[K, V]) checkUpdate(o *op[K, V], id int32) bool {
 		s.next = s.evSeq
 		s.evOpen = false
 	}
-	s.refuseChecked("apply", o.last, err)
+	s.refuseChecked("apply", o.last, o.t, err)
 	return false
 }
 
@@ -265,7 +272,7 @@ func (s *source[K, V]) checkMsg(o *op[K, V]) bool {
 		return true
 	}
 	lv.rollback(s.st.key)
-	s.refuseChecked("apply", o.last, err)
+	s.refuseChecked("apply", o.last, o.t, err)
 	return false
 }
 
@@ -285,7 +292,7 @@ func (s *source[K, V]) checkImage(seq uint64, t int64, entries []Entry[K, V]) er
 	}
 	lv.commit()
 	if err := s.runCheck(seq, t); err != nil {
-		return s.refuseChecked("reset", seq, err)
+		return s.refuseChecked("reset", seq, undatedT, err)
 	}
 	return nil
 }
