@@ -150,8 +150,10 @@ type Config[K comparable, V any] struct {
 	// image of a Reset. The [View] holds everything sequenced so far (not
 	// a cut). An error rolls the event back (it is not applied, its
 	// sequence numbers stay missing), marks the source [Invalid] until a
-	// reset, calls Resync, and makes the call that applied it return an
-	// error wrapping [ErrInvalid] and the hook's error. It runs with the
+	// reset (cuts before the event's time, whose updates were all applied
+	// and checked, stay complete), calls Resync, and makes the call that
+	// applied it return an error wrapping [ErrInvalid] and the hook's
+	// error. A panic in the hook counts as an error. It runs with the
 	// source's lock held: it must be quick and must not call the
 	// Collector; the View is valid only during the call. Setting it makes
 	// each source keep a second copy of its state at the sequencing
