@@ -340,7 +340,7 @@ func (s *source[K, V]) bufRoom(seq uint64, fail func(error, string, ...any) erro
 	default:
 		return nil
 	}
-	s.resyncDue = true
+	s.resyncDue = s.invalid == nil // an invalid source has asked already
 	return s.overflow
 }
 
