@@ -107,7 +107,9 @@ type Config[K comparable, V any] struct {
 	MaxBuffered int
 	// DupWindow is how far behind the applied sequence an update is still
 	// taken for a harmless duplicate (ignored and counted); further back it
-	// is an error. Default 65536.
+	// is an error. Default 65536. For sources numbering messages it counts
+	// IDs, which exchanges advance by many per message: raise it if old
+	// messages may be replayed (after a reconnect, say).
 	DupWindow uint64
 	// MaxPending bounds, per source, the updates sequenced but not yet in a
 	// cut (those with event times after the newest cut). Beyond it the
