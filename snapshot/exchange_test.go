@@ -515,3 +515,42 @@ func TestCheckRollsBackWholeEvent(t *testing.T) {
 	wantState(t, cut, "E", snapshot.Current)
 	wantContents(t, cut, "E", map[string]int{"sum": 11, "a": 5, "b": 6, "c": 7})
 }
+
+// Resync is asked for once per episode, whatever made the source need an
+// image: a Verify refusal (an overflow while invalid asks no more), or a
+// buffered update that became late under LateReject; a reset ends the
+// episode.
+func TestResyncOncePerEpisode(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	c := newC(t, &snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A", Disorder: 5 * time.Millisecond}},
+		Late: snapshot.LateReject, MaxBuffered: 3,
+		Verify: func(u snapshot.Update[string, int]) error {
+			if u.Value < 0 {
+				return errors.New("negative")
+			}
+			return nil
+		},
+		Resync: func(src string, err error) { calls = append(calls, src+": "+err.Error()) }})
+	must(t, c.Apply(up("A", 1, 1, "k", 1)))
+	if err := c.Apply(up("A", 2, 2, "k", -1)); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Fatal(err)
+	}
+	must(t, c.Apply(up("A", 3, 3, "k", 3), up("A", 4, 4, "k", 4))) // buffered while invalid
+	if err := c.Apply(up("A", 5, 5, "k", 5)); !errors.Is(err, snapshot.ErrOverflow) {
+		t.Fatalf("overflow while invalid: %v", err)
+	}
+	if len(calls) != 1 {
+		t.Fatalf("Resync calls in one episode: %q", calls)
+	}
+	must(t, c.Reset(snapshot.Image[string, int]{Source: "A", Seq: 5, Time: ms(5), Entries: []snapshot.Entry[string, int]{{Key: "k", Value: 5}}}))
+	// A second episode: 7 waits behind the gap at 6, a cut passes its
+	// time, and 6 (later than the cut, within the disorder) releases it late.
+	must(t, c.Apply(up("A", 7, 7, "k", 7)))
+	cutAt(t, c, 8)
+	must(t, c.Apply(up("A", 6, 9, "k", 6)))
+	if len(calls) != 2 || !strings.Contains(calls[1], "became late") {
+		t.Fatalf("Resync calls: %q", calls)
+	}
+	wantState(t, cutAt(t, c, 20), "A", snapshot.Invalid)
+}
