@@ -47,7 +47,7 @@ func (c *Collector[K, V]) AtSeq(ctx context.Context, source string, seq uint64) 
 		case <-ch:
 		case <-ctx.Done():
 			s.mu.Lock()
-			st := s.status(minTime+1, c.now().UnixNano(), c.cfg.SilentAfter)
+			st := s.status(undatedT-1, c.now().UnixNano(), c.cfg.SilentAfter)
 			s.mu.Unlock()
 			return nil, fmt.Errorf("snapshot: AtSeq %q seq %d: not applied yet (applied to %d, %s): %w", source, seq, st.Seq, st, ctx.Err())
 		}
@@ -137,7 +137,7 @@ func (c *Collector[K, V]) AtSeq(ctx context.Context, source string, seq uint64) 
 		if base != nil {
 			from = base.ord
 		}
-		ro = newReorder(o, from)
+		ro = newReorder(o, from, s.st.key)
 	}
 	for id, p := range over {
 		was := base != nil && int(id) < base.n && newest.load(i, id) != nil

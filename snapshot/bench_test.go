@@ -438,18 +438,34 @@ const bookLevels = 10_000 // per side
 
 // bookOps is a deterministic churn of a book of bookLevels levels per side:
 // 70% quantity changes of existing levels, 15% levels removed, 15% removed
-// levels put back, so the book keeps its size. Levels are picked uniformly.
-func bookOps(n int) []snapshot.Change[level, float64] {
+// levels put back, so the book keeps its size. Levels are picked uniformly
+// (the worst case for the ordered index, whose copies on write then touch
+// the most nodes), or, with nearTop, at a distance from the best price that
+// is exponentially distributed with a mean of 100 levels, as real books
+// change most near the top.
+func bookOps(n int, nearTop bool) []snapshot.Change[level, float64] {
 	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(side uint8) int64 {
+		d := r.IntN(bookLevels)
+		if nearTop {
+			d = min(int(r.ExpFloat64()*100), bookLevels-1)
+		}
+		if side == 0 {
+			return int64(bookLevels - d) // bids: the best is the highest
+		}
+		return int64(bookLevels + 1 + d)
+	}
 	var gone [2][]int64
 	ops := make([]snapshot.Change[level, float64], n)
 	for i := range ops {
 		side := uint8(r.IntN(2))
 		switch x := r.IntN(100); {
 		case x < 15 && len(gone[side]) < 1000:
-			p := int64(1 + r.IntN(bookLevels))
-			if side == 1 {
-				p += bookLevels
+			p := pick(side)
+			if slices.Contains(gone[side], p) {
+				ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Value: float64(1 + r.IntN(100))}
+				gone[side] = slices.DeleteFunc(gone[side], func(q int64) bool { return q == p })
+				continue
 			}
 			gone[side] = append(gone[side], p)
 			ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Delete: true}
@@ -459,10 +475,8 @@ func bookOps(n int) []snapshot.Change[level, float64] {
 			gone[side] = slices.Delete(gone[side], j, j+1)
 			ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Value: float64(1 + r.IntN(100))}
 		default:
-			p := int64(1 + r.IntN(bookLevels))
-			if side == 1 {
-				p += bookLevels
-			}
+			p := pick(side)
+			gone[side] = slices.DeleteFunc(gone[side], func(q int64) bool { return q == p })
 			ops[i] = snapshot.Change[level, float64]{Key: level{side, p}, Value: float64(1 + r.IntN(100))}
 		}
 	}
@@ -487,6 +501,9 @@ func newBook(b testing.TB, cfg *snapshot.Config[level, float64]) (*snapshot.Coll
 	if err := c.Reset(img); err != nil {
 		b.Fatal(err)
 	}
+	if _, err := c.Cut(t0); err != nil { // publish the image before measuring
+		b.Fatal(err)
+	}
 	seq, at := uint64(1), t0
 	return c, &seq, &at
 }
@@ -498,7 +515,41 @@ func newBook(b testing.TB, cfg *snapshot.Config[level, float64]) (*snapshot.Coll
 // every update, and reading the best bid and offer and the top 10 levels
 // from a cut.
 func BenchmarkBook(b *testing.B) {
-	ops := bookOps(1 << 16)
+	for _, dist := range []string{"uniform", "neartop"} {
+		b.Run(dist, func(b *testing.B) { benchBookApply(b, bookOps(1<<16, dist == "neartop")) })
+	}
+	read := func(b *testing.B, f func(cut *snapshot.Cut[level, float64])) {
+		c, _, _ := newBook(b, &snapshot.Config[level, float64]{Order: levelOrder})
+		cut, err := c.Cut(t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			f(cut)
+		}
+	}
+	var sink float64
+	b.Run("bbo", func(b *testing.B) {
+		read(b, func(cut *snapshot.Cut[level, float64]) {
+			_, bq, _ := cut.First("book", 0)
+			_, aq, _ := cut.First("book", 1)
+			sink += bq + aq
+		})
+	})
+	b.Run("top10", func(b *testing.B) {
+		buf := make([]snapshot.Entry[level, float64], 0, 10)
+		read(b, func(cut *snapshot.Cut[level, float64]) {
+			buf = cut.Top("book", 0, 10, buf[:0])
+			sink += buf[9].Value
+		})
+	})
+	_ = sink
+}
+
+// benchBookApply measures updates of one level per message, unordered,
+// ordered, and ordered with a checksum of the top 25 levels of each side.
+func benchBookApply(b *testing.B, ops []snapshot.Change[level, float64]) {
 	apply := func(b *testing.B, cfg *snapshot.Config[level, float64]) {
 		c, seq, at := newBook(b, cfg)
 		m := snapshot.Message[level, float64]{Source: "book", Changes: make([]snapshot.Change[level, float64], 1)}
@@ -534,31 +585,4 @@ func BenchmarkBook(b *testing.B) {
 		}})
 		_ = sum
 	})
-	read := func(b *testing.B, f func(cut *snapshot.Cut[level, float64])) {
-		c, _, _ := newBook(b, &snapshot.Config[level, float64]{Order: levelOrder})
-		cut, err := c.Cut(t0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			f(cut)
-		}
-	}
-	var sink float64
-	b.Run("bbo", func(b *testing.B) {
-		read(b, func(cut *snapshot.Cut[level, float64]) {
-			_, bq, _ := cut.First("book", 0)
-			_, aq, _ := cut.First("book", 1)
-			sink += bq + aq
-		})
-	})
-	b.Run("top10", func(b *testing.B) {
-		buf := make([]snapshot.Entry[level, float64], 0, 10)
-		read(b, func(cut *snapshot.Cut[level, float64]) {
-			buf = cut.Top("book", 0, 10, buf[:0])
-			sink += buf[9].Value
-		})
-	})
-	_ = sink
 }

@@ -371,15 +371,20 @@ func (c *Collector[K, V]) Heartbeat(h Heartbeat) error {
 
 // Reset installs a full image of a source's state, current to img.Seq at
 // img.Time, atomically: the state is replaced from img.Time on, buffered
-// updates at or below img.Seq are dropped and the rest applied, and a gap,
-// an overflow or an invalid mark is cleared. This is the recovery step of a
-// snapshot-and-incremental feed.
+// updates and messages that end at or below img.Seq are dropped and the rest
+// applied (the first message may straddle img.Seq+1, see
+// [Collector.ApplyMessage]), and a gap, an overflow, an invalid mark or the
+// wait for a first image ([Source.StartWithImage]) is cleared. This is the
+// recovery step of a snapshot-and-incremental feed.
 //
 // Cuts between the source's last progress and img.Time report the source as
-// resetting, since the updates the image replaced were never seen. An image
-// behind the applied sequence, without a sequence, or older than the updates
-// around it is refused with an [*InputError], changing nothing. Reset copies
-// img.Entries; it costs O(keys of the source).
+// resetting, since the updates the image replaced were never seen (for an
+// [Image.Untimed], until the next update dates it). An image behind the
+// applied sequence, without a sequence, or older than the updates around it
+// is refused with an [*InputError], changing nothing. With [Config.Check],
+// the image's state is checked first; a refused image leaves the source
+// invalid (the error wraps [ErrInvalid]) and calls [Config.Resync]. Reset
+// copies img.Entries; it costs O(keys of the source).
 func (c *Collector[K, V]) Reset(img Image[K, V]) error {
 	s, err := c.source(img.Source, "reset", img.Seq)
 	if err != nil {
@@ -620,10 +625,10 @@ func alignUp(t, iv int64) int64 {
 
 // Stats are running totals of a Collector, summed over its sources.
 type Stats struct {
-	Applied    uint64 // updates and images sequenced
+	Applied    uint64 // updates, messages and images sequenced
 	Duplicates uint64 // duplicates ignored
 	Late       uint64 // late updates (revised, dropped or refused per the policy)
-	Buffered   int    // updates waiting behind gaps now
+	Buffered   int    // updates and messages waiting behind gaps or for a first image now
 	Pending    int    // updates sequenced but not yet in a cut now
 	Cuts       uint64 // cuts taken, revisions included
 	Revisions  uint64 // cuts reissued with late updates

@@ -107,7 +107,9 @@ type Config[K comparable, V any] struct {
 	MaxBuffered int
 	// DupWindow is how far behind the applied sequence an update is still
 	// taken for a harmless duplicate (ignored and counted); further back it
-	// is an error. Default 65536.
+	// is an error. Default 65536. For sources numbering messages it counts
+	// IDs, which exchanges advance by many per message: raise it if old
+	// messages may be replayed (after a reconnect, say).
 	DupWindow uint64
 	// MaxPending bounds, per source, the updates sequenced but not yet in a
 	// cut (those with event times after the newest cut). Beyond it the
@@ -139,8 +141,10 @@ type Config[K comparable, V any] struct {
 	// field's range). An error refuses the update and marks its source
 	// invalid until a reset; Apply returns an error wrapping [ErrInvalid]
 	// and the hook's error. It is called with no lock held and must not
-	// call the Collector. Checks that need the source's state (an
-	// exchange's checksum of the top of its book) belong in Check.
+	// call the Collector. It is not called for Messages (their changes
+	// are checked as a whole by Check). Checks that need the source's
+	// state (an exchange's checksum of the top of its book) belong in
+	// Check.
 	Verify func(Update[K, V]) error
 	// Check, if set, checks the source's state after every event applied
 	// in sequence order, with the event's Seq and time: a message, an
@@ -148,8 +152,10 @@ type Config[K comparable, V any] struct {
 	// image of a Reset. The [View] holds everything sequenced so far (not
 	// a cut). An error rolls the event back (it is not applied, its
 	// sequence numbers stay missing), marks the source [Invalid] until a
-	// reset, calls Resync, and makes the call that applied it return an
-	// error wrapping [ErrInvalid] and the hook's error. It runs with the
+	// reset (cuts before the event's time, whose updates were all applied
+	// and checked, stay complete), calls Resync, and makes the call that
+	// applied it return an error wrapping [ErrInvalid] and the hook's
+	// error. A panic in the hook counts as an error. It runs with the
 	// source's lock held: it must be quick and must not call the
 	// Collector; the View is valid only during the call. Setting it makes
 	// each source keep a second copy of its state at the sequencing

@@ -22,8 +22,8 @@
 // (see [Source.Events]). A cut is complete when every required source has
 // passed T; otherwise each source's [SourceStatus] says why not: stale (with
 // its lag), gapped (which sequence numbers are missing, how many are
-// buffered), silent (since when), resetting, never heard, or invalid. There
-// is never a silent partial cut.
+// buffered), silent (since when), resetting, never heard, invalid, or
+// awaiting its first image. There is never a silent partial cut.
 //
 // # Exchange feeds
 //

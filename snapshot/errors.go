@@ -47,7 +47,7 @@ var (
 // The zero value is not useful; InputError values are created by the
 // Collector and are safe to share.
 type InputError struct {
-	Op     string // "apply", "heartbeat" or "reset"
+	Op     string // "apply", "heartbeat", "reset" or "atseq"
 	Source string // the source named by the message
 	Seq    uint64 // the message's sequence number
 	Reason string // what was wrong and what was expected

@@ -2,7 +2,9 @@ package snapshot_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"time"
 
 	"github.com/gather-go/gather/snapshot"
@@ -135,11 +137,15 @@ func ExampleCollector_Reset() {
 	// 4 3
 }
 
-// Every yields a cut at each aligned time as soon as it is complete.
+// Every yields a cut at each aligned time as soon as it is complete. (The
+// collector reads a stopped clock here, so that the printing loop, however
+// slow, never falls an interval behind and skips a cut.)
 func ExampleCollector_Every() {
-	c, _ := snapshot.New(&snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}}})
+	now := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	c, _ := snapshot.New(&snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A"}},
+		Now: func() time.Time { return now }})
 	// A announces that it has passed the next minute.
-	_ = c.Heartbeat(snapshot.Heartbeat{Source: "A", Time: time.Now().Add(time.Minute)})
+	_ = c.Heartbeat(snapshot.Heartbeat{Source: "A", Time: now.Add(time.Minute)})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := 0
@@ -226,4 +232,41 @@ func ExampleCollector_ApplyMessage() {
 	fmt.Printf("%v through %d: %.0f x %g / %.0f x %g\n", st.State, st.Through, bid.Price, bq, ask.Price, aq)
 	// Output:
 	// current through 165: 42001 x 2 / 42004 x 3
+}
+
+// A Check hook compares the state after each message with the checksum the
+// exchange sent with it (here a CRC32 of the best three levels, as Kraken
+// and OKX send); a mismatch refuses the message and asks for a new image.
+func ExampleView() {
+	sent := map[uint64]uint32{} // the exchange's checksum per message
+	crc := func(v *snapshot.View[int, int]) uint32 {
+		var b []byte
+		for _, e := range v.Top(0, 3, nil) {
+			b = fmt.Appendf(b, "%d:%d;", e.Key, e.Value)
+		}
+		return crc32.ChecksumIEEE(b)
+	}
+	c, _ := snapshot.New(&snapshot.Config[int, int]{
+		Sources: []snapshot.Source{{Name: "kraken:XBT/USD", Messages: true}},
+		Order:   &snapshot.Order[int]{Compare: func(a, b int) int { return b - a }}, // bids, highest first
+		Check: func(v *snapshot.View[int, int]) error {
+			if want, ok := sent[v.Seq()]; ok && crc(v) != want {
+				return fmt.Errorf("checksum %d, the exchange sent %d", crc(v), want)
+			}
+			return nil
+		},
+		Resync: func(source string, err error) { fmt.Println("resync", source) },
+	})
+	at := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	sent[1] = crc32.ChecksumIEEE([]byte("101:5;100:2;"))
+	fmt.Println(c.ApplyMessage(snapshot.Message[int, int]{Source: "kraken:XBT/USD", Seq: 1, Time: at,
+		Changes: []snapshot.Change[int, int]{{Key: 100, Value: 2}, {Key: 101, Value: 5}}}))
+	sent[2] = crc32.ChecksumIEEE([]byte("102:1;101:5;100:2;"))
+	err := c.ApplyMessage(snapshot.Message[int, int]{Source: "kraken:XBT/USD", Seq: 2, Time: at.Add(time.Millisecond),
+		Changes: []snapshot.Change[int, int]{{Key: 102, Value: 7}}}) // we missed an update of 102
+	fmt.Println(errors.Is(err, snapshot.ErrInvalid))
+	// Output:
+	// <nil>
+	// resync kraken:XBT/USD
+	// true
 }

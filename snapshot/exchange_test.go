@@ -120,13 +120,13 @@ func TestBufferBeforeFirstImage(t *testing.T) {
 	must(t, c.ApplyMessage(rmsg("S", 157, 158, 1, "x", 1)))
 	must(t, c.ApplyMessage(rmsg("S", 159, 163, 2, "y", 2)))
 	must(t, c.ApplyMessage(rmsg("S", 164, 164, 3, "x", 3)))
+	must(t, c.Heartbeat(hb("S", 164, 9))) // kept until the image makes 164 applied
 	st := wantState(t, cutAt(t, c, 1), "S", snapshot.AwaitingImage)
 	if st.Buffered != 3 || st.Err != nil {
 		t.Fatalf("status %+v buffered %d err %v", st, st.Buffered, st.Err)
 	}
 	must(t, c.Reset(snapshot.Image[string, int]{Source: "S", Seq: 160, Untimed: true,
 		Entries: []snapshot.Entry[string, int]{{Key: "x", Value: 100}, {Key: "z", Value: 100}}}))
-	must(t, c.Heartbeat(hb("S", 164, 9)))
 	cut := cutAt(t, c, 9)
 	// 157..158 dropped (the image covers it); 159..163 straddles 161 and applies.
 	wantContents(t, cut, "S", map[string]int{"x": 3, "y": 2, "z": 100})
@@ -474,4 +474,83 @@ func TestAtSeq(t *testing.T) {
 	if _, err := c.AtSeq(short, "S", 99); !errors.Is(err, context.Canceled) {
 		t.Fatalf("AtSeq canceled: %v", err)
 	}
+}
+
+// For a source grouping updates into events, a refused check rolls back the
+// whole event, including its updates sequenced before the last one.
+func TestCheckRollsBackWholeEvent(t *testing.T) {
+	t.Parallel()
+	var resyncs int
+	c := newC(t, &snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "E", Events: true}},
+		Check: func(v *snapshot.View[string, int]) error {
+			if sum, _ := v.Get("sum"); sum < 0 {
+				return errors.New("negative sum")
+			}
+			return nil
+		},
+		Resync: func(string, error) { resyncs++ }})
+	ev := func(seq uint64, at int, key string, val int, end bool) snapshot.Update[string, int] {
+		u := up("E", seq, at, key, val)
+		u.EndOfEvent = end
+		return u
+	}
+	must(t, c.Apply(ev(1, 1, "sum", 1, true)))
+	must(t, c.Apply(ev(2, 2, "a", 5, false), ev(3, 2, "b", 6, false)))
+	err := c.Apply(ev(4, 2, "sum", -1, true))
+	if !errors.Is(err, snapshot.ErrInvalid) || resyncs != 1 {
+		t.Fatalf("refused event: %v, %d resyncs", err, resyncs)
+	}
+	must(t, c.Apply(ev(5, 3, "c", 7, true))) // waits: the source is invalid
+	cut := cutAt(t, c, 5)
+	st := wantState(t, cut, "E", snapshot.Invalid)
+	if st.Seq != 1 || st.Buffered != 1 {
+		t.Fatalf("status after the refused event: %+v (Seq %d, Buffered %d)", st, st.Seq, st.Buffered)
+	}
+	wantContents(t, cut, "E", map[string]int{"sum": 1}) // nothing of seqs 2-4
+	// The resync: an image at 4 (with a valid sum), then 5 follows.
+	must(t, c.Reset(snapshot.Image[string, int]{Source: "E", Seq: 4, Time: ms(2),
+		Entries: []snapshot.Entry[string, int]{{Key: "sum", Value: 11}, {Key: "a", Value: 5}, {Key: "b", Value: 6}}}))
+	must(t, c.Heartbeat(hb("E", 5, 9)))
+	cut = cutAt(t, c, 9)
+	wantState(t, cut, "E", snapshot.Current)
+	wantContents(t, cut, "E", map[string]int{"sum": 11, "a": 5, "b": 6, "c": 7})
+}
+
+// Resync is asked for once per episode, whatever made the source need an
+// image: a Verify refusal (an overflow while invalid asks no more), or a
+// buffered update that became late under LateReject; a reset ends the
+// episode.
+func TestResyncOncePerEpisode(t *testing.T) {
+	t.Parallel()
+	var calls []string
+	c := newC(t, &snapshot.Config[string, int]{Sources: []snapshot.Source{{Name: "A", Disorder: 5 * time.Millisecond}},
+		Late: snapshot.LateReject, MaxBuffered: 3,
+		Verify: func(u snapshot.Update[string, int]) error {
+			if u.Value < 0 {
+				return errors.New("negative")
+			}
+			return nil
+		},
+		Resync: func(src string, err error) { calls = append(calls, src+": "+err.Error()) }})
+	must(t, c.Apply(up("A", 1, 1, "k", 1)))
+	if err := c.Apply(up("A", 2, 2, "k", -1)); !errors.Is(err, snapshot.ErrInvalid) {
+		t.Fatal(err)
+	}
+	must(t, c.Apply(up("A", 3, 3, "k", 3), up("A", 4, 4, "k", 4))) // buffered while invalid
+	if err := c.Apply(up("A", 5, 5, "k", 5)); !errors.Is(err, snapshot.ErrOverflow) {
+		t.Fatalf("overflow while invalid: %v", err)
+	}
+	if len(calls) != 1 {
+		t.Fatalf("Resync calls in one episode: %q", calls)
+	}
+	must(t, c.Reset(snapshot.Image[string, int]{Source: "A", Seq: 5, Time: ms(5), Entries: []snapshot.Entry[string, int]{{Key: "k", Value: 5}}}))
+	// A second episode: 7 waits behind the gap at 6, a cut passes its
+	// time, and 6 (later than the cut, within the disorder) releases it late.
+	must(t, c.Apply(up("A", 7, 7, "k", 7)))
+	cutAt(t, c, 8)
+	must(t, c.Apply(up("A", 6, 9, "k", 6)))
+	if len(calls) != 2 || !strings.Contains(calls[1], "became late") {
+		t.Fatalf("Resync calls: %q", calls)
+	}
+	wantState(t, cutAt(t, c, 20), "A", snapshot.Invalid)
 }

@@ -120,7 +120,7 @@ func (c *Collector[K, V]) reissue(h *Cut[K, V], over []map[int32]*V, now time.Ti
 		cs.kt, cs.kdir, cs.sdir, cs.n = ns.kt, ns.kdir, ns.sdir, ns.n
 		var ro *reorder[K]
 		if o := c.cfg.Order; o != nil {
-			ro = newReorder(o, cs.ord)
+			ro = newReorder(o, cs.ord, cs.keyOf)
 		}
 		for id, p := range over[i] {
 			was := false

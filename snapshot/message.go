@@ -7,7 +7,7 @@ import (
 )
 
 // Change is one key's change in a [Message]: the key set to a value, or
-// deleted.
+// deleted. The zero value sets the zero key to the zero value.
 type Change[K comparable, V any] struct {
 	Key    K
 	Value  V

@@ -118,20 +118,59 @@ func runMessages(t testing.TB, seed uint64) (atSeqs int) {
 		l = slices.Insert(l, r.IntN(len(l)+1), mdeliv{kind: 'i', e: r.IntN(nev)})
 	}
 
+	// seqOf maps A's update sequence numbers at event ends to B's IDs,
+	// eventOf B's IDs to events.
+	seqOf := map[uint64]uint64{0: 0}
+	eventOf := map[uint64]int{}
+	for e, ev := range evs {
+		seqOf[ev.uLast] = ev.id
+		eventOf[ev.id] = e
+	}
+	// In some scenarios a Check hook refuses one event, once, on both
+	// collectors (as a checksum mismatch would); the events it sees must
+	// hold the true state, ordered reads included.
+	failAt := uint64(0)
+	if r.IntN(3) == 0 {
+		failAt = evs[r.IntN(nev)].id
+	}
+	var checkErr error
 	newColl := func(messages bool) *snapshot.Collector[string, int] {
-		c, err := snapshot.New(&snapshot.Config[string, int]{SilentAfter: time.Hour, Order: modelOrder,
-			Sources: []snapshot.Source{{Name: "S", Events: !messages, Messages: messages, StartWithImage: startImage}}})
+		failed := false
+		cfg := &snapshot.Config[string, int]{SilentAfter: time.Hour, Order: modelOrder,
+			Sources: []snapshot.Source{{Name: "S", Events: !messages, Messages: messages, StartWithImage: startImage}},
+			Check: func(v *snapshot.View[string, int]) error {
+				id := v.Seq()
+				if !messages {
+					id = seqOf[id]
+				}
+				e, ok := eventOf[id]
+				if !ok {
+					checkErr = fmt.Errorf("Check saw seq %d (messages %v), which ends no event", v.Seq(), messages)
+					return nil
+				}
+				want := evs[e].stateAfter
+				got := map[string]int{}
+				for side := range 2 {
+					for k, val := range v.Ascend(side) {
+						got[k] = val
+					}
+				}
+				if !maps.Equal(got, want) || v.Len() != len(want) {
+					checkErr = fmt.Errorf("Check (messages %v) after event %d: view %v (Len %d), want %v", messages, e, got, v.Len(), want)
+				}
+				if id == failAt && !failed {
+					failed = true
+					return errors.New("checksum mismatch")
+				}
+				return nil
+			}}
+		c, err := snapshot.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
 	a, b := newColl(false), newColl(true)
-	// seqOf maps A's update sequence numbers at event ends to B's IDs.
-	seqOf := map[uint64]uint64{0: 0}
-	for _, ev := range evs {
-		seqOf[ev.uLast] = ev.id
-	}
 	where := func(step int) string {
 		return fmt.Sprintf("seed %d mode %d start %v step %d/%d", seed, mode, startImage, step, len(l))
 	}
@@ -172,6 +211,9 @@ func runMessages(t testing.TB, seed uint64) (atSeqs int) {
 		}
 		if (ea == nil) != (eb == nil) || ea != nil && !sameSentinel(ea, eb) {
 			t.Fatalf("%s: %c event %d: updates %v, messages %v", where(step), d.kind, d.e, ea, eb)
+		}
+		if checkErr != nil {
+			t.Fatalf("%s: %v", where(step), checkErr)
 		}
 		// The state right after an event, when AtSeq has it, is the true one.
 		if r.IntN(3) == 0 {

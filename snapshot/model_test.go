@@ -74,6 +74,11 @@ type params struct {
 	events    bool
 	keySeqs   bool
 	horizon   bool // keep every cut, and check kept cuts against the model as late data revises them
+	// startImage makes some sources start with an image
+	// (Source.StartWithImage), delivered among their first messages.
+	startImage bool
+	// untimed sends some images of sources without Disorder untimed.
+	untimed bool
 }
 
 func randParams(r *rand.Rand) params {
@@ -104,6 +109,7 @@ func generate(r *rand.Rand, p params) []*genSource {
 			g.cfg.Disorder = time.Duration(1+r.IntN(3)) * time.Millisecond
 		}
 		g.cfg.Events = p.events && r.IntN(2) == 0
+		g.cfg.StartWithImage = p.startImage && r.IntN(2) == 0
 		g.keySeqs = p.keySeqs
 		kseq := map[string]uint64{}
 		runMax := tBase
@@ -200,6 +206,8 @@ type msg struct {
 	op   gop
 	hb   ghb
 	img  uint64 // image current to this seq
+	// untimed: the image is sent without its event time (Image.Untimed).
+	untimed bool
 }
 
 // schedule builds each source's delivery list, then interleaves them.
@@ -246,6 +254,22 @@ func schedule(r *rand.Rand, p params, gs []*genSource) []msg {
 				l = slices.Insert(l, at, run...)
 			}
 			i += r.IntN(3)
+		}
+		// A source that starts with an image gets one among its first
+		// messages, at the end of an event; what it covers is dropped.
+		if g.cfg.StartWithImage {
+			n := uint64(1 + r.IntN(len(g.ops)))
+			for !g.ops[n-1].end {
+				n++
+			}
+			l = slices.Insert(l, r.IntN(len(l)/2+1), msg{src: si, kind: 'i', img: n})
+		}
+		if p.untimed && g.cfg.Disorder == 0 {
+			for i := range l {
+				if l[i].kind == 'i' {
+					l[i].untimed = r.IntN(2) == 0
+				}
+			}
 		}
 		// Local shuffles (heartbeats of disordered sources keep their place
 		// relative to later updates).
@@ -314,6 +338,11 @@ type mSource struct {
 	holes   [][2]int64 // (lo, hi): state unknown, never forgotten
 	invalid bool
 	heard   bool
+	waiting bool // for its first image (Source.StartWithImage)
+	// undated: the last sequenced op is an untimed image, to be dated by
+	// the next update; the state after undatedLo is unknown meanwhile.
+	undated   bool
+	undatedLo int64
 }
 
 type model struct {
@@ -326,7 +355,7 @@ type model struct {
 func newModel(gs []*genSource, policy snapshot.LatePolicy) *model {
 	m := &model{policy: policy, clock: never}
 	for _, g := range gs {
-		m.src = append(m.src, &mSource{g: g, recv: map[uint64]gop{}, next: 1, maxT: never, w: never})
+		m.src = append(m.src, &mSource{g: g, recv: map[uint64]gop{}, next: 1, maxT: never, w: never, waiting: g.cfg.StartWithImage})
 	}
 	return m
 }
@@ -340,6 +369,9 @@ func (s *mSource) passed() int64 {
 }
 
 func (s *mSource) passedAt(t int64) bool {
+	if s.waiting || s.undated && t > s.undatedLo {
+		return false
+	}
 	if t > s.passed() {
 		return false
 	}
@@ -367,22 +399,27 @@ func (m *model) deliver(d msg) (want error) {
 		}
 		s.heard = true
 		s.recv[o.seq] = o
-		m.sequence(s)
+		if !s.waiting {
+			m.sequence(s)
+		}
 	case 'h':
 		s.heard = true
-		if d.hb.seq < s.next {
-			s.w = max(s.w, d.hb.t)
+		if d.hb.seq < s.next && !s.waiting {
+			if !s.undated { // only a sign of life while the image is undated
+				s.w = max(s.w, d.hb.t)
+			}
 		} else {
 			s.pending = append(s.pending, d.hb)
 		}
 	case 'i':
 		n := d.img
-		if n < s.next-1 {
+		if n < s.next-1 && !s.waiting {
 			return snapshot.ErrSequence // behind: the schedule delivered the updates first
 		}
 		s.heard = true
 		entries, tImg := s.g.stateAt(n)
-		skipped := n > s.next-1
+		skipped := n > s.next-1 || s.waiting
+		s.waiting = false
 		p := s.passed()
 		for q := range s.recv {
 			if q <= n {
@@ -393,11 +430,28 @@ func (m *model) deliver(d msg) (want error) {
 		for len(s.seqd) > 0 && !s.seqd[len(s.seqd)-1].end {
 			s.seqd = s.seqd[:len(s.seqd)-1]
 		}
-		if skipped && tImg-1 > p {
-			s.holes = append(s.holes, [2]int64{p, tImg})
+		untimed := d.untimed
+		if untimed && !skipped && s.maxT != never && !s.undated {
+			tImg, untimed = s.maxT, false // current to the last update, whose time is known
+		}
+		if s.undated { // the new image supersedes the undated one
+			s.seqd = s.seqd[:len(s.seqd)-1]
+			if !untimed && tImg-1 > s.undatedLo {
+				s.holes = append(s.holes, [2]int64{s.undatedLo, tImg})
+			}
+		} else if untimed {
+			s.undatedLo = p
+		}
+		s.undated = untimed
+		if untimed {
+			tImg = math.MaxInt64
+		} else {
+			if skipped && tImg-1 > p {
+				s.holes = append(s.holes, [2]int64{p, tImg})
+			}
+			s.maxT = max(s.maxT, tImg)
 		}
 		s.invalid = false
-		s.maxT = max(s.maxT, tImg)
 		s.seqd = append(s.seqd, mop{gop: gop{seq: n, t: tImg, end: true}, image: entries, isImage: true})
 		s.next = n + 1
 		m.satisfy(s)
@@ -440,6 +494,13 @@ func (m *model) sequence(s *mSource) {
 			case snapshot.LateReject:
 				s.invalid = true
 				return
+			}
+		}
+		if s.undated { // this update dates the image before it
+			s.undated = false
+			s.seqd[len(s.seqd)-1].t = o.t
+			if o.t-1 > s.undatedLo {
+				s.holes = append(s.holes, [2]int64{s.undatedLo, o.t})
 			}
 		}
 		s.seqd = append(s.seqd, mo)
@@ -582,7 +643,10 @@ func runScenario(t failer, seed uint64, p params) {
 			if !passed && st.State == snapshot.Gapped && len(s.recv) == 0 && len(s.pending) == 0 {
 				t.Fatalf("%s: source %s reported gapped with nothing missing", where(step), name)
 			}
-			if !passed && !s.invalid && s.heard && (len(s.recv) > 0) && st.State != snapshot.Gapped && st.State != snapshot.Resetting {
+			if (st.State == snapshot.AwaitingImage) != (s.waiting && s.heard) {
+				t.Fatalf("%s: source %s state %v, model waiting for its image %v", where(step), name, st.State, s.waiting)
+			}
+			if !passed && !s.invalid && s.heard && (len(s.recv) > 0) && st.State != snapshot.Gapped && st.State != snapshot.Resetting && st.State != snapshot.AwaitingImage {
 				t.Fatalf("%s: source %s has a gap but state %v", where(step), name, st.State)
 			}
 		}
@@ -665,7 +729,11 @@ func runScenario(t failer, seed uint64, p params) {
 		case 'i':
 			sawImage = true
 			es, ti := gs[d.src].stateAt(d.img)
-			err = c.Reset(snapshot.Image[string, int]{Source: name, Seq: d.img, Time: time.Unix(0, ti), Entries: es})
+			img := snapshot.Image[string, int]{Source: name, Seq: d.img, Time: time.Unix(0, ti), Entries: es}
+			if d.untimed {
+				img.Time, img.Untimed = time.Time{}, true
+			}
+			err = c.Reset(img)
 		}
 		want := m.deliver(d)
 		if traceScenario {
@@ -807,7 +875,10 @@ func TestRandomizedAgainstModel(t *testing.T) {
 	}
 	for seed := range uint64(n) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		runScenario(t, seed, randParams(r))
+		p := randParams(r)
+		p.startImage = seed%4 == 3
+		p.untimed = seed%3 == 2
+		runScenario(t, seed, p)
 	}
 }
 
@@ -825,7 +896,7 @@ func TestRandomizedPolicies(t *testing.T) {
 				}
 				for seed := range seeds {
 					p := params{sources: 3, ops: 120, keys: 5, shuffle: 0.3, dups: 0.1, gaps: 0.08, images: 0.5,
-						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0,
+						cuts: 0.2, lagSource: true, policy: pol, keySeqs: seed%2 == 0, horizon: seed%3 == 0, startImage: seed%4 == 1, untimed: seed%5 == 2,
 						disorder: feat == "disorder" || feat == "both", events: feat == "events" || feat == "both"}
 					runScenario(t, seed*7919+uint64(pol)*31+uint64(len(feat)), p)
 				}
@@ -856,6 +927,9 @@ func FuzzCollector(f *testing.F) {
 			events:    flags&16 != 0,
 			keySeqs:   flags&32 != 0,
 			horizon:   flags&64 != 0,
+			// flags&128: sources starting with an image; nkeys&128: untimed images.
+			startImage: flags&128 != 0,
+			untimed:    nkeys&128 != 0,
 		}
 		runScenario(t, seed, p)
 	})

@@ -17,7 +17,10 @@ import (
 // a key appears or disappears (a value change costs nothing more), updated
 // as a cut folds the updates in; each cut holds its own version, shared
 // with the cuts before it where nothing changed, so reading never scans and
-// never blocks a writer. The zero value is not valid: Compare is required.
+// never blocks a writer. Compare and Side are called with a source's lock
+// held, as keys arrive and as cuts are taken: they must be cheap, must not
+// call the Collector, and must give the same answer for a key every time.
+// The zero value is not valid: Compare is required.
 type Order[K any] struct {
 	// Compare returns a negative number when a comes before b on their
 	// side, zero when they are the same key, a positive number otherwise.
@@ -81,19 +84,21 @@ func (c *Collector[K, V]) checkSides(s *source[K, V], opName string, seq uint64,
 	return nil
 }
 
-// ordered is the order of one source's live keys, one tree per side.
+// ordered is the order of one source's live keys, one tree per side; key
+// gives the key of one of the source's key ids.
 type ordered[K any] struct {
 	o     *Order[K]
+	key   func(int32) K
 	sides []btree[K]
 }
 
-func newOrdered[K any](o *Order[K]) *ordered[K] {
+func newOrdered[K any](o *Order[K], key func(int32) K) *ordered[K] {
 	if o == nil {
 		return nil
 	}
-	d := &ordered[K]{o: o, sides: make([]btree[K], o.sides())}
+	d := &ordered[K]{o: o, key: key, sides: make([]btree[K], o.sides())}
 	for i := range d.sides {
-		d.sides[i] = newBtree(o.Compare)
+		d.sides[i] = newBtree(o.Compare, key)
 	}
 	return d
 }
@@ -112,7 +117,7 @@ func (d *ordered[K]) clear() {
 func (d *ordered[K]) share() []ordSide[K] {
 	out := make([]ordSide[K], len(d.sides))
 	for i := range d.sides {
-		out[i] = sideOf(d.sides[i].share(), d.sides[i].n)
+		out[i] = sideOf(d.sides[i].share(), d.sides[i].n, d.key)
 	}
 	return out
 }
@@ -122,8 +127,8 @@ func (d *ordered[K]) share() []ordSide[K] {
 // updates added or removed copy only the nodes on their paths.
 type reorder[K any] = ordered[K]
 
-func newReorder[K any](o *Order[K], from []ordSide[K]) *reorder[K] {
-	d := newOrdered(o)
+func newReorder[K any](o *Order[K], from []ordSide[K], key func(int32) K) *reorder[K] {
+	d := newOrdered(o, key)
 	for i := range min(len(from), len(d.sides)) {
 		d.sides[i].root, d.sides[i].n = from[i].root, from[i].n
 	}
@@ -138,10 +143,10 @@ type ordSide[K any] struct {
 	first, last ordEntry[K]
 }
 
-func sideOf[K any](root *bnode[K], n int) ordSide[K] {
+func sideOf[K any](root *bnode[K], n int, key func(int32) K) ordSide[K] {
 	sd := ordSide[K]{root: root, n: n}
-	sd.first, _ = first(root)
-	sd.last, _ = last(root)
+	sd.first, _ = first(root, key)
+	sd.last, _ = last(root, key)
 	return sd
 }
 
@@ -163,13 +168,13 @@ func orderedFirst[K comparable, V any](sides []ordSide[K], side int, load func(i
 	return k, v, false
 }
 
-func orderedTop[K comparable, V any](sides []ordSide[K], side, n int, load func(int32) *V, dst []Entry[K, V]) []Entry[K, V] {
+func orderedTop[K comparable, V any](sides []ordSide[K], side, n int, key func(int32) K, load func(int32) *V, dst []Entry[K, V]) []Entry[K, V] {
 	if side < 0 || side >= len(sides) || n <= 0 {
 		return dst
 	}
-	walk(sides[side].root, func(e ordEntry[K]) bool {
-		if p := load(e.id); p != nil {
-			dst = append(dst, Entry[K, V]{Key: e.k, Value: *p})
+	walk(sides[side].root, func(id int32) bool {
+		if p := load(id); p != nil {
+			dst = append(dst, Entry[K, V]{Key: key(id), Value: *p})
 			n--
 		}
 		return n > 0
@@ -177,19 +182,22 @@ func orderedTop[K comparable, V any](sides []ordSide[K], side, n int, load func(
 	return dst
 }
 
-func orderedAscend[K comparable, V any](sides []ordSide[K], side int, load func(int32) *V) iter.Seq2[K, V] {
+func orderedAscend[K comparable, V any](sides []ordSide[K], side int, key func(int32) K, load func(int32) *V) iter.Seq2[K, V] {
 	return func(yield func(K, V) bool) {
 		if side < 0 || side >= len(sides) {
 			return
 		}
-		walk(sides[side].root, func(e ordEntry[K]) bool {
-			if p := load(e.id); p != nil {
-				return yield(e.k, *p)
+		walk(sides[side].root, func(id int32) bool {
+			if p := load(id); p != nil {
+				return yield(key(id), *p)
 			}
 			return true
 		})
 	}
 }
+
+// keyOf returns the key of id in cut source cs.
+func (cs *cutSource[K, V]) keyOf(id int32) K { return cs.kdir[id>>chunkBits][id&chunkMask] }
 
 // First returns the first key of a side of a source in the cut, in
 // [Config.Order]'s order, and its value: the best bid or offer of a book.
@@ -226,7 +234,7 @@ func (c *Cut[K, V]) Top(source string, side, n int, dst []Entry[K, V]) []Entry[K
 	if i < 0 {
 		return dst
 	}
-	return orderedTop(c.src[i].ord, side, n, func(id int32) *V { return c.load(i, id) }, dst)
+	return orderedTop(c.src[i].ord, side, n, c.src[i].keyOf, func(id int32) *V { return c.load(i, id) }, dst)
 }
 
 // Ascend yields the keys of a side of a source in the cut in
@@ -237,5 +245,5 @@ func (c *Cut[K, V]) Ascend(source string, side int) iter.Seq2[K, V] {
 	if i < 0 {
 		return func(func(K, V) bool) {}
 	}
-	return orderedAscend(c.src[i].ord, side, func(id int32) *V { return c.load(i, id) })
+	return orderedAscend(c.src[i].ord, side, c.src[i].keyOf, func(id int32) *V { return c.load(i, id) })
 }

@@ -86,7 +86,7 @@ type source[K comparable, V any] struct {
 	wm        int64  // latest watermark whose sequence has been applied
 	wmSeq     uint64
 	passed    int64 // every update with event time ≤ passed has been sequenced
-	// An image without an event time (Image.Time zero) is the last entry of
+	// An image without an event time (Image.Untimed) is the last entry of
 	// the log until the next update dates it; meanwhile the state after
 	// undatedLo is unknown.
 	undated   bool
@@ -155,10 +155,11 @@ func newSource[K comparable, V any](c *Collector[K, V], cfg Source, idx int, fol
 		folded:   folded,
 		heardAt:  c.now().UnixNano(),
 		stampDue: true,
-		st:       newStore[K, V](cfg.Disorder > 0, c.cfg.Order),
+		st:       newStore[K, V](cfg.Disorder > 0),
 	}
+	s.st.ord = newOrdered(c.cfg.Order, s.st.key)
 	if c.cfg.Check != nil {
-		s.lv = newLive[K, V](c.cfg.Order)
+		s.lv = newLive[K, V](c.cfg.Order, s.st.key)
 	}
 	s.passedA.Store(minTime)
 	return s
@@ -339,7 +340,7 @@ func (s *source[K, V]) bufRoom(seq uint64, fail func(error, string, ...any) erro
 	default:
 		return nil
 	}
-	s.resyncDue = true
+	s.resyncDue = s.invalid == nil // an invalid source has asked already
 	return s.overflow
 }
 
@@ -589,7 +590,10 @@ func (s *source[K, V]) heartbeat(h *Heartbeat, t int64, register func() error) e
 	useful := !s.undated
 	applied := h.Seq < s.next && !s.awaiting
 	if applied {
-		if t > s.passed && h.Seq < s.next-1 {
+		// While an untimed image is the last thing applied, the times of
+		// the updates it covers are unknown: the heartbeat cannot be
+		// checked against them, and counts only as a sign of life.
+		if t > s.passed && h.Seq < s.next-1 && !s.undated {
 			if s.disorder == 0 {
 				return fail(ErrTime, "announces %s complete at seq %d, but seq %d (already applied) has event time %s",
 					fmtTime(t), h.Seq, s.next-1, fmtTime(s.maxT))
@@ -670,7 +674,7 @@ func (s *source[K, V]) reset(img *Image[K, V], t int64) error {
 		if s.disorder > 0 {
 			return fail(ErrTime, "an image without an event time needs a source without Disorder (its time cannot be inferred within the disorder)")
 		}
-		if !skipped && s.maxT != minTime {
+		if !skipped && s.maxT != minTime && !s.undated {
 			t = s.maxT // current to the last update applied, whose time is known
 		}
 	} else {

@@ -93,7 +93,8 @@ type SourceStatus[K comparable] struct {
 	// source numbering messages, the IDs, not the messages, missing).
 	Missing      []SeqRange
 	MissingCount uint64
-	// Buffered counts the updates waiting behind the gap.
+	// Buffered counts the updates or messages waiting behind the gap (or
+	// for the first image, or for a reset of an invalid source).
 	Buffered int
 	// Suspect lists, for a gapped source whose updates carry per-key
 	// sequence numbers, the keys that the buffered updates show to have

@@ -41,8 +41,8 @@ type store[K comparable, V any] struct {
 	ord *ordered[K] // the live keys in Config.Order; nil without one
 }
 
-func newStore[K comparable, V any](trackSeq bool, o *Order[K]) store[K, V] {
-	return store[K, V]{ids: make(map[K]int32), trackSeq: trackSeq, ord: newOrdered(o)}
+func newStore[K comparable, V any](trackSeq bool) store[K, V] {
+	return store[K, V]{ids: make(map[K]int32), trackSeq: trackSeq}
 }
 
 func (st *store[K, V]) id(k K) int32 {

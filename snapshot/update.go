@@ -29,7 +29,8 @@ type Update[K comparable, V any] struct {
 
 // Heartbeat is a source's announcement of its progress: every update with
 // event time at or before Time has been sent, and the last update sent has
-// sequence number Seq (0 if none yet). A source passes a cut at T once it has
+// sequence number Seq (0 if none yet; for a source numbering messages, the
+// last message's Seq). A source passes a cut at T once it has
 // been applied up to Seq with no gap and announced T (or sent an update later
 // than T).
 //
@@ -63,11 +64,11 @@ type Entry[K comparable, V any] struct {
 // An image without an event time (Binance's REST depth has none) sets
 // Untimed and leaves Time zero. It is dated by the first update or message
 // sequenced after it, whose event time it takes (or, if it is current to
-// exactly what was applied, by the last update applied). Until it is dated
-// it is part of the source's state (the Check hook sees it) but no cut holds
-// it: cuts after the source's last progress report the source Resetting,
-// since its state there is unknown. A source with Disorder refuses untimed
-// images.
+// exactly the update or message applied last, by that one's time). Until it
+// is dated it is part of the source's state (the Check hook sees it) but no
+// cut holds it: cuts after the source's last progress report the source
+// Resetting, since its state there is unknown. A source with Disorder
+// refuses untimed images.
 //
 // The zero value is not valid: Source, Seq (≥ 1) and Time (or Untimed) are
 // required.

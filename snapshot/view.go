@@ -62,9 +62,9 @@ func (v *View[K, V]) end(side int, fromEnd bool) (K, V, bool) {
 	if t == nil {
 		return k, val, false
 	}
-	e, ok := first(t.root)
+	e, ok := first(t.root, t.key)
 	if fromEnd {
-		e, ok = last(t.root)
+		e, ok = last(t.root, t.key)
 	}
 	if !ok {
 		return k, val, false
@@ -89,18 +89,18 @@ func (v *View[K, V]) Top(side, n int, dst []Entry[K, V]) []Entry[K, V] {
 		return dst
 	}
 	if t.root != nil {
-		dst, _ = topEntries(t.root, n, v.s.lv.vals, dst)
+		dst, _ = topEntries(t.root, n, v.s.st.kdir, v.s.lv.vals, dst)
 	}
 	return dst
 }
 
 // topEntries appends the first k entries under node n with their values,
 // and returns how many more are wanted.
-func topEntries[K comparable, V any](n *bnode[K], k int, vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
+func topEntries[K comparable, V any](n *bnode[K], k int, kdir []*keyChunk[K], vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
 	if n.kids == nil {
 		m := min(k, len(n.ents))
-		for _, e := range n.ents[:m] {
-			dst = append(dst, Entry[K, V]{Key: e.k, Value: vals[e.id]})
+		for _, id := range n.ents[:m] {
+			dst = append(dst, Entry[K, V]{Key: kdir[id>>chunkBits][id&chunkMask], Value: vals[id]})
 		}
 		return dst, k - m
 	}
@@ -108,7 +108,7 @@ func topEntries[K comparable, V any](n *bnode[K], k int, vals []V, dst []Entry[K
 		if k == 0 {
 			break
 		}
-		dst, k = topEntries(kid, k, vals, dst)
+		dst, k = topEntries(kid, k, kdir, vals, dst)
 	}
 	return dst, k
 }
@@ -122,7 +122,7 @@ func (v *View[K, V]) Ascend(side int) iter.Seq2[K, V] {
 			return
 		}
 		vals := v.s.lv.vals
-		walk(t.root, func(e ordEntry[K]) bool { return yield(e.k, vals[e.id]) })
+		walk(t.root, func(id int32) bool { return yield(t.key(id), vals[id]) })
 	}
 }
 
@@ -146,8 +146,8 @@ type undoRec[V any] struct {
 	v  V
 }
 
-func newLive[K comparable, V any](o *Order[K]) *live[K, V] {
-	return &live[K, V]{ord: newOrdered(o)}
+func newLive[K comparable, V any](o *Order[K], key func(int32) K) *live[K, V] {
+	return &live[K, V]{ord: newOrdered(o, key)}
 }
 
 // set changes key id (of key k) and records how to undo it.
@@ -212,8 +212,15 @@ func (s *source[K, V]) runCheck(seq uint64, t int64) (err error) {
 }
 
 // refuseChecked marks the source invalid after a failed check of the event
-// seq and returns the error; mu is held.
-func (s *source[K, V]) refuseChecked(opName string, seq uint64, cause error) *InputError {
+// seq at t and returns the error; mu is held. The event came in sequence, so
+// every update before its time had been applied: the source's progress
+// moves to it as if it had been applied, exactly as an event whose earlier
+// updates were sequenced before its last one was refused does.
+func (s *source[K, V]) refuseChecked(opName string, seq uint64, t int64, cause error) *InputError {
+	if t > s.maxT && t != undatedT {
+		s.maxT = t
+		s.updatePassed()
+	}
 	err := &InputError{Op: opName, Source: s.name, Seq: seq, Err: ErrInvalid, Cause: cause,
 		Reason: "the Check hook refused the state after it; the source is invalid until a reset"}
 	s.invalid = err
@@ -244,7 +251,7 @@ func (s *source[K, V]) checkUpdate(o *op[K, V], id int32) bool {
 		s.next = s.evSeq
 		s.evOpen = false
 	}
-	s.refuseChecked("apply", o.last, err)
+	s.refuseChecked("apply", o.last, o.t, err)
 	return false
 }
 
@@ -265,7 +272,7 @@ func (s *source[K, V]) checkMsg(o *op[K, V]) bool {
 		return true
 	}
 	lv.rollback(s.st.key)
-	s.refuseChecked("apply", o.last, err)
+	s.refuseChecked("apply", o.last, o.t, err)
 	return false
 }
 
@@ -285,7 +292,7 @@ func (s *source[K, V]) checkImage(seq uint64, t int64, entries []Entry[K, V]) er
 	}
 	lv.commit()
 	if err := s.runCheck(seq, t); err != nil {
-		return s.refuseChecked("reset", seq, err)
+		return s.refuseChecked("reset", seq, undatedT, err)
 	}
 	return nil
 }
