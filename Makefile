@@ -58,6 +58,10 @@ chaos-short: ## the chaos test's short form (what CI runs): 25s of faults per fo
 	$(CHAOS) -chaos.duration 25s
 	$(CHAOS) -chaos.duration 25s -chaos.cluster
 
+.PHONY: fuzz-ci
+fuzz-ci: ## every fuzz target for a few seconds from its committed corpus, with the inputs tried (what CI runs, under 3 minutes)
+	scripts/fuzz-ci.sh
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
