@@ -12,6 +12,7 @@ import (
 var (
 	duration = flag.Duration("chaos.duration", 0, "run TestChaos with faults for this long (0: skip it)")
 	cluster  = flag.Bool("chaos.cluster", false, "TestChaos: three servers (R3), one killed at a time, instead of one")
+	nosync   = flag.Bool("chaos.nosync", false, "TestChaos: the servers' default sync interval instead of SyncAlways")
 	dir      = flag.String("chaos.dir", "", "TestChaos: keep the history and data here (default: a temporary directory, removed when the run passed)")
 	seed     = flag.Uint64("chaos.seed", 0, "TestChaos: the random seed (0: random)")
 )
@@ -25,7 +26,7 @@ func TestChaos(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *duration+20*time.Minute)
 	defer cancel()
-	rep, err := chaos.Run(ctx, &chaos.Config{Duration: *duration, Cluster: *cluster, Dir: *dir, Seed: *seed, Log: testLog{t}})
+	rep, err := chaos.Run(ctx, &chaos.Config{Duration: *duration, Cluster: *cluster, NoSync: *nosync, Dir: *dir, Seed: *seed, Log: testLog{t}})
 	if rep != nil {
 		t.Logf("report:\n%s", rep)
 	}

@@ -38,6 +38,7 @@ const (
 	envMaxBatch = "GATHER_CHAOS_MAXBATCH" // producer: the largest batch
 	envHang     = "GATHER_CHAOS_HANG"     // producer: how long an await may take before it is a hang
 	envSeed     = "GATHER_CHAOS_SEED"     // producer: its random seed
+	envNoSync   = "GATHER_CHAOS_NOSYNC"   // server: "1" for the default sync interval instead of SyncAlways
 )
 
 // The roles RunRole plays.
@@ -104,7 +105,7 @@ func serve() error {
 	cfg := &natsserver.Config{
 		Dir:        os.Getenv(envDir),
 		Name:       os.Getenv(envName),
-		SyncAlways: true,
+		SyncAlways: os.Getenv(envNoSync) != "1",
 		Listen:     os.Getenv(envListen),
 	}
 	if route := os.Getenv(envRoute); route != "" {

@@ -25,6 +25,10 @@ type Config struct {
 	// Cluster runs three servers in a cluster with R3 streams and kills
 	// one at a time, instead of one server that is killed. Default false.
 	Cluster bool
+	// NoSync runs the servers with the default sync interval instead of
+	// SyncAlways: a killed process must still lose nothing, since what the
+	// server acknowledged is in the kernel's page cache. Default false.
+	NoSync bool
 	// Workers is how many worker processes run at once. Default 2.
 	Workers int
 	// Lanes is how many batches the producer has in flight. Default 4.
@@ -284,6 +288,9 @@ func (r *runner) run(ctx context.Context) error {
 			envDir + "=" + filepath.Join(r.dir, "data", "n"+strconv.Itoa(i)),
 			envName + "=n" + strconv.Itoa(i),
 			envListen + "=" + clients[i],
+		}
+		if r.c.NoSync {
+			env = append(env, envNoSync+"=1")
 		}
 		if r.c.Cluster {
 			env = append(env, envRoute+"="+routes[i], envRoutes+"="+strings.Join(routeURLs, ","))
