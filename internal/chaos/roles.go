@@ -90,8 +90,8 @@ func RunRole(role string) int {
 	return 0
 }
 
-// stdinClosed returns a channel closed when standard input ends, and a
-// channel that receives each line.
+// stdinClosed returns a channel closed when standard input ends: Run
+// closed it, or Run's process died.
 func stdinClosed() <-chan struct{} {
 	done := make(chan struct{})
 	go func() { // ends with the process: it owns the process's stdin
