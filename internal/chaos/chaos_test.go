@@ -3,6 +3,9 @@ package chaos_test
 import (
 	"context"
 	"flag"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +17,8 @@ var (
 	cluster  = flag.Bool("chaos.cluster", false, "TestChaos: three servers (R3), one killed at a time, instead of one")
 	nosync   = flag.Bool("chaos.nosync", false, "TestChaos: the servers' default sync interval instead of SyncAlways")
 	dir      = flag.String("chaos.dir", "", "TestChaos: keep the history and data here (default: a temporary directory, removed when the run passed)")
+	kill     = flag.String("chaos.kill", "workers,servers", "TestChaos: the kinds of process killed (workers, servers, or both)")
+	history  = flag.String("chaos.history", "", "TestCheckHistory: check the history a run left in this directory (its history/ subdirectory)")
 	seed     = flag.Uint64("chaos.seed", 0, "TestChaos: the random seed (0: random)")
 )
 
@@ -26,7 +31,15 @@ func TestChaos(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *duration+20*time.Minute)
 	defer cancel()
-	rep, err := chaos.Run(ctx, &chaos.Config{Duration: *duration, Cluster: *cluster, NoSync: *nosync, Dir: *dir, Seed: *seed, Log: testLog{t}})
+	cfg := &chaos.Config{Duration: *duration, Cluster: *cluster, NoSync: *nosync, Dir: *dir, Seed: *seed, Log: testLog{t}}
+	kinds := strings.Split(*kill, ",")
+	if !slices.Contains(kinds, "workers") {
+		cfg.WorkerKills = -1
+	}
+	if !slices.Contains(kinds, "servers") {
+		cfg.ServerKills = -1
+	}
+	rep, err := chaos.Run(ctx, cfg)
 	if rep != nil {
 		t.Logf("report:\n%s", rep)
 	}
@@ -43,4 +56,21 @@ type testLog struct{ t *testing.T }
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(string(p[:len(p)-1]))
 	return len(p), nil
+}
+
+// TestCheckHistory checks a history a run kept (-chaos.history DIR), to
+// read a failed run again or check it with a changed checker.
+func TestCheckHistory(t *testing.T) {
+	if *history == "" {
+		t.Skip("runs only with -chaos.history")
+	}
+	h, err := chaos.ReadHistory(filepath.Join(*history, "history"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := chaos.Check(h)
+	t.Logf("report:\n%s", rep)
+	if !rep.OK() {
+		t.Fatal("the history broke a promise (see the report)")
+	}
 }

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -25,6 +26,7 @@ type Report struct {
 	Hangs           int            // awaits that had not ended by their deadline
 	Executions      int            // executions started, of accepted tasks
 	Duplicates      int            // executions beyond the first, of accepted tasks
+	DuplicatesAfter map[string]int // Duplicates by the kind of the last fault before each (FaultNone: no fault since the enqueue)
 	MaxRuns         int            // the most executions of one task
 	OverBound       int            // tasks that ran more often than 1 + the faults during their life
 	Late            int            // executions started after an await had returned the task's result
@@ -38,6 +40,10 @@ func (r *Report) OK() bool {
 	return r.Lost == 0 && r.Wrong == 0 && r.DuplicatedIndex == 0 && r.MissingIndex == 0 &&
 		r.Hangs == 0 && r.OverBound == 0 && r.Phantom == 0 && r.Tasks > 0
 }
+
+// FaultNone is the cause DuplicatesAfter gives a duplicate execution with no
+// fault between its task's enqueue and its start.
+const FaultNone = "none"
 
 // maxProblems bounds the problems listed per kind.
 const maxProblems = 10
@@ -70,6 +76,11 @@ func (r *Report) String() string {
 	fmt.Fprintf(&b, "faults: %s\n", strings.Join(faults, ", "))
 	fmt.Fprintf(&b, "lost %d, wrong %d, duplicated index %d, missing index %d, hangs %d\n",
 		r.Lost, r.Wrong, r.DuplicatedIndex, r.MissingIndex, r.Hangs)
+	var after []string
+	for _, k := range slices.Sorted(maps.Keys(r.DuplicatesAfter)) {
+		after = append(after, fmt.Sprintf("%s %d", k, r.DuplicatesAfter[k]))
+	}
+	fmt.Fprintf(&b, "duplicate executions by the last fault before them: %s\n", strings.Join(after, ", "))
 	fmt.Fprintf(&b, "executions %d, duplicate executions %d (max runs of one task %d, over the bound %d, after the result was seen %d), runs of refused enqueues %d, phantom runs %d\n",
 		r.Executions, r.Duplicates, r.MaxRuns, r.OverBound, r.Late, r.RejectedRuns, r.Phantom)
 	for _, p := range r.Problems {
@@ -109,17 +120,19 @@ type batchState struct {
 //     worker, of the server or of a node) between its enqueue and its last
 //     start; every execution is of an enqueued input.
 func Check(h *History) *Report {
-	r := &Report{Faults: map[string]int{}}
+	r := &Report{Faults: map[string]int{}, DuplicatesAfter: map[string]int{}}
+	var killFaults []Fault
 	for _, f := range h.Faults {
 		r.Faults[f.Kind]++
-	}
-	kills := make([]int64, 0, len(h.Faults))
-	for _, f := range h.Faults {
 		if isKill(f.Kind) {
-			kills = append(kills, f.T)
+			killFaults = append(killFaults, f)
 		}
 	}
-	slices.Sort(kills)
+	slices.SortFunc(killFaults, func(a, b Fault) int { return cmp.Compare(a.T, b.T) })
+	kills := make([]int64, len(killFaults))
+	for i, f := range killFaults {
+		kills[i] = f.T
+	}
 
 	// Inputs to tasks: accepted ranges, and refused ones.
 	type span struct {
@@ -272,6 +285,13 @@ func Check(h *History) *Report {
 			last := t.starts[runs-1]
 			lo, _ := slices.BinarySearch(kills, b.enq.Start)
 			hi, _ := slices.BinarySearch(kills, last+1)
+			for _, st := range t.starts[1:] {
+				cause := FaultNone
+				if k, _ := slices.BinarySearch(kills, st); k > lo {
+					cause = killFaults[k-1].Kind
+				}
+				r.DuplicatesAfter[cause]++
+			}
 			if bound := 1 + hi - lo; runs > bound {
 				r.problem("over bound", &r.OverBound, "batch %s task %d (input %d) ran %d times with %d faults during its life", b.enq.Batch, t.index, in, runs, hi-lo)
 			}

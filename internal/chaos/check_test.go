@@ -56,7 +56,8 @@ func TestCheckCleanHistory(t *testing.T) {
 		t.Fatalf("a clean history fails:\n%s", r)
 	}
 	if r.Tasks != 5 || r.Batches != 2 || r.Rejected != 1 || r.Duplicates != 1 || r.MaxRuns != 2 ||
-		r.RejectedRuns != 1 || r.AwaitErrors != 1 || r.Faults[chaos.FaultWorkerKill] != 1 {
+		r.RejectedRuns != 1 || r.AwaitErrors != 1 || r.Faults[chaos.FaultWorkerKill] != 1 ||
+		r.DuplicatesAfter[chaos.FaultWorkerKill] != 1 || len(r.DuplicatesAfter) != 1 {
 		t.Fatalf("counts:\n%s", r)
 	}
 }
@@ -142,7 +143,7 @@ func TestCheckBoundCountsFaultsInLife(t *testing.T) {
 	t.Parallel()
 	h := clean()
 	h.Faults = []chaos.Fault{{T: 50, Kind: chaos.FaultServerKill}, {T: 350, Kind: chaos.FaultNodeKill}}
-	if r := chaos.Check(h); r.OverBound != 1 {
+	if r := chaos.Check(h); r.OverBound != 1 || r.DuplicatesAfter[chaos.FaultNone] != 1 {
 		t.Fatalf("faults before the enqueue and after the rerun count:\n%s", r)
 	}
 	h.Faults = append(h.Faults, chaos.Fault{T: 250, Kind: chaos.FaultServerStart})
@@ -150,7 +151,7 @@ func TestCheckBoundCountsFaultsInLife(t *testing.T) {
 		t.Fatalf("a start counts as a fault:\n%s", r)
 	}
 	h.Faults = append(h.Faults, chaos.Fault{T: 250, Kind: chaos.FaultNodeKill})
-	if r := chaos.Check(h); !r.OK() {
+	if r := chaos.Check(h); !r.OK() || r.DuplicatesAfter[chaos.FaultNodeKill] != 1 {
 		t.Fatalf("a node kill in the task's life does not count:\n%s", r)
 	}
 }

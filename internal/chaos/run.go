@@ -41,7 +41,8 @@ type Config struct {
 	// Default 2 minutes.
 	Hang time.Duration
 	// WorkerKills is the mean time between worker kills; ServerKills
-	// between kills of the server (or of a node). Defaults 3 s and 12 s.
+	// between kills of the server (or of a node). Defaults 3 s and 12 s;
+	// negative: none of that kind, to measure one kind of fault alone.
 	WorkerKills, ServerKills time.Duration
 	// Dir holds the history and the servers' data. Default: a temporary
 	// directory, removed when the run passed.
@@ -64,8 +65,12 @@ func (c Config) withDefaults() Config {
 	}
 	def(&c.Duration, time.Minute)
 	def(&c.Hang, 2*time.Minute)
-	def(&c.WorkerKills, 3*time.Second)
-	def(&c.ServerKills, 12*time.Second)
+	if c.WorkerKills == 0 {
+		c.WorkerKills = 3 * time.Second
+	}
+	if c.ServerKills == 0 {
+		c.ServerKills = 12 * time.Second
+	}
 	if c.Workers < 1 {
 		c.Workers = 2
 	}
@@ -330,9 +335,9 @@ func (r *runner) run(ctx context.Context) error {
 
 	end := time.NewTimer(r.c.Duration)
 	defer end.Stop()
-	wk := time.NewTimer(r.jitter(r.c.WorkerKills))
+	wk := r.faultTimer(r.c.WorkerKills)
 	defer wk.Stop()
-	sk := time.NewTimer(r.jitter(r.c.ServerKills))
+	sk := r.faultTimer(r.c.ServerKills)
 	defer sk.Stop()
 faults:
 	for {
@@ -399,6 +404,16 @@ func (r *runner) startWorker() (*child, error) {
 		r.fault(FaultWorkerStart, name)
 	}
 	return w, err
+}
+
+// faultTimer returns a timer that fires after about mean, or never when
+// mean is negative.
+func (r *runner) faultTimer(mean time.Duration) *time.Timer {
+	t := time.NewTimer(r.jitter(max(mean, time.Second)))
+	if mean < 0 {
+		t.Stop()
+	}
+	return t
 }
 
 // jitter returns a random duration around mean: from half to one and a
