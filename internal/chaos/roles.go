@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -99,6 +100,30 @@ func stdinClosed() <-chan struct{} {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 	}()
 	return done
+}
+
+// stopLine is what Run writes to the producer's standard input to have it
+// finish: stop enqueueing, end its awaits, re-read every batch.
+const stopLine = "stop"
+
+// stopRequested returns a channel closed when Run asks the producer to
+// finish. When standard input ends instead (Run's process died), the
+// producer exits at once, so that it never outlives Run by its awaits.
+func stopRequested() <-chan struct{} {
+	stop := make(chan struct{})
+	go func() { // ends with the process: it owns the process's stdin
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			if sc.Text() == stopLine {
+				close(stop)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		fmt.Fprintln(os.Stderr, "chaos producer: standard input closed: exiting")
+		os.Exit(1)
+	}()
+	return stop
 }
 
 func serve() error {
@@ -248,15 +273,13 @@ func produce() error {
 		return err
 	}
 
-	stop := make(chan struct{})
+	stop := stopRequested()
 	var wg sync.WaitGroup
 	for i := range lanes {
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
 		wg.Go(func() { p.lane(rng, stop) })
 	}
 	fmt.Println("ready")
-	<-stdinClosed()
-	close(stop)
 	wg.Wait()
 	fmt.Println("stopped")
 	p.final(lanes)

@@ -377,7 +377,9 @@ faults:
 	}
 	// Every server and worker is up: let the producer finish.
 	fmt.Fprintln(r.c.Log, "chaos: faults over; the producer finishes its awaits and re-reads every batch")
-	_ = r.producer.stdin.Close()
+	if _, err := io.WriteString(r.producer.stdin, stopLine+"\n"); err != nil {
+		return fmt.Errorf("chaos: telling the producer to stop: %w", err)
+	}
 	if err := r.producer.expect(ctx, "stopped", r.c.Hang+time.Minute); err != nil {
 		return fmt.Errorf("chaos: the producer did not finish its awaits: %w", err)
 	}
