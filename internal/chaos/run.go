@@ -113,6 +113,9 @@ func Run(ctx context.Context, cfg *Config) (*Report, error) {
 	}
 	hist := filepath.Join(dir, "history")
 	logs := filepath.Join(dir, "logs")
+	if old, _ := os.ReadDir(hist); len(old) > 0 {
+		return nil, fmt.Errorf("chaos: %s holds a history already: give Run an empty directory", hist)
+	}
 	for _, d := range []string{hist, logs} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
