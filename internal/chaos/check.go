@@ -16,6 +16,7 @@ type Report struct {
 	Batches         int            // batches accepted
 	Rejected        int            // EnqueueBatch calls that returned an error
 	Tasks           int            // tasks accepted
+	FailByDesign    int            // of which fail by design (see FailInput)
 	Faults          map[string]int // faults injected, by kind
 	Observations    int            // awaits recorded
 	AwaitErrors     int            // awaits that returned an error (retried by re-attaching)
@@ -65,8 +66,8 @@ func (r *Report) problem(kind string, count *int, format string, args ...any) {
 // problems.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "batches accepted %d (%d enqueues refused), tasks accepted %d, awaits %d (%d returned an error and were retried)\n",
-		r.Batches, r.Rejected, r.Tasks, r.Observations, r.AwaitErrors)
+	fmt.Fprintf(&b, "batches accepted %d (%d enqueues refused), tasks accepted %d (%d failing by design), awaits %d (%d returned an error and were retried)\n",
+		r.Batches, r.Rejected, r.Tasks, r.FailByDesign, r.Observations, r.AwaitErrors)
 	var faults []string
 	for _, k := range slices.Sorted(maps.Keys(r.Faults)) {
 		if isKill(k) {
@@ -108,8 +109,9 @@ type batchState struct {
 // checks:
 //
 //   - every accepted task has a result in an await that returned without
-//     error, its value is Expected(input), and it was made by an execution
-//     of that task that ran to its end;
+//     error, its value is Expected(input) (or, for a task that fails by
+//     design, its error is FailError), and it was made by an execution of
+//     that task that ran to its end;
 //   - every await that returned no error returned each index once, none
 //     missing, none out of range (an error per task counts as wrong: the
 //     workers' handler never fails);
@@ -156,6 +158,7 @@ func Check(h *History) *Report {
 		spans = append(spans, span{e.Base, e.Base + int64(e.N), b})
 		r.Batches++
 		r.Tasks += e.N
+		r.FailByDesign += len(e.Fail)
 	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].lo < spans[j].lo })
 	sort.Slice(refused, func(i, j int) bool { return refused[i].lo < refused[j].lo })
@@ -182,6 +185,9 @@ func Check(h *History) *Report {
 
 	// Executions.
 	for _, e := range h.Execs {
+		if e.In < 0 {
+			e.In = FailInput(e.In) // its own inverse
+		}
 		t := taskOf(e.In)
 		switch {
 		case t != nil && e.End:
@@ -229,8 +235,17 @@ func Check(h *History) *Report {
 			seen[s.I] = true
 			in := b.enq.Base + int64(s.I)
 			t := taskOf(in)
+			fails := slices.Contains(b.enq.Fail, s.I)
+			if fails {
+				x, ok := failedBy(s.Err)
+				if !ok {
+					r.problem("wrong", &r.Wrong, "%s of batch %s: task %d should fail by design, but returned %d, %q", o.Mode, o.Batch, s.I, s.V, s.Err)
+					continue
+				}
+				s.X, s.V = x, Expected(in) // checked below as a value: its execution, once
+			}
 			switch {
-			case s.Err != "":
+			case s.Err != "" && !fails:
 				r.problem("wrong", &r.Wrong, "%s of batch %s: task %d failed: %s", o.Mode, o.Batch, s.I, s.Err)
 				continue
 			case s.V != Expected(in):

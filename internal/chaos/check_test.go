@@ -10,15 +10,15 @@ import (
 )
 
 // clean is a history that keeps every promise: two batches, of 3 tasks
-// (inputs 0-2) and 2 tasks (inputs 10-11), a refused enqueue (inputs 3-9)
-// one of whose tasks ran anyway, a worker kill after which task 1 ran
-// again, and each batch awaited twice.
+// (inputs 0-2) and 2 tasks (inputs 10-11, the second failing by design), a
+// refused enqueue (inputs 3-9) one of whose tasks ran anyway, a worker
+// kill after which task 1 ran again, and each batch awaited twice.
 func clean() *chaos.History {
 	h := &chaos.History{
 		Enqueues: []chaos.Enqueue{
 			{Batch: "a", Base: 0, N: 3, Start: 100, End: 110},
 			{Base: 3, N: 7, Start: 120, End: 130, Err: "queue: enqueue: timeout"},
-			{Batch: "b", Base: 10, N: 2, Start: 140, End: 150},
+			{Batch: "b", Base: 10, N: 2, Fail: []int{1}, Start: 140, End: 150},
 		},
 		Faults: []chaos.Fault{{T: 200, Kind: chaos.FaultWorkerKill, Target: "w1"}, {T: 201, Kind: chaos.FaultWorkerStart, Target: "w2"}},
 	}
@@ -33,18 +33,18 @@ func clean() *chaos.History {
 	run(1, "w2.1", 300, true)
 	run(2, "w2.2", 300, true)
 	run(10, "w2.3", 300, true)
-	run(11, "w2.4", 300, true)
+	run(chaos.FailInput(11), "w2.4", 300, true)
 	run(5, "w2.5", 310, true) // a task of the refused enqueue
 	h.Observations = []chaos.Observation{
 		{Batch: "a", Mode: chaos.ModeAwait, Start: 110, End: 200, Err: "nats: connection closed"},
 		{Batch: "a", Mode: chaos.ModeAwait, Start: 210, End: 400, Results: []chaos.Seen{
 			{I: 0, V: chaos.Expected(0), X: "w1.1"}, {I: 1, V: chaos.Expected(1), X: "w2.1"}, {I: 2, V: chaos.Expected(2), X: "w2.2"}}},
 		{Batch: "b", Mode: chaos.ModeResults, Start: 150, End: 400, Results: []chaos.Seen{
-			{I: 1, V: chaos.Expected(11), X: "w2.4"}, {I: 0, V: chaos.Expected(10), X: "w2.3"}}},
+			{I: 1, Err: "queue: task failed: " + chaos.FailError("w2.4")}, {I: 0, V: chaos.Expected(10), X: "w2.3"}}},
 		{Batch: "a", Mode: chaos.ModeFinal, Start: 500, End: 510, Results: []chaos.Seen{
 			{I: 0, V: chaos.Expected(0), X: "w1.1"}, {I: 1, V: chaos.Expected(1), X: "w2.1"}, {I: 2, V: chaos.Expected(2), X: "w2.2"}}},
 		{Batch: "b", Mode: chaos.ModeFinal, Start: 500, End: 510, Results: []chaos.Seen{
-			{I: 0, V: chaos.Expected(10), X: "w2.3"}, {I: 1, V: chaos.Expected(11), X: "w2.4"}}},
+			{I: 0, V: chaos.Expected(10), X: "w2.3"}, {I: 1, Err: "queue: task failed: " + chaos.FailError("w2.4")}}},
 	}
 	return h
 }
@@ -57,7 +57,7 @@ func TestCheckCleanHistory(t *testing.T) {
 	}
 	if r.Tasks != 5 || r.Batches != 2 || r.Rejected != 1 || r.Duplicates != 1 || r.MaxRuns != 2 ||
 		r.RejectedRuns != 1 || r.AwaitErrors != 1 || r.Faults[chaos.FaultWorkerKill] != 1 ||
-		r.DuplicatesAfter[chaos.FaultWorkerKill] != 1 || len(r.DuplicatesAfter) != 1 {
+		r.DuplicatesAfter[chaos.FaultWorkerKill] != 1 || len(r.DuplicatesAfter) != 1 || r.FailByDesign != 1 {
 		t.Fatalf("counts:\n%s", r)
 	}
 }
@@ -87,6 +87,15 @@ func TestCheckCatches(t *testing.T) {
 		}, func(r *chaos.Report) int { return r.Wrong }, 2},
 		{"failed task", func(h *chaos.History) { obs(h, 1).Results[0].Err = "bad_input: no" },
 			func(r *chaos.Report) int { return r.Wrong }, 1},
+		{"task failing by design returns a value", func(h *chaos.History) {
+			obs(h, 2).Results[0] = chaos.Seen{I: 1, V: chaos.Expected(11), X: "w2.4"}
+		}, func(r *chaos.Report) int { return r.Wrong }, 1},
+		{"task failing by design with another error", func(h *chaos.History) {
+			obs(h, 4).Results[1].Err = "queue: task canceled: batch canceled"
+		}, func(r *chaos.Report) int { return r.Wrong }, 1},
+		{"failure of no execution", func(h *chaos.History) {
+			obs(h, 4).Results[1].Err = chaos.FailError("w1.2") // the killed run of task 1 of batch a
+		}, func(r *chaos.Report) int { return r.Wrong }, 1},
 		{"duplicated index", func(h *chaos.History) {
 			o := obs(h, 2)
 			o.Results = append(o.Results, o.Results[0])

@@ -6,7 +6,8 @@
 // a fixed data directory and a loopback port; or three such servers in a
 // cluster with R3 streams), a producer process that enqueues and awaits
 // batches without pause (Await, AwaitSettled, Results, and Attach from a
-// second connection), and worker processes. While the producer runs, Run
+// second connection; in the modes that settle, some tasks fail by design),
+// and worker processes. While the producer runs, Run
 // SIGKILLs workers and restarts them at random, and SIGKILLs the server and
 // restarts it on the same directory (in the cluster form: one of the three
 // servers at a time). Each process re-executes the running binary in a

@@ -31,12 +31,14 @@ type History struct {
 }
 
 // Enqueue is one EnqueueBatch call: task i of the batch has input Base+i
-// (inputs are unique across the run). Err is empty when the batch was
+// (inputs are unique across the run), or FailInput(Base+i) for the indices
+// in Fail, tasks that fail by design. Err is empty when the batch was
 // accepted; Batch is then its ID.
 type Enqueue struct {
 	Batch string `json:"batch,omitempty"`
 	Base  int64  `json:"base"`
 	N     int    `json:"n"`
+	Fail  []int  `json:"fail,omitempty"`
 	Start int64  `json:"start"`
 	End   int64  `json:"end"`
 	Err   string `json:"err,omitempty"`
@@ -79,8 +81,28 @@ type Seen struct {
 // Expected is the output a task with input in must return.
 func Expected(in int64) int64 { return 2*in + 1 }
 
+// FailInput is the input that makes the task of input in fail by design,
+// without retries: its error is FailError(x), x being its execution.
+func FailInput(in int64) int64 { return -in - 1 }
+
+// FailError is the error of execution x of a task that fails by design.
+func FailError(x string) string { return failPrefix + x + failSuffix }
+
+const failPrefix, failSuffix = "chaos: execution ", " fails by design"
+
+// failedBy returns the execution named by a task's error, and whether the
+// error is one FailError made.
+func failedBy(err string) (string, bool) {
+	i := strings.Index(err, failPrefix)
+	if i < 0 {
+		return "", false
+	}
+	x, ok := strings.CutSuffix(err[i+len(failPrefix):], failSuffix)
+	return x, ok && x != "" && !strings.Contains(x, " ")
+}
+
 // Exec is the start, or the end, of one execution of the task with input
-// In, by execution X ("<worker>.<n>", unique in the run).
+// In (as the task received it: FailInput's for those that fail), by execution X ("<worker>.<n>", unique in the run).
 type Exec struct {
 	In  int64
 	X   string

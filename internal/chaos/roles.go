@@ -214,6 +214,9 @@ func work() error {
 		if err := record(Exec{In: in, X: x, T: time.Now().UnixNano(), End: true}); err != nil {
 			return out{}, err
 		}
+		if in < 0 {
+			return out{}, queue.Permanent(errors.New(FailError(x)))
+		}
 		return out{V: Expected(in), X: x}, nil
 	})
 	if err := w.Start(); err != nil {
@@ -289,6 +292,9 @@ func produce() error {
 
 var modes = []string{ModeAwait, ModeSettled, ModeResults, ModeAttachAwait, ModeAttachSettled, ModeAttachResults}
 
+// settles reports whether mode returns every outcome, failures included.
+func settles(mode string) bool { return mode != ModeAwait && mode != ModeAttachAwait }
+
 func (p *producer) lane(rng *rand.Rand, stop <-chan struct{}) {
 	for {
 		select {
@@ -305,8 +311,22 @@ func (p *producer) lane(rng *rand.Rand, stop <-chan struct{}) {
 		for i := range ins {
 			ins[i] = base + int64(i)
 		}
+		mode := modes[rng.IntN(len(modes))]
+		e := Enqueue{Base: base, N: n}
+		if settles(mode) && rng.IntN(4) == 0 {
+			// Some tasks fail by design: their failures must come back
+			// at their index, once, like values. (Not in the fail-fast
+			// modes, where the first failure cancels the rest.)
+			for range 1 + rng.IntN(3) {
+				i := rng.IntN(n)
+				if ins[i] >= 0 {
+					ins[i] = FailInput(ins[i])
+					e.Fail = append(e.Fail, i)
+				}
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		e := Enqueue{Base: base, N: n, Start: time.Now().UnixNano()}
+		e.Start = time.Now().UnixNano()
 		batch, err := queue.EnqueueBatch(ctx, p.c, kind, ins)
 		cancel()
 		e.End = time.Now().UnixNano()
@@ -321,7 +341,7 @@ func (p *producer) lane(rng *rand.Rand, stop <-chan struct{}) {
 		p.mu.Lock()
 		p.accepted = append(p.accepted, e.Batch)
 		p.mu.Unlock()
-		p.await(batch.ID(), batch, modes[rng.IntN(len(modes))], time.Now().Add(p.hang))
+		p.await(batch.ID(), batch, mode, time.Now().Add(p.hang))
 	}
 }
 
