@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target of the module for FUZZTIME each (default 5s), from
+# Runs every fuzz target of the module for FUZZTIME each (default 4s), from
 # its committed seed corpus (testdata/fuzz/<target>/ and its f.Add seeds),
-# and prints how many inputs each one tried. About two and a half minutes for
+# and prints how many inputs each one tried. About three minutes for
 # the module's 20-odd targets. A target that fails leaves the input that
 # broke it in its package's testdata/fuzz/<target>/: commit that file with
 # the fix, so the input stays a regression test run by every `go test`.
@@ -11,7 +11,7 @@
 #   scripts/fuzz-ci.sh ./queue/...     # the targets under some packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FUZZTIME=${FUZZTIME:-5s}
+FUZZTIME=${FUZZTIME:-4s}
 patterns=("$@")
 [ ${#patterns[@]} -gt 0 ] || patterns=(./...)
 
