@@ -33,6 +33,11 @@ func TestChaos(t *testing.T) {
 	defer cancel()
 	cfg := &chaos.Config{Duration: *duration, Cluster: *cluster, NoSync: *nosync, Dir: *dir, Seed: *seed, Log: testLog{t}}
 	kinds := strings.Split(*kill, ",")
+	for _, k := range kinds {
+		if k != "workers" && k != "servers" {
+			t.Fatalf("-chaos.kill %q: want workers, servers or workers,servers", *kill)
+		}
+	}
 	if !slices.Contains(kinds, "workers") {
 		cfg.WorkerKills = -1
 	}
