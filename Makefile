@@ -46,6 +46,22 @@ bench-smoke: ## one iteration of every benchmark, to prove they still run (insta
 	bench/deployed.sh --smoke
 	cd bench && $(GO) test -race -count=1 ./cmd/...
 
+DURATION ?= 10m
+CHAOS = $(GO) test -count=1 -timeout 0 -v -run '^TestChaos$$' ./internal/chaos
+.PHONY: chaos
+chaos: ## the chaos test for DURATION (default 10m) per form: workers and the server killed, then one node of three (R3); the history checked
+	$(CHAOS) -chaos.duration $(DURATION)
+	$(CHAOS) -chaos.duration $(DURATION) -chaos.cluster
+
+.PHONY: chaos-short
+chaos-short: ## the chaos test's short form (what CI runs): 25s of faults per form, about a minute and a half in all
+	$(CHAOS) -chaos.duration 25s
+	$(CHAOS) -chaos.duration 25s -chaos.cluster
+
+.PHONY: fuzz-ci
+fuzz-ci: ## every fuzz target for a few seconds from its committed corpus, with the inputs tried (what CI runs, under 3 minutes)
+	scripts/fuzz-ci.sh
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
