@@ -123,6 +123,9 @@ type Broker struct {
 	csub       *nats.Subscription
 	noticeRC   atomic.Uint64
 	noticeDrop atomic.Int64
+	// suspectUntil is when (Unix ns) claims stop checking every message
+	// against its batch's outcomes (see suspect).
+	suspectUntil atomic.Int64
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -207,6 +210,7 @@ type binfo struct {
 	canceled chan struct{}
 	done     bool
 	used     time.Time
+	fin      *finished // its recorded outcomes, once a claim checked them
 }
 
 // batchRecord is the stored state of a batch.
@@ -873,6 +877,10 @@ func (b *Broker) checkNotices() {
 	dropped, err := b.csub.Dropped()
 	if err == nil && rc == b.noticeRC.Load() && int64(dropped) == b.noticeDrop.Load() {
 		return
+	}
+	if rc != b.noticeRC.Load() {
+		// The server may have restarted and forgotten deliveries.
+		b.suspectFor()
 	}
 	b.noticeRC.Store(rc)
 	b.noticeDrop.Store(int64(dropped))

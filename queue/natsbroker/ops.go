@@ -328,6 +328,8 @@ type leaseMsg struct {
 	// if one failed. Appended under the lease's lock before the delivery
 	// they concern is finished, so the last take sees them all.
 	moves []*move
+
+	seq uint64 // its stream sequence, for the IDs of moves out of it
 }
 
 // move is the publish of tasks moved out of a message. Its publisher sets f
@@ -449,7 +451,7 @@ func (b *Broker) handBack(lm *leaseMsg, live []int) {
 		m.Index += live[k]
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, run),
 			Data:   appendEnvelope(nil, &m, lm.attempt, time.Time{}, payloads[live[k]:live[k]+run]),
-			Header: taskHeader(m.BatchID, m.Index, run)})
+			Header: moveHeader(m.BatchID, m.Index, run, lm.seq)})
 		if err != nil {
 			b.log.Warn("natsbroker: handing back an expired lease", "err", err)
 			_ = lm.msg.Nak()
@@ -599,6 +601,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		if round == 0 {
 			recent = rec
 			if err != nil && len(msgs) == 0 && c.n == 0 {
+				b.suspectFor() // the server may be restarting
 				q.spare[level].put(b, c.spare)
 				return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 			}
@@ -619,8 +622,10 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		q.perMsg[level].Store(int32((c.tasks + c.seen - 1) / c.seen))
 	}
 	n := c.n
-	if c.moved > 0 {
-		b.publishLevelWake(q, level) // tasks were moved: another runner may take them
+	if c.moved > 0 || c.skipped > 0 {
+		// Tasks were moved (another runner may take them), or finished
+		// ones dropped (this claim may come back with less than is there).
+		b.publishLevelWake(q, level)
 	}
 	if got == 0 && len(spares) == 0 && !recent && q.gen[level].Load() == gen {
 		// Nothing, and no wake-up for the level since the claim started
@@ -655,6 +660,8 @@ type claim struct {
 	tasks int       // the tasks they carried
 	e     envelope
 	rest  [][]byte
+
+	skipped int // finished tasks dropped (see dropFinished)
 }
 
 // fetched is a message and when it was fetched (Unix ns): the server's lease
@@ -758,6 +765,9 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 	c.seen++
 	c.tasks += e.Count
 	attempt := e.Attempts + int(meta.NumDelivered)
+	if size > 0 && b.suspect(meta.NumDelivered, e.Attempts) && c.dropFinished(ctx, msg, meta.Sequence.Stream, size, attempt) {
+		return
+	}
 	take := min(e.Count, len(dst)-c.n)
 	if take == 0 {
 		c.spare = append(c.spare, fm)
@@ -774,7 +784,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		dv.Payload = e.next()
 		dv.Attempt = attempt
 	}
-	lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
+	lm := leaseMsg{msg: msg, seq: meta.Sequence.Stream, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
 	if take < e.Count {
 		// No room for the rest: it moves to a message of its own,
 		// keeping its attempts (this delivery did not attempt it).
@@ -786,7 +796,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		m := e.Message
 		m.Index += take
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, c.level, len(r)),
-			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: taskHeader(m.BatchID, m.Index, len(r))})
+			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: moveHeader(m.BatchID, m.Index, len(r), meta.Sequence.Stream)})
 		if err != nil {
 			b.log.Warn("natsbroker: moving the tasks a claim had no room for; handing back their message", "err", err)
 			if err := msg.Nak(); err != nil {
@@ -1133,7 +1143,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	q, err := b.queue(ctx, d.Queue)
 	if err == nil {
 		mv.f, err = b.js.PublishMsgAsync(&nats.Msg{Subject: b.taskSubj(q, d.Priority, 1, delayed),
-			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: taskHeader(d.BatchID, d.Index, 1)})
+			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: moveHeader(d.BatchID, d.Index, 1, lm.seq)})
 	}
 	mv.err = err
 	close(mv.done)
