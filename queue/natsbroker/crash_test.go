@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +37,7 @@ const crashAckWait = 2 * time.Second
 
 // crashDown is how long the server stays down after each kill: longer than
 // a lease and than the client's publish timeout.
-var crashDown = 6 * time.Second
+var crashDown = 3 * time.Second
 
 // crashIn names a task of the crash test: batch number and index.
 type crashIn struct {
@@ -152,6 +153,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
+	began := time.Now()
 	dir, logs, addr, prefix := t.TempDir(), t.TempDir(), freeAddr(t), "crash"
 	if d := os.Getenv("CRASHDEBUG"); d != "" {
 		logs = d
@@ -189,7 +191,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		}
 	}()
 
-	const nb, n = 4, 1500 // 16 tasks a message
+	const nb, n = 3, 1024 // 16 tasks a message
 	total := nb * n
 	prog := newProgress(total/5, total*9/20, total*7/10)
 	batches := make([]*queue.Batch[crashOut], nb)
@@ -244,12 +246,11 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 			t.Fatalf("crash %d: only %d of %d outcomes came", k+1, prog.n, total)
 		}
 		kills = append(kills, time.Now().UnixNano())
-		t.Logf("kill at %d", kills[k])
 		srv.kill()
 		time.Sleep(crashDown) // the server stays down a while: leases and publishes time out
 		srv = startChild(t, srvEnv...)
 		srv.expect(t, "ready")
-		t.Logf("crash %d after %d outcomes: server up again after %v", k+1, prog.at[k], time.Duration(time.Now().UnixNano()-kills[k]))
+		t.Logf("%v: crash %d after %d outcomes: server up again after %v", time.Since(began).Round(time.Millisecond), k+1, prog.at[k], time.Duration(time.Now().UnixNano()-kills[k]))
 	}
 	wg.Wait()
 	for k, err := range errs {
@@ -258,6 +259,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		}
 	}
 	finished := time.Now().UnixNano()
+	t.Logf("%v: every outcome seen", time.Since(began).Round(time.Millisecond))
 	// Every batch awaited again in one call: every index, the right value.
 	for k, batch := range batches {
 		res, err := batch.Await(ctx)
@@ -325,6 +327,13 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		}
 		f.Close()
 	}
+	sinceBegan := func(ts ...int64) []time.Duration {
+		var ds []time.Duration
+		for _, at := range ts {
+			ds = append(ds, time.Duration(at-began.UnixNano()).Round(time.Millisecond))
+		}
+		return ds
+	}
 	hist := map[int]int{}
 	var afterSeen, late, over []string
 	for k := range nb {
@@ -334,21 +343,33 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 				t.Errorf("batch %d task %d never ran, yet has an outcome", k, i)
 				continue
 			}
-			if len(rs) > 1+len(kills) {
-				over = append(over, fmt.Sprintf("%d/%d ran %d times", k, i, len(rs)))
+			// Each crash from a little before its first run (a claim
+			// made before the crash may run after it) to its last may
+			// cost it one run more.
+			slices.Sort(rs)
+			crashes := 0
+			for _, at := range kills {
+				if at >= rs[0]-int64(5*time.Second) && at <= rs[len(rs)-1] {
+					crashes++
+				}
+			}
+			if len(rs) > 1+crashes {
+				over = append(over, fmt.Sprintf("%d/%d ran at %v across %d crashes", k, i, sinceBegan(rs...), crashes))
 			}
 			for _, at := range rs {
-				// A second of grace: a run claimed just before the
-				// outcome was recorded elsewhere may start after it.
-				if at > seenAt[k][i]+int64(time.Second) {
+				// Two seconds of grace: a run claimed just before the
+				// outcome was recorded elsewhere may start after it,
+				// on a busy machine a while after.
+				if at > seenAt[k][i]+int64(2*time.Second) {
 					afterSeen = append(afterSeen, fmt.Sprintf("%d/%d ran %v after its outcome was seen", k, i, time.Duration(at-seenAt[k][i])))
 				}
-				if at > finished+int64(time.Second) {
+				if at > finished+int64(2*time.Second) {
 					late = append(late, fmt.Sprintf("%d/%d", k, i))
 				}
 			}
 		}
 	}
+	t.Logf("crashes at %v", sinceBegan(kills...))
 	t.Logf("%d executions of %d tasks after %d crashes; tasks by runs: %v; streams drained %v after the last outcome",
 		execs, total, len(kills), hist, time.Duration(drained-finished))
 	if left != 0 {

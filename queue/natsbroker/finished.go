@@ -31,10 +31,10 @@ import (
 //
 // Tasks moved out of a message (the part a claim had no room for, a retried
 // task of a pack, the unfinished part of an expired lease or of a message
-// with finished tasks) carry a message ID made of the message's stream
-// sequence and the tasks' range, so that when the message comes again (its
-// acknowledgement lost in a crash) and the same tasks move again, the
-// stream drops the copy: a crash does not leave a task in two messages.
+// with finished tasks) carry a message ID made of their range, so that when
+// the message comes again (its acknowledgement lost in a crash) and the
+// same tasks move again within the queue's duplicate window (a minute), the
+// stream drops the copy instead of starting a second chain of moves.
 
 // suspectWindow is how long after its connection was re-established (or a
 // claim failed, or a check found finished tasks) a broker checks every
@@ -53,12 +53,16 @@ func (b *Broker) suspectFor() {
 	b.suspectUntil.Store(time.Now().Add(suspectWindow).UnixNano())
 }
 
-// moveHeader is taskHeader for tasks [first, first+k) moved out of the
-// message with stream sequence from, with the message ID that makes a
-// second move of the same tasks out of the same message a duplicate.
-func moveHeader(batch string, first, k int, from uint64) nats.Header {
+// moveHeader is taskHeader for tasks [first, first+k) of a batch moved out
+// of the message they were in, with the message ID that makes a second move
+// of the same tasks a duplicate: the range, not the message it came from,
+// names it, since after a crash the same tasks can come in two messages
+// (one moved before the crash, the one it came from delivered again).
+// Dropping such a copy loses nothing: the first one stays until its tasks
+// have outcomes or have moved on.
+func moveHeader(batch string, first, k int) nats.Header {
 	h := taskHeader(batch, first, k)
-	h[jetstream.MsgIDHeader] = []string{"mv." + strconv.FormatUint(from, 10) + "." + strconv.Itoa(first) + "." + strconv.Itoa(k)}
+	h[jetstream.MsgIDHeader] = []string{"mv." + h.Get(hdrTask) + "." + strconv.Itoa(k)}
 	return h
 }
 
@@ -191,7 +195,7 @@ func (b *Broker) finishedOf(ctx context.Context, id string, size, first, k int) 
 // its tasks being finished, or its unfinished tasks moved to messages of
 // their own and then acknowledged (or handed back whole if a move failed).
 // When the outcomes cannot be read, the message is handed back.
-func (c *claim) dropFinished(ctx context.Context, msg taskMsg, seq uint64, size, attempt int) bool {
+func (c *claim) dropFinished(ctx context.Context, msg taskMsg, size, attempt int) bool {
 	b, e := c.b, &c.e
 	fin, n, err := b.finishedOf(ctx, e.BatchID, size, e.Index, e.Count)
 	if err != nil {
@@ -227,7 +231,7 @@ func (c *claim) dropFinished(ctx context.Context, msg taskMsg, seq uint64, size,
 			m := e.Message
 			m.Index += j
 			f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(c.q, c.level, run),
-				Data: appendEnvelope(nil, &m, attempt-1, e.Due, payloads[j:j+run]), Header: moveHeader(m.BatchID, m.Index, run, seq)})
+				Data: appendEnvelope(nil, &m, attempt-1, e.Due, payloads[j:j+run]), Header: moveHeader(m.BatchID, m.Index, run)})
 			if err != nil {
 				b.log.Warn("natsbroker: moving the unfinished tasks of a message; handing it back", "err", err)
 				_ = msg.Nak()

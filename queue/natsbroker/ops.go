@@ -328,8 +328,6 @@ type leaseMsg struct {
 	// if one failed. Appended under the lease's lock before the delivery
 	// they concern is finished, so the last take sees them all.
 	moves []*move
-
-	seq uint64 // its stream sequence, for the IDs of moves out of it
 }
 
 // move is the publish of tasks moved out of a message. Its publisher sets f
@@ -451,7 +449,7 @@ func (b *Broker) handBack(lm *leaseMsg, live []int) {
 		m.Index += live[k]
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, run),
 			Data:   appendEnvelope(nil, &m, lm.attempt, time.Time{}, payloads[live[k]:live[k]+run]),
-			Header: moveHeader(m.BatchID, m.Index, run, lm.seq)})
+			Header: moveHeader(m.BatchID, m.Index, run)})
 		if err != nil {
 			b.log.Warn("natsbroker: handing back an expired lease", "err", err)
 			_ = lm.msg.Nak()
@@ -765,7 +763,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 	c.seen++
 	c.tasks += e.Count
 	attempt := e.Attempts + int(meta.NumDelivered)
-	if size > 0 && b.suspect(meta.NumDelivered, e.Attempts) && c.dropFinished(ctx, msg, meta.Sequence.Stream, size, attempt) {
+	if size > 0 && b.suspect(meta.NumDelivered, e.Attempts) && c.dropFinished(ctx, msg, size, attempt) {
 		return
 	}
 	take := min(e.Count, len(dst)-c.n)
@@ -784,7 +782,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		dv.Payload = e.next()
 		dv.Attempt = attempt
 	}
-	lm := leaseMsg{msg: msg, seq: meta.Sequence.Stream, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
+	lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
 	if take < e.Count {
 		// No room for the rest: it moves to a message of its own,
 		// keeping its attempts (this delivery did not attempt it).
@@ -796,7 +794,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		m := e.Message
 		m.Index += take
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, c.level, len(r)),
-			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: moveHeader(m.BatchID, m.Index, len(r), meta.Sequence.Stream)})
+			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: moveHeader(m.BatchID, m.Index, len(r))})
 		if err != nil {
 			b.log.Warn("natsbroker: moving the tasks a claim had no room for; handing back their message", "err", err)
 			if err := msg.Nak(); err != nil {
@@ -1143,7 +1141,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	q, err := b.queue(ctx, d.Queue)
 	if err == nil {
 		mv.f, err = b.js.PublishMsgAsync(&nats.Msg{Subject: b.taskSubj(q, d.Priority, 1, delayed),
-			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: moveHeader(d.BatchID, d.Index, 1, lm.seq)})
+			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: moveHeader(d.BatchID, d.Index, 1)})
 	}
 	mv.err = err
 	close(mv.done)
