@@ -596,6 +596,9 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		// next claim (q.spare).
 		want := max(1, (len(dst)-c.n)/per)
 		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
+		// The connection may have come back while the request waited (it
+		// was sent again to a restarted server): check before reading.
+		b.checkNotices()
 		if round == 0 {
 			recent = rec
 			if err != nil && len(msgs) == 0 && c.n == 0 {
