@@ -28,8 +28,15 @@ import (
 // loopback TCP. Each worker process appends a line per execution to a file
 // of its own, which outlives the server's downtime.
 
-// crashLogEnv names the worker's execution log (and, beside it, its log).
-const crashLogEnv = "NATSBROKER_TEST_EXECLOG"
+const (
+	// crashLogEnv names the worker's execution log (and, beside it, its
+	// log).
+	crashLogEnv = "NATSBROKER_TEST_EXECLOG"
+	// crashKeepEnv, when set, is a directory where the crash test keeps
+	// the execution logs, the workers' logs and the server's store, for a
+	// look after a failure.
+	crashKeepEnv = "NATSBROKER_TEST_KEEP"
+)
 
 // crashAckWait is the lease of the crash test: long enough for a busy
 // machine's heartbeats, short enough that redeliveries come soon.
@@ -155,8 +162,8 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 	defer cancel()
 	began := time.Now()
 	dir, logs, addr, prefix := t.TempDir(), t.TempDir(), freeAddr(t), "crash"
-	if d := os.Getenv("CRASHDEBUG"); d != "" {
-		logs = d
+	if d := os.Getenv(crashKeepEnv); d != "" {
+		logs, dir = d, filepath.Join(d, "store")
 	}
 	srvEnv := []string{roleEnv + "=server", dirEnv + "=" + dir, listenEnv + "=" + addr}
 	srv := startChild(t, srvEnv...)
@@ -168,8 +175,11 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
+	// Two producers' brokers on the same queue: one packs large batches
+	// (the default), the other stores each task alone.
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: crashAckWait})
 	c, _ := queue.NewClient(b, nil)
+	alone, _ := queue.NewClient(newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: crashAckWait, PackSize: 1}), nil)
 
 	var workers []*child
 	var execLogs []string
@@ -191,7 +201,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		}
 	}()
 
-	const nb, n = 3, 1024 // 16 tasks a message
+	const nb, n = 3, 1024 // the first two in messages of 16 tasks, the last one task a message
 	total := nb * n
 	prog := newProgress(total/5, total*9/20, total*7/10)
 	batches := make([]*queue.Batch[crashOut], nb)
@@ -201,7 +211,11 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		for i := range in {
 			in[i] = crashIn{k, i}
 		}
-		if batches[k], err = queue.EnqueueBatch(ctx, c, crashKind, in); err != nil {
+		by := c
+		if k == nb-1 {
+			by = alone
+		}
+		if batches[k], err = queue.EnqueueBatch(ctx, by, crashKind, in); err != nil {
 			t.Fatal(err)
 		}
 		seenAt[k] = make([]int64, n)
@@ -309,8 +323,9 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 	for k := range runs {
 		runs[k] = make([][]int64, n)
 	}
+	who := map[[2]int][]int{} // the workers that ran a task, in file order
 	execs := 0
-	for _, p := range execLogs {
+	for wi, p := range execLogs {
 		f, err := os.Open(p)
 		if err != nil {
 			t.Fatal(err)
@@ -323,6 +338,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 				t.Fatalf("%s: bad line %q", p, sc.Text())
 			}
 			runs[bk][i] = append(runs[bk][i], at)
+			who[[2]int{bk, i}] = append(who[[2]int{bk, i}], wi)
 			execs++
 		}
 		f.Close()
@@ -354,14 +370,16 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 				}
 			}
 			if len(rs) > 1+crashes {
-				over = append(over, fmt.Sprintf("%d/%d ran at %v across %d crashes", k, i, sinceBegan(rs...), crashes))
+				over = append(over, fmt.Sprintf("%d/%d ran at %v (by workers %v, outcome seen at %v) across %d crashes",
+					k, i, sinceBegan(rs...), who[[2]int{k, i}], sinceBegan(seenAt[k][i]), crashes))
 			}
 			for _, at := range rs {
 				// Two seconds of grace: a run claimed just before the
 				// outcome was recorded elsewhere may start after it,
 				// on a busy machine a while after.
 				if at > seenAt[k][i]+int64(2*time.Second) {
-					afterSeen = append(afterSeen, fmt.Sprintf("%d/%d ran %v after its outcome was seen", k, i, time.Duration(at-seenAt[k][i])))
+					afterSeen = append(afterSeen, fmt.Sprintf("%d/%d ran at %v (by workers %v), its outcome seen at %v",
+						k, i, sinceBegan(rs...), who[[2]int{k, i}], sinceBegan(seenAt[k][i])))
 				}
 				if at > finished+int64(2*time.Second) {
 					late = append(late, fmt.Sprintf("%d/%d", k, i))

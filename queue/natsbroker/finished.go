@@ -3,6 +3,7 @@ package natsbroker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -163,30 +164,61 @@ func (b *Broker) finishedOf(ctx context.Context, id string, size, first, k int) 
 			b.log.Warn("natsbroker: deleting a consumer that read a batch's results", "batch", id, "err", err)
 		}
 	}()
+	// Until the last results message is read: what is ready at once, and
+	// when nothing is (a server just restarted may answer "none" though
+	// the consumer has messages to deliver), a wait for the next one, of
+	// which there is at least one.
 	for f.cursor <= last.Sequence {
-		mb, err := cons.FetchNoWait(512)
+		got, err := b.fetchFinished(cons.FetchNoWait, 512, f, id, size)
+		if err == nil && got == 0 {
+			got, err = b.fetchFinished(func(n int) (jetstream.MessageBatch, error) {
+				return cons.Fetch(n, jetstream.FetchMaxWait(b.readTimeout()))
+			}, 1, f, id, size)
+		}
 		if err != nil {
-			return nil, 0, err
-		}
-		got := 0
-		for m := range mb.Messages() {
-			meta, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			got++
-			b.addFinished(f, id, size, m.Data())
-			f.cursor = meta.Sequence.Stream + 1
-		}
-		if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return nil, 0, err
 		}
 		if got == 0 {
 			break
 		}
 	}
+	if f.cursor <= last.Sequence {
+		return nil, 0, fmt.Errorf("reading the results of batch %s: stopped at sequence %d of %d", id, f.cursor, last.Sequence)
+	}
 	out, n := f.of(first, k)
 	return out, n, nil
+}
+
+// fetchFinished reads up to n results messages with fetch into f.
+func (b *Broker) fetchFinished(fetch func(n int) (jetstream.MessageBatch, error), n int, f *finished, id string, size int) (int, error) {
+	mb, err := fetch(n)
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for m := range mb.Messages() {
+		meta, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		got++
+		b.addFinished(f, id, size, m.Data())
+		f.cursor = meta.Sequence.Stream + 1
+	}
+	if err := mb.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		return got, err
+	}
+	return got, nil
+}
+
+// checkLater hands back a message that could not be checked: most likely
+// the server is going away or just came back. It comes again in a moment
+// (when this hand-back is lost, after AckWait), and is checked then.
+func (b *Broker) checkLater(msg taskMsg) {
+	if err := msg.NakWithDelay(min(time.Second, b.ackWait)); err != nil {
+		b.log.Warn("natsbroker: handing back a message", "err", err)
+	}
+	b.suspectFor()
 }
 
 // dropFinished checks a claimed message against its batch's recorded
@@ -199,13 +231,8 @@ func (c *claim) dropFinished(ctx context.Context, msg taskMsg, size, attempt int
 	b, e := c.b, &c.e
 	fin, n, err := b.finishedOf(ctx, e.BatchID, size, e.Index, e.Count)
 	if err != nil {
-		// Most likely the server is going away: the message comes back
-		// (when this hand-back is lost, after AckWait) and is checked then.
 		b.log.Warn("natsbroker: reading a batch's outcomes to skip its finished tasks; handing the message back", "batch", e.BatchID, "err", err)
-		if err := msg.NakWithDelay(min(time.Second, b.ackWait)); err != nil {
-			b.log.Warn("natsbroker: handing back a message", "err", err)
-		}
-		b.suspectFor()
+		b.checkLater(msg)
 		return true
 	}
 	if n == 0 {

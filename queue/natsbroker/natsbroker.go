@@ -834,7 +834,8 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 }
 
 // canceled returns the channel closed when batch id is cancelled, and the
-// batch's size (0 if unknown). On the batch's first use it reads the batch
+// batch's size: 0 if the batch is gone, -1 if its record could not be read
+// now and the size is not known from before. On the batch's first use it reads the batch
 // record from the stream leader, so that a broker's first claim of a batch
 // after Cancel returned never starts a task of it; later claims rely on the
 // cancel notice, which Cancel flushes before it returns, and read the record
@@ -858,7 +859,18 @@ func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int)
 	b.mu.Unlock()
 	r, _, err := b.batchRecord(ctx, id)
 	if err != nil {
-		return bi.canceled, 0
+		// Read again on the next claim, unless the batch is gone; the size
+		// known from before still serves (it does not change).
+		if errors.Is(err, queue.ErrNotFound) {
+			return bi.canceled, 0
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		bi.recheck = true
+		if bi.size == 0 {
+			return bi.canceled, -1
+		}
+		return bi.canceled, bi.size
 	}
 	b.mu.Lock()
 	bi.size = r.Size

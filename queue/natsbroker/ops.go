@@ -766,8 +766,18 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 	c.seen++
 	c.tasks += e.Count
 	attempt := e.Attempts + int(meta.NumDelivered)
-	if size > 0 && b.suspect(meta.NumDelivered, e.Attempts) && c.dropFinished(ctx, msg, size, attempt) {
-		return
+	if size != 0 && b.suspect(meta.NumDelivered, e.Attempts) {
+		switch {
+		case size < 0: // the batch's record, and so its outcomes, cannot be read now
+			b.checkLater(msg)
+			return
+		case c.dropFinished(ctx, msg, size, attempt):
+			return
+		case time.Now().UnixNano() > fm.at+int64(b.ackWait-b.skew()):
+			// The check outlasted the server's lease on the message: it
+			// may be another worker's by now, and comes again if not.
+			return
+		}
 	}
 	take := min(e.Count, len(dst)-c.n)
 	if take == 0 {
