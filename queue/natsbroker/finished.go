@@ -26,9 +26,13 @@ import (
 // and after a check that found finished tasks). Finished tasks are never
 // handed out: a message all of whose tasks are finished is acknowledged; one
 // only some of whose tasks are has the others moved to messages of their
-// own and is acknowledged once they are stored. A check costs a round trip
-// to the state stream's leader, and a short-lived consumer to read the
-// batch's results when some were stored since this broker last read them.
+// own and is acknowledged once they are stored. A message that cannot be
+// checked (the batch's record or results cannot be read: the server is
+// going away or just came back) is handed back for a second, and one whose
+// check outlasted the server's lease on it is left to come again. A check
+// costs a round trip to the state stream's leader, and a short-lived
+// consumer to read the batch's results when some were stored since this
+// broker last read them.
 //
 // Tasks moved out of a message (the part a claim had no room for, a retried
 // task of a pack, the unfinished part of an expired lease or of a message

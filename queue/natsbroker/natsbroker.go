@@ -835,11 +835,12 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 
 // canceled returns the channel closed when batch id is cancelled, and the
 // batch's size: 0 if the batch is gone, -1 if its record could not be read
-// now and the size is not known from before. On the batch's first use it reads the batch
-// record from the stream leader, so that a broker's first claim of a batch
-// after Cancel returned never starts a task of it; later claims rely on the
-// cancel notice, which Cancel flushes before it returns, and read the record
-// again when a notice may have been missed (checkNotices).
+// now and the size is not known from before. On the batch's first use it
+// reads the batch record from the stream leader, so that a broker's first
+// claim of a batch after Cancel returned never starts a task of it; later
+// claims rely on the cancel notice, which Cancel flushes before it returns,
+// and read the record again when a notice may have been missed
+// (checkNotices) or the last read failed.
 func (b *Broker) canceled(ctx context.Context, id string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
