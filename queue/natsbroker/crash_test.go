@@ -43,8 +43,10 @@ const (
 const crashAckWait = 2 * time.Second
 
 // crashDown is how long the server stays down after each kill: longer than
-// a lease and than the client's publish timeout.
-var crashDown = 3 * time.Second
+// a lease, so that the leases held at the kill run out (and the workers'
+// heartbeats, outcomes and acknowledgements meanwhile fail or wait in their
+// connections' buffers).
+const crashDown = 3 * time.Second
 
 // crashIn names a task of the crash test: batch number and index.
 type crashIn struct {
@@ -137,6 +139,12 @@ func newProgress(at ...int) *progress {
 	return p
 }
 
+func (p *progress) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
 func (p *progress) add() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -159,6 +167,8 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	var wg sync.WaitGroup // the batches' followers
+	defer wg.Wait()
 	defer cancel()
 	began := time.Now()
 	dir, logs, addr, prefix := t.TempDir(), t.TempDir(), freeAddr(t), "crash"
@@ -220,7 +230,6 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		}
 		seenAt[k] = make([]int64, n)
 	}
-	var wg sync.WaitGroup
 	errs := make([]error, nb)
 	for k, batch := range batches {
 		wg.Go(func() {
@@ -235,6 +244,10 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 							return
 						}
 						t.Logf("batch %d: following again after: %v", k, r.Err)
+						select {
+						case <-time.After(100 * time.Millisecond):
+						case <-ctx.Done():
+						}
 						break
 					}
 					if seenAt[k][i] != 0 {
@@ -257,7 +270,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 		select {
 		case <-reach:
 		case <-ctx.Done():
-			t.Fatalf("crash %d: only %d of %d outcomes came", k+1, prog.n, total)
+			t.Fatalf("crash %d: only %d of %d outcomes came", k+1, prog.count(), total)
 		}
 		kills = append(kills, time.Now().UnixNano())
 		srv.kill()
