@@ -183,10 +183,14 @@
 // own. A check reads what the batch's results subject gained since this
 // broker last read it (a round trip to the state stream's leader, and a
 // short-lived consumer when there is something new); the first check of a
-// batch reads all of it. A check that fails hands the message back.
-// Measured with the server killed three times under two worker processes
-// (TestServerCrashNoDuplicateStorm): a task runs at most once more per
-// crash, and the work streams are empty moments after the last outcome.
+// batch reads all of it. A check that fails hands the message back. Away
+// from crashes, only retried and handed-back tasks are checked. A task
+// whose outcome the crash lost runs again, once; a broker that connected
+// only after the restart does not know of it and checks nothing delivered
+// for the first time. Measured with the server killed three times under
+// two worker processes (TestServerCrashNoDuplicateStorm): a task runs at
+// most once more per crash, and the work streams are empty moments after
+// the last outcome.
 //
 // Execution is at least once: a task runs again if its worker dies or its
 // lease expires, and its first recorded outcome wins.
