@@ -33,7 +33,10 @@
 // last claim; a message none of whose tasks fit is kept for the level's
 // next claim in the same broker (handed back if none comes within a
 // second), and a message only some of whose tasks fit has the rest moved
-// to a message of its own, which keeps their attempts.
+// to a message of its own, which keeps their attempts. Tasks moved to a
+// message of their own carry a message ID naming their batch and range, so
+// that the stream drops a second move of the same tasks within its duplicate
+// window (a minute), whichever message they left.
 // Retry of a task alone in its message is a negative acknowledgement
 // delayed until the retry is due (JetStream's delivery count is then the
 // attempt number); a task that came with others moves to a message of its
@@ -170,9 +173,10 @@
 //   - A local lease (shorter than AckWait) that expires hands back only
 //     the unfinished tasks of its messages. When the server's AckWait runs
 //     out instead (the holder died or stopped heartbeating), it delivers
-//     the whole message again: its finished tasks, and those moved out of
-//     it (a retried one before its retry is due), run once more, and their
-//     first outcome stays.
+//     the whole message again, and the claim that gets it hands out only
+//     the tasks without a recorded outcome (see "After a server crash"):
+//     a task moved out of it that has none yet (a retried one before its
+//     retry is due) may run once more; its first outcome stays.
 //   - Depth counts a message's tasks until the message is acknowledged:
 //     its finished tasks while others of it run, and tasks moved out of it
 //     (a split's rest, a retried task) twice until then.
@@ -201,6 +205,33 @@
 //   - On a replicated stream a finished task leaves Depth and the bound a
 //     moment after its outcome is readable (acknowledgements are applied
 //     asynchronously).
+//
+// # After a server crash
+//
+// A server that stops (kill -9, power loss) and starts again delivers again
+// the messages that were held when it stopped, after AckWait, their
+// acknowledgements being lost; and at once, as first deliveries, those it
+// delivered in the last moment before (a consumer stores what it delivered
+// about ten times a second). Publishes a client buffered while it was
+// disconnected (outcomes, moves, acknowledgements) reach the restarted
+// server. A claim therefore checks a message against its batch's recorded
+// outcomes when it may have come before: delivered more than once, carrying
+// tasks with attempts (moved out of another message), or claimed within
+// 5 s of the broker's connection coming back, of a claim failing, or of a
+// check that found finished tasks. It never hands out a task with an
+// outcome: a message all of whose tasks have one is acknowledged, one only
+// some of whose tasks have one has the others moved to a message of their
+// own. A check reads what the batch's results subject gained since this
+// broker last read it (a round trip to the state stream's leader, and a
+// short-lived consumer when there is something new); the first check of a
+// batch reads all of it. A check that fails hands the message back. Away
+// from crashes, only retried and handed-back tasks are checked. A task
+// whose outcome the crash lost runs again, once; a broker that connected
+// only after the restart does not know of it and checks nothing delivered
+// for the first time. Measured with the server killed three times under
+// two worker processes (TestServerCrashNoDuplicateStorm): a task runs at
+// most once more per crash, and the work streams are empty moments after
+// the last outcome.
 //
 // Execution is at least once: a task runs again if its worker dies or its
 // lease expires, and its first recorded outcome wins.

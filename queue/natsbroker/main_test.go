@@ -17,7 +17,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if role := os.Getenv(roleEnv); role != "" {
+	switch role := os.Getenv(roleEnv); role {
+	case "":
+	case "crashworker":
+		os.Exit(runCrashWorker())
+	default:
 		os.Exit(runRole(role))
 	}
 	goleak.VerifyTestMain(m)

@@ -199,6 +199,9 @@ type Broker struct {
 	aheads  map[string]*binfo
 	aseq    uint64
 	serving bool // Notify was called: a worker uses the broker; guarded by mu
+	// suspectUntil is when (Unix ns) claims stop checking every message
+	// against its batch's outcomes (see suspect).
+	suspectUntil atomic.Int64
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.
@@ -290,6 +293,7 @@ type binfo struct {
 	aheadTok string
 	done     bool
 	used     time.Time
+	fin      *finished // its recorded outcomes, once a claim checked them
 }
 
 // batchRecord is the stored state of a batch.
@@ -986,15 +990,17 @@ func (b *Broker) batchRecord(ctx context.Context, id string) (*batchRecord, uint
 }
 
 // canceled returns the channel closed when batch id is cancelled, and the
-// batch's size (0 if unknown); hdr is the hdrBatch header of the claimed
-// message. On the batch's first use it reads the batch record from the
-// stream leader (or waits for the read that the batch's enqueue wake-up
-// started, see readAhead), unless the batch cannot have been cancelled
-// before this broker subscribed to cancel notices (see trusted), so that a
-// broker's first claim of a batch after Cancel returned never starts a task
-// of it; a Cancel after that is told by its notice, which Cancel flushes
-// before it returns and the claim drains first (drainNotices). The record
-// is read again when a notice may have been missed (checkNotices).
+// batch's size: 0 if the batch is gone, -1 if its record could not be read
+// now and the size is not known from before; hdr is the hdrBatch header of
+// the claimed message. On the batch's first use it reads the batch record
+// from the stream leader (or waits for the read that the batch's enqueue
+// wake-up started, see readAhead), unless the batch cannot have been
+// cancelled before this broker subscribed to cancel notices (see trusted),
+// so that a broker's first claim of a batch after Cancel returned never
+// starts a task of it; a Cancel after that is told by its notice, which
+// Cancel flushes before it returns and the claim drains first
+// (drainNotices). The record is read again when a notice may have been
+// missed (checkNotices) or the last read failed.
 func (b *Broker) canceled(ctx context.Context, id, hdr string) (<-chan struct{}, int) {
 	now := time.Now()
 	b.mu.Lock()
@@ -1032,7 +1038,18 @@ func (b *Broker) canceled(ctx context.Context, id, hdr string) (<-chan struct{},
 	b.mu.Unlock()
 	r, _, err := b.batchRecord(ctx, id)
 	if err != nil {
-		return bi.canceled, 0
+		// Read again on the next claim, unless the batch is gone; the size
+		// known from before still serves (it does not change).
+		if errors.Is(err, queue.ErrNotFound) {
+			return bi.canceled, 0
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		bi.recheck = true
+		if bi.size == 0 {
+			return bi.canceled, -1
+		}
+		return bi.canceled, bi.size
 	}
 	b.mu.Lock()
 	bi.size = r.Size
@@ -1089,7 +1106,9 @@ func (b *Broker) onAhead(m *nats.Msg) {
 	var rec *batchRecord
 	if json.Unmarshal(m.Data, &resp) == nil && resp.Error == nil && resp.Message != nil {
 		var r batchRecord
-		if json.Unmarshal(resp.Message.Data, &r) == nil {
+		// A record out of range is left to the claim's own read
+		// (batchRecord), which refuses it.
+		if json.Unmarshal(resp.Message.Data, &r) == nil && r.Size >= 1 && r.Size <= queue.MaxBatch && r.Kind != "" && r.Queue != "" {
 			rec = &r
 		}
 	}
@@ -1179,6 +1198,10 @@ func (b *Broker) checkNotices() {
 	}
 	if err == nil && rc == b.noticeRC.Load() && int64(dropped) == b.noticeDrop.Load() {
 		return
+	}
+	if rc != b.noticeRC.Load() {
+		// The server may have restarted and forgotten deliveries.
+		b.suspectFor()
 	}
 	b.noticeRC.Store(rc)
 	b.noticeDrop.Store(int64(dropped))

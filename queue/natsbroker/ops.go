@@ -484,7 +484,7 @@ func (b *Broker) handBack(lm *leaseMsg, live []int) {
 		m.Index += live[k]
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, e.Priority, run),
 			Data:   appendEnvelope(nil, &m, lm.attempt, time.Time{}, payloads[live[k]:live[k]+run]),
-			Header: taskHeader(m.BatchID, m.Index, run)})
+			Header: moveHeader(m.BatchID, m.Index, run)})
 		if err != nil {
 			b.log.Warn("natsbroker: handing back an expired lease", "err", err)
 			_ = lm.msg.Nak()
@@ -639,10 +639,14 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 			want = 1
 		}
 		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
+		// The connection may have come back while the request waited (it
+		// was sent again to a restarted server): check before reading.
+		b.checkNotices()
 		b.drainNotices()
 		if round == 0 {
 			recent = rec
 			if err != nil && len(msgs) == 0 && c.n == 0 {
+				b.suspectFor() // the server may be restarting
 				q.spare[level].put(b, c.spare)
 				return 0, fmt.Errorf("natsbroker: claim from %s level %d: %w", name, level, err)
 			}
@@ -663,8 +667,10 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		q.perMsg[level].Store(int32((c.tasks + c.seen - 1) / c.seen))
 	}
 	n := c.n
-	if c.moved > 0 {
-		b.publishLevelWake(q, level) // tasks were moved: another runner may take them
+	if c.moved > 0 || c.skipped > 0 {
+		// Tasks were moved (another runner may take them), or finished
+		// ones dropped (this claim may come back with less than is there).
+		b.publishLevelWake(q, level)
 	}
 	if got == 0 && len(spares) == 0 && !recent && q.gen[level].Load() == gen {
 		// Nothing, and no wake-up for the level since the claim started
@@ -699,6 +705,8 @@ type claim struct {
 	tasks int       // the tasks they carried
 	e     envelope
 	rest  [][]byte
+
+	skipped int // finished tasks dropped (see dropFinished)
 }
 
 // fetched is a message and when it was fetched (Unix ns): the server's lease
@@ -802,6 +810,19 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 	c.seen++
 	c.tasks += e.Count
 	attempt := e.Attempts + int(meta.NumDelivered)
+	if size != 0 && b.suspect(meta.NumDelivered, e.Attempts) {
+		switch {
+		case size < 0: // the batch's record, and so its outcomes, cannot be read now
+			b.checkLater(msg)
+			return
+		case c.dropFinished(ctx, msg, size, attempt):
+			return
+		case time.Now().UnixNano() > fm.at+int64(b.ackWait-b.skew()):
+			// The check outlasted the server's lease on the message: it
+			// may be another worker's by now, and comes again if not.
+			return
+		}
+	}
 	take := min(e.Count, len(dst)-c.n)
 	if take == 0 {
 		c.spare = append(c.spare, fm)
@@ -830,7 +851,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		m := e.Message
 		m.Index += take
 		f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: b.levelSubj(q, c.level, len(r)),
-			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: taskHeader(m.BatchID, m.Index, len(r))})
+			Data: appendEnvelope(nil, &m, attempt-1, e.Due, r), Header: moveHeader(m.BatchID, m.Index, len(r))})
 		if err != nil {
 			b.log.Warn("natsbroker: moving the tasks a claim had no room for; handing back their message", "err", err)
 			if err := msg.Nak(); err != nil {
@@ -1193,7 +1214,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	q, err := b.queue(ctx, d.Queue)
 	if err == nil {
 		mv.f, err = b.js.PublishMsgAsync(&nats.Msg{Subject: b.taskSubj(q, d.Priority, 1, delayed),
-			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: taskHeader(d.BatchID, d.Index, 1)})
+			Data: appendEnvelope(nil, &d.Message, max(attempts, 0), due, [][]byte{d.Payload}), Header: moveHeader(d.BatchID, d.Index, 1)})
 	}
 	mv.err = err
 	close(mv.done)
