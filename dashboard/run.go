@@ -27,6 +27,8 @@ func (d *Dashboard) run() {
 	defer tick.Stop()
 	spacing := time.NewTimer(time.Hour)
 	spacing.Stop()
+	due := time.NewTimer(time.Hour) // a broker read that its spacing put off
+	due.Stop()
 	st := &runState{series: map[string]*series{}}
 	for {
 		select {
@@ -38,6 +40,8 @@ func (d *Dashboard) run() {
 				d.publishSeries(st, now)
 				d.makeFrame(st, now, true)
 			}
+		case now := <-due.C:
+			d.makeFrame(st, now, false)
 		case <-d.wake:
 			if wait := d.frame - time.Since(st.lastFrame); wait > 0 {
 				spacing.Reset(wait)
@@ -53,7 +57,27 @@ func (d *Dashboard) run() {
 			}
 			d.makeFrame(st, now, false)
 		}
+		if wait, ok := st.nextRead(time.Now()); ok {
+			due.Reset(wait)
+		}
 	}
+}
+
+// nextRead returns how long until a broker read that is due may be done.
+func (st *runState) nextRead(now time.Time) (time.Duration, bool) {
+	var wait time.Duration = -1
+	if st.queuesDue {
+		wait = queuesEvery - now.Sub(st.lastQueues)
+	}
+	if st.batchesDue {
+		if w := batchesEvery - now.Sub(st.lastBatches); wait < 0 || w < wait {
+			wait = w
+		}
+	}
+	if !st.queuesDue && !st.batchesDue {
+		return 0, false
+	}
+	return max(wait, time.Millisecond), true
 }
 
 // runState is what only the dashboard's goroutine touches.
@@ -63,6 +87,8 @@ type runState struct {
 	lastQueues    time.Time
 	lastBatches   time.Time
 	batchesActive bool // the last list had a batch running
+	queuesDue     bool // the queues are to be read again
+	batchesDue    bool // the batches are to be read again
 }
 
 func (d *Dashboard) sample(st *runState, now time.Time) {
@@ -129,12 +155,14 @@ func (d *Dashboard) makeFrame(st *runState, now time.Time, tick bool) {
 		}
 	}
 	if d.in != nil {
-		if now.Sub(st.lastQueues) >= queuesEvery && (activity || tick) {
-			st.lastQueues = now
+		st.queuesDue = st.queuesDue || activity || tick
+		st.batchesDue = st.batchesDue || activity || tick && st.batchesActive || st.lastBatches.IsZero()
+		if st.queuesDue && now.Sub(st.lastQueues) >= queuesEvery {
+			st.lastQueues, st.queuesDue = now, false
 			d.publishQueues()
 		}
-		if now.Sub(st.lastBatches) >= batchesEvery && (activity || tick && st.batchesActive || st.lastBatches.IsZero()) {
-			st.lastBatches = now
+		if st.batchesDue && now.Sub(st.lastBatches) >= batchesEvery {
+			st.lastBatches, st.batchesDue = now, false
 			st.batchesActive = d.publishBatches()
 		}
 	}

@@ -23,18 +23,17 @@ type series struct {
 	prevWait [histBuckets]uint64
 	curRun   [histBuckets]uint64
 	curWait  [histBuckets]uint64
-	primed   bool
 }
 
 func newSeries(n int) *series { return &series{pts: make([]point, n)} }
 
-// sample adds the point of the time since the previous sample, from c's
-// counts now. The first sample only primes the differences.
+// sample adds the point of the time since the previous sample (or since
+// the queue's counters were made, for the first), from c's counts now.
 func (s *series) sample(now time.Time, c *counters) {
 	t := c.totals()
 	c.run.snapshot(&s.curRun)
 	c.wait.snapshot(&s.curWait)
-	if s.primed {
+	{
 		p := point{
 			t:        now.Unix(),
 			done:     uint32(min(t.Succeeded-s.prev.Succeeded, math.MaxUint32)),
@@ -51,7 +50,7 @@ func (s *series) sample(now time.Time, c *counters) {
 			s.head = (s.head + 1) % len(s.pts)
 		}
 	}
-	s.prev, s.prevRun, s.prevWait, s.primed = t, s.curRun, s.curWait, true
+	s.prev, s.prevRun, s.prevWait = t, s.curRun, s.curWait
 }
 
 func ms(d time.Duration, ok bool) float32 {

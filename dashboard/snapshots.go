@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/gather-go/gather/snapshot"
@@ -92,3 +93,53 @@ func CutView[K comparable, V any](name string, c *snapshot.Cut[K, V]) SnapshotVi
 	}
 	return v
 }
+
+// LatestSnapshot is a SnapshotSource that shows the view last Set: the
+// simplest way to put a collector on the dashboard, by calling Set with
+// CutView (and a table, if any) after each cut. The zero value shows an
+// empty view until the first Set. It is safe for concurrent use; Set costs
+// a lock and, when someone waits, a channel close.
+type LatestSnapshot struct {
+	mu      sync.Mutex
+	view    SnapshotView
+	changed chan struct{} // closed by the next Set; nil until someone waits
+	set     bool          // Set was called since the last Snapshot
+}
+
+// Set makes v the view shown. v must not be changed after.
+func (l *LatestSnapshot) Set(v SnapshotView) {
+	l.mu.Lock()
+	l.view, l.set = v, true
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+	l.mu.Unlock()
+}
+
+// Snapshot implements SnapshotSource.
+func (l *LatestSnapshot) Snapshot() SnapshotView {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.set = false
+	return l.view
+}
+
+// Changed implements SnapshotSource.
+func (l *LatestSnapshot) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.set {
+		return closedChan
+	}
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()

@@ -1,5 +1,7 @@
 package httpapi
 
+import "time"
+
 // Routes returns "METHOD pattern" of every route s serves, for tests.
 func Routes(s *Server) []string {
 	var out []string
@@ -8,3 +10,6 @@ func Routes(s *Server) []string {
 	}
 	return out
 }
+
+// IssueTicket returns a ticket of s that expires at exp, for tests.
+func IssueTicket(s *Server, exp time.Time) string { return s.issueTicket(exp) }
