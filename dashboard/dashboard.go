@@ -68,9 +68,15 @@ type Dashboard struct {
 	static http.Handler
 
 	queues   queueTable
-	active   atomic.Bool   // an event came since the last frame
-	joinFlag atomic.Bool   // a stream opened since the last frame
-	wake     chan struct{} // size 1: a poke is a flag, not a count
+	active   atomic.Bool // an event came since the last frame
+	joinFlag atomic.Bool // a stream opened since the last frame
+	// wantQueues and wantBatches ask the reads goroutine to read the
+	// broker; readWake (size 1) wakes it. batchesRunning: the last list
+	// had a batch running. lastQueues is only the reads goroutine's.
+	wantQueues, wantBatches, batchesRunning atomic.Bool
+	readWake                                chan struct{}
+	lastQueues                              []byte
+	wake                                    chan struct{} // size 1: a poke is a flag, not a count
 
 	hub     hub
 	workers workerTable
@@ -123,7 +129,7 @@ func New(cfg *Config) (*Dashboard, error) {
 	}
 	d := &Dashboard{
 		cfg: c, in: c.Inspector, log: c.Logger, frame: c.FrameInterval,
-		npts: int(max(c.History/time.Second, 1)), wake: make(chan struct{}, 1),
+		npts: int(max(c.History/time.Second, 1)), wake: make(chan struct{}, 1), readWake: make(chan struct{}, 1),
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -148,6 +154,9 @@ func New(cfg *Config) (*Dashboard, error) {
 		d.addSnapshot(s)
 	}
 	d.wg.Go(d.run)
+	if d.in != nil {
+		d.wg.Go(d.reads)
+	}
 	return d, nil
 }
 

@@ -303,3 +303,30 @@ func TestSnapshots(t *testing.T) {
 		t.Fatalf("no lag history for B: %+v", sn.Lag)
 	}
 }
+
+// TestViewWithoutBatches: a page on another view than the batch list is
+// not sent the list (the broker is not read for it).
+func TestViewWithoutBatches(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "", nil)
+	s := e.open("?view=queues")
+	if _, err := queue.EnqueueBatch(context.Background(), e.client, echoKind, []int{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		name, data, err := s.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "batches" {
+			t.Fatalf("a queues view was sent the batch list: %s", data)
+		}
+		var v statsEvent
+		if name == "stats" && json.Unmarshal(data, &v) == nil && v.Queues["default"].Succeeded == 3 {
+			break
+		}
+	}
+	if r, _ := e.request("GET", "/dashboard/events?view=nosuch", ""); r.StatusCode != 400 {
+		t.Fatalf("an unknown view: %d, want 400", r.StatusCode)
+	}
+}

@@ -32,6 +32,15 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "batch: want a batch ID", http.StatusBadRequest)
 		return
 	}
+	wantBatches := true
+	switch v := r.URL.Query().Get("view"); v {
+	case "", "batches":
+	case "queues", "batch", "dead", "workers", "snapshots":
+		wantBatches = false
+	default:
+		http.Error(w, "view: want queues, batches, batch, dead, workers or snapshots", http.StatusBadRequest)
+		return
+	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -39,7 +48,7 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	s := d.hub.join()
+	s := d.hub.join(wantBatches)
 	defer d.hub.leave(s)
 	d.joined()
 	var buf bytes.Buffer

@@ -18,6 +18,7 @@ type hub struct {
 }
 
 type subscriber struct {
+	batches bool // it shows the batch list: the broker's batches are read for it
 	mu      sync.Mutex
 	pending map[string][]byte
 	order   []string
@@ -38,6 +39,19 @@ func (h *hub) count() int {
 	return len(h.subs)
 }
 
+// countBatches returns how many streams show the batch list.
+func (h *hub) countBatches() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for s := range h.subs {
+		if s.batches {
+			n++
+		}
+	}
+	return n
+}
+
 // publish sends section's value to every stream, unless it equals the last
 // one sent.
 func (h *hub) publish(section string, data []byte) {
@@ -51,7 +65,9 @@ func (h *hub) publish(section string, data []byte) {
 	}
 	h.last[section] = data
 	for s := range h.subs {
-		s.put(section, data)
+		if section != "batches" || s.batches {
+			s.put(section, data)
+		}
 	}
 }
 
@@ -103,8 +119,8 @@ type section struct {
 }
 
 // join adds a stream, with every section's latest value pending.
-func (h *hub) join() *subscriber {
-	s := &subscriber{pending: map[string][]byte{}, notify: make(chan struct{}, 1)}
+func (h *hub) join(batches bool) *subscriber {
+	s := &subscriber{batches: batches, pending: map[string][]byte{}, notify: make(chan struct{}, 1)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -113,7 +129,9 @@ func (h *hub) join() *subscriber {
 		return s
 	}
 	for _, name := range h.order {
-		s.put(name, h.last[name])
+		if name != "batches" || batches {
+			s.put(name, h.last[name])
+		}
 	}
 	h.subs[s] = struct{}{}
 	return s

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"maps"
@@ -27,8 +28,6 @@ func (d *Dashboard) run() {
 	defer tick.Stop()
 	spacing := time.NewTimer(time.Hour)
 	spacing.Stop()
-	due := time.NewTimer(time.Hour) // a broker read that its spacing put off
-	due.Stop()
 	st := &runState{series: map[string]*series{}}
 	for {
 		select {
@@ -40,8 +39,7 @@ func (d *Dashboard) run() {
 				d.publishSeries(st, now)
 				d.makeFrame(st, now, true)
 			}
-		case now := <-due.C:
-			d.makeFrame(st, now, false)
+
 		case <-d.wake:
 			if wait := d.frame - time.Since(st.lastFrame); wait > 0 {
 				spacing.Reset(wait)
@@ -57,38 +55,13 @@ func (d *Dashboard) run() {
 			}
 			d.makeFrame(st, now, false)
 		}
-		if wait, ok := st.nextRead(time.Now()); ok {
-			due.Reset(wait)
-		}
 	}
-}
-
-// nextRead returns how long until a broker read that is due may be done.
-func (st *runState) nextRead(now time.Time) (time.Duration, bool) {
-	var wait time.Duration = -1
-	if st.queuesDue {
-		wait = queuesEvery - now.Sub(st.lastQueues)
-	}
-	if st.batchesDue {
-		if w := batchesEvery - now.Sub(st.lastBatches); wait < 0 || w < wait {
-			wait = w
-		}
-	}
-	if !st.queuesDue && !st.batchesDue {
-		return 0, false
-	}
-	return max(wait, time.Millisecond), true
 }
 
 // runState is what only the dashboard's goroutine touches.
 type runState struct {
-	series        map[string]*series
-	lastFrame     time.Time
-	lastQueues    time.Time
-	lastBatches   time.Time
-	batchesActive bool // the last list had a batch running
-	queuesDue     bool // the queues are to be read again
-	batchesDue    bool // the batches are to be read again
+	series    map[string]*series
+	lastFrame time.Time
 }
 
 func (d *Dashboard) sample(st *runState, now time.Time) {
@@ -154,19 +127,70 @@ func (d *Dashboard) makeFrame(st *runState, now time.Time, tick bool) {
 			}{rows})
 		}
 	}
-	if d.in != nil {
-		st.queuesDue = st.queuesDue || activity || tick
-		st.batchesDue = st.batchesDue || activity || tick && st.batchesActive || st.lastBatches.IsZero()
-		if st.queuesDue && now.Sub(st.lastQueues) >= queuesEvery {
-			st.lastQueues, st.queuesDue = now, false
-			d.publishQueues()
+	if d.in != nil && (activity || tick) {
+		// The broker is read on a goroutine of its own, so that a slow
+		// read never holds up the counts.
+		d.wantQueues.Store(true)
+		if activity || d.batchesRunning.Load() {
+			d.wantBatches.Store(true)
 		}
-		if st.batchesDue && now.Sub(st.lastBatches) >= batchesEvery {
-			st.lastBatches, st.batchesDue = now, false
-			st.batchesActive = d.publishBatches()
+		select {
+		case d.readWake <- struct{}{}:
+		default:
 		}
 	}
 	d.hub.endFrame()
+}
+
+// reads is the goroutine that reads the broker for the pages: the queues
+// at most every queuesEvery, the batches at most every batchesEvery, after
+// events or once a second, while a page is open.
+func (d *Dashboard) reads() {
+	var lastQueues, lastBatches time.Time
+	var queuesDue bool
+	batchesDue := true // the first page gets the list
+	later := time.NewTimer(time.Hour)
+	later.Stop()
+	for {
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-d.readWake:
+		case <-later.C:
+		}
+		// A list with nothing running changes with an event of this
+		// process, or a batch of another, which the queues' read shows
+		// by its depth: read it then, and once a second while a batch
+		// runs.
+		queuesDue = d.wantQueues.Swap(false) || queuesDue
+		batchesDue = d.wantBatches.Swap(false) || batchesDue
+		now := time.Now()
+		if queuesDue && now.Sub(lastQueues) >= queuesEvery {
+			lastQueues, queuesDue = now, false
+			if d.publishQueues() {
+				batchesDue = true
+			}
+		}
+		if batchesDue && d.hub.countBatches() == 0 {
+			batchesDue = false // read when a page shows the list
+		}
+		if batchesDue && now.Sub(lastBatches) >= batchesEvery {
+			lastBatches, batchesDue = now, false
+			d.batchesRunning.Store(d.publishBatches())
+		}
+		var wait time.Duration = -1
+		if queuesDue {
+			wait = queuesEvery - time.Since(lastQueues)
+		}
+		if batchesDue {
+			if w := batchesEvery - time.Since(lastBatches); wait < 0 || w < wait {
+				wait = w
+			}
+		}
+		if wait >= 0 {
+			later.Reset(max(wait, time.Millisecond))
+		}
+	}
 }
 
 // queueJSON is a queue as the broker reports it.
@@ -177,7 +201,9 @@ type queueJSON struct {
 	InFlight int            `json:"in_flight"`
 }
 
-func (d *Dashboard) publishQueues() {
+// publishQueues publishes the queues and reports whether their depth or in
+// flight changed since the last read.
+func (d *Dashboard) publishQueues() (changed bool) {
 	ctx, cancel := context.WithTimeout(d.ctx, readTimeout)
 	defer cancel()
 	qs, err := d.in.Queues(ctx)
@@ -187,7 +213,7 @@ func (d *Dashboard) publishQueues() {
 	}{Queues: []queueJSON{}}
 	if err != nil {
 		if d.ctx.Err() != nil {
-			return
+			return false
 		}
 		d.log.Warn("dashboard: listing queues", "err", err)
 		out.Error = err.Error()
@@ -200,7 +226,14 @@ func (d *Dashboard) publishQueues() {
 		}
 		out.Queues = append(out.Queues, j)
 	}
-	d.publishJSON("queues", out)
+	b, err := json.Marshal(out)
+	if err != nil {
+		return false
+	}
+	changed = !bytes.Equal(b, d.lastQueues)
+	d.lastQueues = b
+	d.hub.publish("queues", b)
+	return changed
 }
 
 // batchJSON is a batch's summary.

@@ -117,14 +117,19 @@ function closeStreams() {
   clearTimeout(retryTimer);
 }
 
+// openStream opens the stream for the view shown: the batch list is read
+// from the broker only for a page that shows it, and one batch's states
+// only for a page that shows that batch.
 async function openStream() {
-  const key = state.view === "batch" ? state.batchID : "";
+  const q = new URLSearchParams({ view: state.view });
+  if (state.view === "batch") q.set("batch", state.batchID);
+  const key = q.toString();
   if (stream && streamKey === key) return;
   if (stream) stream.close();
   streamKey = key;
   let url;
   try {
-    url = await streamURL("/dashboard/events" + (key ? "?batch=" + encodeURIComponent(key) : ""));
+    url = await streamURL("/dashboard/events?" + key);
   } catch (e) {
     if (e.status !== 401) reconnectLater();
     return;
