@@ -187,14 +187,21 @@ func (d *Dashboard) Close() error {
 }
 
 // ServeHTTP serves the page at / and its files, to anyone (they hold no
-// secret), and the event stream at /dashboard/events to requests that
-// passed the API's token check (see httpapi.Authenticated; a page opens it
+// secret), /dashboard/session (whether the request passed the API's token
+// check, as JSON), and the event stream at /dashboard/events to requests
+// that passed it (see httpapi.Authenticated; a page opens it
 // with a ticket from POST /v1/tickets when the server has a token).
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	switch {
+	case r.URL.Path == "/dashboard/session" && r.Method == http.MethodGet:
+		// Whether the request's token is good, without a 401 that a
+		// browser would log as an error: the page asks it first.
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "{\"authenticated\":%t}\n", httpapi.Authenticated(r))
 	case r.URL.Path == "/dashboard/events":
 		if r.Method != http.MethodGet {
 			h.Set("Allow", "GET")

@@ -330,3 +330,17 @@ func TestViewWithoutBatches(t *testing.T) {
 		t.Fatalf("an unknown view: %d, want 400", r.StatusCode)
 	}
 }
+
+func TestSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "s3cret", nil)
+	for _, c := range []struct {
+		token string
+		want  string
+	}{{"", `{"authenticated":false}`}, {"wrong", `{"authenticated":false}`}, {"s3cret", `{"authenticated":true}`}} {
+		r, b := e.request("GET", "/dashboard/session", c.token)
+		if r.StatusCode != 200 || strings.TrimSpace(string(b)) != c.want {
+			t.Errorf("session with token %q: %d %s, want %s", c.token, r.StatusCode, b, c.want)
+		}
+	}
+}

@@ -42,11 +42,12 @@ var flaky = queue.NewKind[string, string]("flaky")
 // server is a gather serve running in this process.
 type server struct {
 	url    string
+	token  string
 	cancel context.CancelFunc
 	done   chan int
 }
 
-func startServer(t *testing.T) *server {
+func startServer(t *testing.T, token string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	addrFile := filepath.Join(dir, "addr.json")
@@ -57,12 +58,16 @@ func startServer(t *testing.T) *server {
 		return "fixed " + s, nil
 	})}}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{cancel: cancel, done: make(chan int, 1)}
+	s := &server{token: token, cancel: cancel, done: make(chan int, 1)}
+	args := []string{"serve", "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0",
+		"--addr-file", addrFile, "--workers", "4", "--shutdown-timeout", "0"}
+	if token != "" {
+		args = append(args, "--token", token)
+	}
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	go func() {
-		s.done <- p.Run(ctx, []string{"serve", "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0",
-			"--addr-file", addrFile, "--workers", "4", "--shutdown-timeout", "0"}, strings.NewReader(""), io.Discard, &lockedWriter{w: &logs, mu: &logMu})
+		s.done <- p.Run(ctx, args, strings.NewReader(""), io.Discard, &lockedWriter{w: &logs, mu: &logMu})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -119,6 +124,9 @@ func (s *server) call(t *testing.T, method, path string, body any, out any) int 
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -150,7 +158,8 @@ type browser struct {
 	ctx    context.Context
 	mu     sync.Mutex
 	errors []string
-	shots  string
+	shots  string // the directory
+	prefix string // the test's name
 	n      int
 }
 
@@ -179,7 +188,7 @@ func startBrowser(t *testing.T) *browser {
 		cancelB()
 		cancelA()
 	})
-	b := &browser{ctx: ctx, shots: "screenshots"}
+	b := &browser{ctx: ctx, shots: "screenshots", prefix: t.Name()}
 	if err := os.MkdirAll(b.shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +268,7 @@ func eval[T any](t *testing.T, b *browser, expr string) T {
 	return v
 }
 
-// screenshot saves the page as screenshots/NN-name.png.
+// screenshot saves the page as screenshots/Test-NN-name.png.
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
@@ -270,7 +279,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 		return
 	}
 	b.n++
-	path := filepath.Join(b.shots, fmt.Sprintf("%02d-%s.png", b.n, name))
+	path := filepath.Join(b.shots, fmt.Sprintf("%s-%02d-%s.png", b.prefix, b.n, name))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Logf("screenshot %s: %v", name, err)
 	}
@@ -288,7 +297,7 @@ func waitJS(expr string) step {
 func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
 
 func TestDashboard(t *testing.T) {
-	srv := startServer(t)
+	srv := startServer(t, "")
 	br := startBrowser(t)
 
 	// The page loads, connects its live stream, and reports no error.
@@ -396,5 +405,35 @@ func TestDashboard(t *testing.T) {
 
 	br.run(t, "workers", chromedp.Navigate(srv.url+"/#/workers"), chromedp.WaitVisible(css(`#workers-table tbody tr`)))
 	br.screenshot(t, "workers")
+	br.checkErrors(t)
+}
+
+// TestDashboardWithToken: a server with a token asks for it once, keeps
+// it out of the page, and goes live with it (the streams on tickets).
+func TestDashboardWithToken(t *testing.T) {
+	const secret = "e2e-Secret-7f3a"
+	srv := startServer(t, secret)
+	br := startBrowser(t)
+	br.run(t, "load the page",
+		chromedp.Navigate(srv.url+"/#/batches"),
+		chromedp.WaitVisible(css("#login")),
+	)
+	br.screenshot(t, "token-asked")
+	br.run(t, "give the token",
+		chromedp.SendKeys(css("#token"), secret),
+		chromedp.Click(css("#login-form button")),
+		waitJS(`document.querySelector("#conn").classList.contains("live")`),
+		chromedp.WaitVisible(css("#view-batches")),
+	)
+	var b batchStatus
+	srv.call(t, "POST", "/v1/batches", map[string]any{"kind": "echo", "items": []int{1, 2, 3}}, &b)
+	row := fmt.Sprintf(`tr[data-id=%q]`, b.ID)
+	br.run(t, "see the batch finish",
+		waitJS(fmt.Sprintf(`(() => { const r = document.querySelector(%q); return r !== null && r.querySelector(".progress").getAttribute("aria-valuenow") === "100"; })()`, row)),
+	)
+	if eval[bool](t, br, `document.documentElement.outerHTML.includes(`+fmt.Sprintf("%q", secret)+`)`) {
+		t.Fatal("the page shows the token")
+	}
+	br.screenshot(t, "token-live")
 	br.checkErrors(t)
 }

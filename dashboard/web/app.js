@@ -488,7 +488,7 @@ async function loadDead() {
       h("td", {}, h("button", { class: "small redrive", onclick: () => redrive([dl.id]) }, "Re-drive"))), detail);
   }
   $("#dead-table tbody").replaceChildren(...rows);
-  $("#dead-note").textContent = d.dead_letters.length ? (d.next ? "The first " + d.dead_letters.length + " that match; more follow." : n(d.dead_letters.length) + " dead letters match.") : "No dead letter matches.";
+  $("#dead-note").textContent = d.dead_letters.length ? (d.next ? "The first " + d.dead_letters.length + " that match; more follow." : n(d.dead_letters.length) + (d.dead_letters.length === 1 ? " dead letter matches." : " dead letters match.")) : "No dead letter matches.";
   $("#dead-redrive-all").disabled = !d.dead_letters.length;
 }
 
@@ -595,11 +595,16 @@ function alignLag(hist, ref, name) {
 async function start() {
   $("#login").hidden = true;
   $("#logout").hidden = !state.token;
+  // Ask whether the token is needed and good without a 401, which a
+  // browser logs as an error.
   try {
-    await api("GET", "/v1/queues");
+    const s = await api("GET", "/dashboard/session");
+    if (!s.authenticated) {
+      showLogin(state.token ? "The token was refused." : "");
+      return;
+    }
   } catch (e) {
-    if (e.status === 401) return;
-    // Any other failure: the stream says more; carry on.
+    // The server is unreachable: the stream reconnects and says so.
   }
   route();
 }
