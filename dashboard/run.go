@@ -289,9 +289,8 @@ type snapState struct {
 
 // lagRing is one source's greatest lag in each second, over the history.
 type lagRing struct {
-	t    []int64
-	ms   []float64
-	head int
+	t  []int64
+	ms []float64
 }
 
 func (r *lagRing) add(sec int64, ms float64, n int) {

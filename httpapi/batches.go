@@ -261,7 +261,10 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, t *tracker, wai
 	// An Inspector knows the exact counts and states; the tracker may not
 	// have caught up yet with a batch it started following just now.
 	var detail *queue.BatchDetail
-	if in, ok := s.broker.(queue.Inspector); ok && (states || !t.finished) {
+	t.mu.Lock()
+	finished := t.finished // the follower writes it under t.mu
+	t.mu.Unlock()
+	if in, ok := s.broker.(queue.Inspector); ok && (states || !finished) {
 		if detail, err = in.Batch(r.Context(), t.id); err != nil {
 			if states {
 				return problem(http.StatusServiceUnavailable, CodeBrokerDown, "batch %s: %v", t.id, err)
