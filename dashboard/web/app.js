@@ -259,7 +259,7 @@ function renderCharts() {
 
 // chart draws lines over time as an SVG: ts in unix seconds, each line's
 // values aligned with it (null: no point).
-function chart(title, ts, lines, label) {
+function chart(title, ts, lines, label, spanSeconds) {
   const W = 600, H = 150, L = 56, R = 8, T = 8, B = 20;
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -275,7 +275,7 @@ function chart(title, ts, lines, label) {
   for (const l of lines) for (const v of l.values || []) if (v !== null && v > top) top = v;
   top = top > 0 ? niceCeil(top) : 1;
   const t1 = ts.length ? ts[ts.length - 1] : Date.now() / 1000;
-  const span = Math.max(60, (state.hello ? state.hello.history_seconds : 300));
+  const span = spanSeconds || Math.max(60, (state.hello ? state.hello.history_seconds : 300));
   const t0 = t1 - span;
   const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const y = (v) => T + (1 - v / top) * (H - T - B);
@@ -284,7 +284,7 @@ function chart(title, ts, lines, label) {
     const t = el("text", { x: L - 6, y: y(top * f) + 3, "text-anchor": "end" });
     t.textContent = label(top * f);
   }
-  const tl = el("text", { x: L, y: H - 4 }); tl.textContent = "-" + Math.round(span / 60) + " min";
+  const tl = el("text", { x: L, y: H - 4 }); tl.textContent = span < 120 ? "-" + Math.round(span) + " s" : "-" + Math.round(span / 60) + " min";
   const tr = el("text", { x: W - R, y: H - 4, "text-anchor": "end" }); tr.textContent = "now";
   for (const l of lines) {
     let d = "", pen = false;
@@ -562,18 +562,18 @@ function renderSnapshots() {
     const names = Object.keys(s.lag_history || {});
     const card = h("div", { class: "card snapshot", "data-name": s.name },
       h("div", { class: "snap-head" }, h("h2", {}, s.name), h("span", { class: "badge " + complete }, complete),
-        h("span", { class: "muted" }, "cut #" + s.seq + " as of " + (s.time ? new Date(s.time).toLocaleTimeString([], { hour12: false, fractionalSecondDigits: 3 }) : "–"))),
+        h("span", { class: "muted" }, "cut #" + s.seq + " as of " + (s.time ? new Date(s.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3, hour12: false }) : "–"))),
       h("div", { class: "two", style: "margin-top:12px" },
         h("div", {}, h("table", { class: "grid-table sources" },
           h("thead", {}, h("tr", {}, h("th", {}, "source"), h("th", {}, "state"), h("th", {}, "why"), h("th", { class: "num" }, "lag"))),
           h("tbody", {}, s.sources.map((src) => h("tr", { "data-source": src.name },
             h("td", {}, h("strong", {}, src.name), src.required ? "" : h("span", { class: "muted" }, " optional")),
             h("td", {}, h("span", { class: "badge state " + src.state.replace(/ /g, "-") }, src.state)),
-            h("td", { class: "muted" }, src.reason || ""),
+            h("td", { class: "muted why" }, why(src)),
             h("td", { class: "num" }, src.lag_ms ? ms(src.lag_ms) : "")))))),
         chart("Lag per source", (s.lag_history[names[0]] || { t: [] }).t, names.map((name, i) => ({
           name, color: palette[i % palette.length], values: alignLag(s.lag_history, names[0], name),
-        })), ms)));
+        })), ms, lagSpan(s.lag_history[names[0]]))));
     if (s.table) {
       card.append(h("div", { class: "table-wrap" }, h("table", { class: "grid-table snap-table" },
         h("thead", {}, h("tr", {}, s.table.columns.map((c) => h("th", {}, c)))),
@@ -583,7 +583,28 @@ function renderSnapshots() {
   }));
 }
 
+// why says in a few words why a source holds a cut back, from its fields
+// (the server's reason when the state is another).
+function why(src) {
+  const clock = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  switch (src.state) {
+    case "current": return "";
+    case "stale": return "stale by " + ms(src.lag_ms);
+    case "silent": return "silent since " + clock(src.since) + " (" + ago(src.since) + ")";
+    case "gapped": return "missing " + (src.missing || "?") + " (" + n(src.missing_count) + " in all), " + n(src.buffered) + " waiting behind the gap";
+  }
+  return src.reason || src.state;
+}
+
 // alignLag returns source name's lag on the seconds of source ref.
+// lagSpan returns the seconds the lag chart spans: those it has, at least
+// a minute, at most the history.
+function lagSpan(h) {
+  const full = state.hello ? state.hello.history_seconds : 300;
+  if (!h || h.t.length < 2) return 60;
+  return Math.min(full, Math.max(60, h.t[h.t.length - 1] - h.t[0]));
+}
+
 function alignLag(hist, ref, name) {
   const r = hist[ref], s = hist[name], at = new Map();
   s.t.forEach((t, i) => at.set(t, s.ms[i]));
