@@ -269,3 +269,21 @@ func BenchmarkUpdateLatency(b *testing.B) {
 	b.ReportMetric(at(0.99), "p99-ms")
 	b.ReportMetric(float64(lost.Load()), "lost")
 }
+
+// BenchmarkObserve: the cost of one event to the dashboard, from two
+// goroutines at once (the hot path of every task).
+func BenchmarkObserve(b *testing.B) {
+	d, err := dashboard.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	ev := queue.Event{Type: queue.EventSucceeded, Queue: queue.DefaultQueue, Kind: "echo", Elapsed: time.Millisecond}
+	d.Observe(ev)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			d.Observe(ev)
+		}
+	})
+}

@@ -63,14 +63,16 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
-	later := time.NewTimer(time.Hour)
+	later := time.NewTimer(time.Hour) // the next read of the watched batch
+	later.Stop()
 	defer later.Stop()
+	armed := false
 	watching := batchID != ""
 	var batchNext time.Time
 	frame := d.hub.frameDone()
 	var secs []section
 	for {
-		if watching && !time.Now().Before(batchNext) {
+		if watching && !armed && !time.Now().Before(batchNext) {
 			var done bool
 			data := d.batchDetail(r.Context(), batchID, &done)
 			if data != nil {
@@ -96,37 +98,24 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		if gone {
 			return
 		}
-		var wakeLater <-chan time.Time
-		select {
-		case <-s.notify:
-			continue
-		default:
-		}
 		select {
 		case <-s.notify:
 		case <-frame:
 			frame = d.hub.frameDone()
-			if batchID != "" && watching {
-				if wait := time.Until(batchNext); wait > 0 {
-					later.Reset(wait)
-					wakeLater = later.C
-				}
+			if watching && !armed {
+				// Re-read the batch after this frame, but no sooner than
+				// batchEvery after the last read.
+				later.Reset(max(time.Until(batchNext), 0))
+				armed = true
 			}
+		case <-later.C:
+			armed = false
 		case <-ping.C:
 			buf.WriteString(": ping\n\n")
 		case <-r.Context().Done():
 			return
 		case <-d.ctx.Done():
 			return
-		}
-		if wakeLater != nil {
-			select {
-			case <-wakeLater:
-			case <-r.Context().Done():
-				return
-			case <-d.ctx.Done():
-				return
-			}
 		}
 	}
 }
