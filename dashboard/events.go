@@ -20,6 +20,10 @@ import (
 // what changes. A slow page gets the latest value of each section, never a
 // backlog.
 
+// maxStreams bounds the streams open at once: each holds a goroutine and
+// its pending sections; one more gets 503.
+const maxStreams = 512
+
 // maxGrid is the most task states a "batch" event carries.
 const maxGrid = 20_000
 
@@ -39,6 +43,11 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 		wantBatches = false
 	default:
 		http.Error(w, "view: want queues, batches, batch, dead, workers or snapshots", http.StatusBadRequest)
+		return
+	}
+	if d.hub.count() >= maxStreams {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many dashboard pages are open: close some, or retry", http.StatusServiceUnavailable)
 		return
 	}
 	rc := http.NewResponseController(w)
