@@ -366,26 +366,32 @@ function openBatch() {
 }
 
 // followOutcomes reads the batch's outcomes from the API's event stream:
-// the failures with their errors and the results.
-async function followOutcomes(id) {
+// the failures with their errors and the results. A stream that the
+// server refuses on reconnecting (its ticket expired) is opened again with
+// a new ticket, from the last event it had (?after=); three refusals in a
+// row without an event (an unknown batch) end it.
+async function followOutcomes(id, after, tries) {
   let url;
-  try { url = await streamURL("/v1/batches/" + encodeURIComponent(id) + "/events"); } catch (e) { return; }
+  const path = "/v1/batches/" + encodeURIComponent(id) + "/events" + (after ? "?after=" + encodeURIComponent(after) : "");
+  try { url = await streamURL(path); } catch (e) { return; }
   if (state.batchID !== id) return;
   const es = new EventSource(url);
   outcomeStream = es;
+  let last = after || "", ended = false;
   es.addEventListener("outcome", (ev) => {
     if (outcomeStream !== es) return;
+    last = ev.lastEventId || last;
     const o = JSON.parse(ev.data);
     if (o.result.ok) state.results.set(o.index, o.result.value);
     else if (o.result.error.code !== "canceled") state.failures.set(o.index, o.result.error);
     renderOutcomes();
   });
-  es.addEventListener("end", () => { es.close(); });
+  es.addEventListener("end", () => { ended = true; es.close(); });
   es.onerror = () => {
-    if (es.readyState === EventSource.CLOSED && outcomeStream === es) {
-      outcomeStream = null;
-      $("#b-error").textContent = state.batch && state.batch.error ? "" : "The batch's outcomes cannot be followed.";
-    }
+    if (es.readyState !== EventSource.CLOSED || outcomeStream !== es || ended) return;
+    outcomeStream = null;
+    const n = last !== (after || "") ? 0 : (tries || 0) + 1;
+    if (n < 3) setTimeout(() => { if (state.batchID === id && !outcomeStream) followOutcomes(id, last, n); }, 1000);
   };
 }
 
