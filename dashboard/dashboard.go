@@ -55,10 +55,13 @@ type Config struct {
 // httpapi.Config.UI, so that its requests pass the API's host, token and
 // origin checks; its page uses the API for everything else.
 //
-// A Dashboard owns one goroutine, which samples the counts every second,
-// and, while a page is open, reads the broker (at most twice a second for
-// the queues and four times for the batches, less when nothing happens) and
-// pushes what changed. Close stops it. It is safe for concurrent use.
+// A Dashboard owns a goroutine that samples the counts every second and
+// pushes what changed to the open pages (at most one frame a
+// FrameInterval), one that reads the broker while a page is open (at most
+// twice a second for the queues and, while a page shows the batch list,
+// four times for the batches; less when nothing happens), and one per
+// snapshot source that waits for its changes. Close stops them. It is safe
+// for concurrent use.
 type Dashboard struct {
 	cfg    Config
 	in     queue.Inspector

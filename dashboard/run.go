@@ -39,7 +39,6 @@ func (d *Dashboard) run() {
 				d.publishSeries(st, now)
 				d.makeFrame(st, now, true)
 			}
-
 		case <-d.wake:
 			if wait := d.frame - time.Since(st.lastFrame); wait > 0 {
 				spacing.Reset(wait)
