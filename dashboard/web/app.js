@@ -42,6 +42,7 @@ function ago(t) {
 
 function ms(x) {
   if (x === null || x === undefined) return "";
+  if (x === 0) return "0";
   if (x < 1) return x.toFixed(2) + " ms";
   if (x < 1000) return x.toFixed(x < 10 ? 1 : 0) + " ms";
   return (x / 1000).toFixed(1) + " s";
@@ -242,18 +243,18 @@ function renderCharts() {
   box.replaceChildren(...names.map((name) => {
     const s = state.series[name];
     return h("div", { class: "card" },
-      h("h3", {}, "Queue " + name + " — last " + Math.round((state.hello ? state.hello.history_seconds : 300) / 60) + " minutes"),
+      h("h3", {}, "Queue " + name),
       h("div", { class: "charts" },
         chart("Tasks per second", s.t, [
           { name: "succeeded", color: "var(--done)", values: s.done },
           { name: "failed", color: "var(--failed)", values: s.failed },
           { name: "enqueued", color: "var(--accent)", values: s.enqueued, dash: true },
-        ], (v) => n(Math.round(v))),
+        ], (v) => n(Math.round(v)), spanOf(s.t)),
         chart("Latency", s.t, [
           { name: "run p50", color: "#8250df", values: s.run_p50_ms },
           { name: "run p99", color: "#bf3989", values: s.run_p99_ms },
           { name: "wait p99", color: "var(--warn)", values: s.wait_p99_ms, dash: true },
-        ], ms)));
+        ], ms, spanOf(s.t))));
   }));
 }
 
@@ -579,7 +580,7 @@ function renderSnapshots() {
             h("td", { class: "num" }, src.lag_ms ? ms(src.lag_ms) : "")))))),
         chart("Lag per source", (s.lag_history[names[0]] || { t: [] }).t, names.map((name, i) => ({
           name, color: palette[i % palette.length], values: alignLag(s.lag_history, names[0], name),
-        })), ms, lagSpan(s.lag_history[names[0]]))));
+        })), ms, spanOf((s.lag_history[names[0]] || { t: [] }).t))));
     if (s.table) {
       card.append(h("div", { class: "table-wrap" }, h("table", { class: "grid-table snap-table" },
         h("thead", {}, h("tr", {}, s.table.columns.map((c) => h("th", {}, c)))),
@@ -603,12 +604,12 @@ function why(src) {
 }
 
 // alignLag returns source name's lag on the seconds of source ref.
-// lagSpan returns the seconds the lag chart spans: those it has, at least
-// a minute, at most the history.
-function lagSpan(h) {
+// spanOf returns the seconds a chart of the times ts spans: those it has,
+// at least a minute, at most the history.
+function spanOf(ts) {
   const full = state.hello ? state.hello.history_seconds : 300;
-  if (!h || h.t.length < 2) return 60;
-  return Math.min(full, Math.max(60, h.t[h.t.length - 1] - h.t[0]));
+  if (!ts || ts.length < 2) return 60;
+  return Math.min(full, Math.max(60, ts[ts.length - 1] - ts[0]));
 }
 
 function alignLag(hist, ref, name) {
