@@ -39,7 +39,9 @@ import (
 //     every 100 ms) with a page open on the queues; for each task, the time from its
 //     handler's return (the worker's EventSucceeded) to the page reading a
 //     "stats" event that counts it (p50-ms, p99-ms). The page's clock is
-//     this process's, so there is no skew.
+//     this process's, so there is no skew. The counts are the fastest
+//     section (a frame at most every FrameInterval); the broker's views
+//     (depth, the batch list) follow at their read spacing, 500 and 250 ms.
 
 var benchNoop = queue.NewKind[int, int]("bench.noop")
 
