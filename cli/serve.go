@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/gather-go/gather/dashboard"
 	"github.com/gather-go/gather/httpapi"
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
@@ -33,6 +34,7 @@ type serveFlags struct {
 	maxWait, resultTTL                           time.Duration
 	maxItems, maxItem                            int
 	maxBody                                      int64
+	dashboard                                    bool
 	nats                                         natsFlags
 	work                                         workerFlags
 	log                                          logFlags
@@ -60,6 +62,7 @@ func serve(ctx context.Context, e *env, args []string) int {
 	fs.IntVar(&f.maxItems, "max-items", httpapi.DefaultMaxItems, "most items in one batch")
 	fs.IntVar(&f.maxItem, "max-item", httpapi.DefaultMaxItem, "largest item, in bytes of JSON")
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest request body, in bytes")
+	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / (behind the same token as the API)")
 	f.work.add(fs, "workers", "built-in workers (tasks run at once); 0 for none", runtime.GOMAXPROCS(0))
 	f.log.add(fs)
 	if code, ok := parse(fs, args); !ok {
@@ -175,7 +178,19 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	if err := metrics.Watch(broker, f.work.queues...); err != nil {
 		log.Warn("metrics: no queue depth", "err", err)
 	}
-	client, err := queue.NewClient(broker, &queue.ClientConfig{MaxPayload: f.maxItem, Logger: log, Observer: metrics})
+	var dash *dashboard.Dashboard
+	var ui http.Handler
+	obs := queue.Observer(metrics)
+	if f.dashboard {
+		var in queue.Inspector
+		in, _ = queue.Broker(broker).(queue.Inspector)
+		if dash, err = dashboard.New(&dashboard.Config{Inspector: in, NATS: nc, Prefix: f.nats.prefix, Logger: log}); err != nil {
+			return err
+		}
+		defer dash.Close()
+		ui, obs = dash, queue.MultiObserver(metrics, dash)
+	}
+	client, err := queue.NewClient(broker, &queue.ClientConfig{MaxPayload: f.maxItem, Logger: log, Observer: obs})
 	if err != nil {
 		return err
 	}
@@ -192,7 +207,7 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	api, err := httpapi.New(&httpapi.Config{
 		Client: client, Kinds: names, Disabled: disabled, Queues: f.work.queues, Token: f.token,
 		Hosts: f.hosts, MaxBody: f.maxBody, MaxItems: f.maxItems, MaxItem: f.maxItem, MaxWait: f.maxWait,
-		ResultTTL: f.resultTTL, Metrics: metricsHandler, Logger: log,
+		ResultTTL: f.resultTTL, Metrics: metricsHandler, Logger: log, UI: ui,
 		Ready: func(context.Context) error {
 			if s := nc.Status(); s != nats.CONNECTED {
 				return fmt.Errorf("NATS connection %v", s)
@@ -207,7 +222,12 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 
 	var wk *queue.Worker
 	if f.work.concurrency > 0 {
-		if wk, err = e.newWorker(broker, &f.work, log, metrics); err != nil {
+		ann, err := dashboard.Announce(nc, f.nats.prefix, f.work.queues, f.work.concurrency)
+		if err != nil {
+			return err
+		}
+		defer ann.Close() // after the workers' shutdown: its last heartbeat says stopped
+		if wk, err = e.newWorker(broker, &f.work, log, queue.MultiObserver(obs, ann)); err != nil {
 			return err
 		}
 		if err := wk.Start(); err != nil {
@@ -238,6 +258,9 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 		scheme = "https"
 	}
 	httpURL := scheme + "://" + ln.Addr().String()
+	if dash != nil {
+		log.Info("dashboard", "url", httpURL+"/")
+	}
 	log.Info("serving", "api", httpURL, "nats", natsURL, "workers", f.work.concurrency, "queues", f.work.queues.String())
 	if f.addrFile != "" {
 		b, _ := json.Marshal(map[string]string{"http": httpURL, "nats": natsURL})
@@ -256,6 +279,9 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	}
 	log.Info("draining: new work gets 503, running tasks finish or are handed back")
 	api.Drain()
+	if dash != nil {
+		dash.Close() // ends its event streams, which Shutdown would wait for
+	}
 	if wk != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), f.work.shutdown)
 		if err := wk.Shutdown(sctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 
+	"github.com/gather-go/gather/dashboard"
 	"github.com/gather-go/gather/queue"
 )
 
@@ -67,7 +68,13 @@ func worker(ctx context.Context, e *env, args []string) int {
 		}
 		log.Info("metrics", "url", h)
 	}
-	w, err := e.newWorker(b, &wf, log, obs)
+	ann, err := dashboard.Announce(nc, nf.prefix, wf.queues, wf.concurrency)
+	if err != nil {
+		log.Error("worker", "err", err)
+		return ExitUsage
+	}
+	defer ann.Close() // after the shutdown below: its last heartbeat says stopped
+	w, err := e.newWorker(b, &wf, log, queue.MultiObserver(obs, ann))
 	if err != nil {
 		log.Error("worker", "err", err)
 		return ExitUsage

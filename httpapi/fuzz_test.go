@@ -3,6 +3,9 @@ package httpapi_test
 import (
 	"encoding/json"
 	"testing"
+	"time"
+
+	"github.com/gather-go/gather/httpapi"
 )
 
 // FuzzPostBatch sends arbitrary bodies to POST /v1/batches: every answer
@@ -31,6 +34,23 @@ func FuzzPostBatch(f *testing.F) {
 			}
 		default:
 			t.Fatalf("%q: %d %s", body, r.status, r.body)
+		}
+	})
+}
+
+// FuzzTicket: no string but one the server issued, before it expires,
+// opens an event stream.
+func FuzzTicket(f *testing.F) {
+	e := newEnv(f, opts{token: "tok", workers: -1})
+	now := time.Now()
+	good := httpapi.IssueTicket(e.api, now.Add(time.Minute))
+	f.Add(good)
+	f.Add(httpapi.IssueTicket(e.api, now.Add(-time.Minute)))
+	f.Add("")
+	f.Add("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, ticket string) {
+		if httpapi.TicketOK(e.api, ticket, now) != (ticket == good) {
+			t.Fatalf("ticket %q: accepted %v", ticket, !(ticket == good))
 		}
 	})
 }

@@ -72,31 +72,40 @@ type Config struct {
 	// Logger receives one record per request that failed with a 5xx and
 	// the followers' errors. Default: discard.
 	Logger *slog.Logger
+	// UI, when set, serves every request outside /v1/ that no route of
+	// the API serves: a web dashboard's pages and streams. Its requests
+	// pass the Host check and the cross-origin guard like the API's, but
+	// not the token check, since a browser's navigation to a page sends no
+	// header: UI serves only public files itself and asks Authenticated
+	// before anything else. Default: none (404).
+	UI http.Handler
 }
 
 // Server is the HTTP API as an http.Handler. It is safe for concurrent
 // use. It owns one goroutine per batch it follows; Close stops them. Drain
 // makes it refuse new work.
 type Server struct {
-	client   *queue.Client
-	broker   queue.Broker
-	kinds    map[string]string
-	disabled map[string]string
-	queues   []string
-	token    []byte
-	hosts    []string
-	anyHost  bool
-	maxBody  int64
-	maxItems int
-	maxItem  int
-	maxWait  time.Duration
-	ttl      time.Duration
-	metrics  http.Handler
-	ready    func(ctx context.Context) error
-	log      *slog.Logger
-	mux      *http.ServeMux
-	csrf     *http.CrossOriginProtection
-	guarded  http.Handler // csrf around mux
+	client    *queue.Client
+	broker    queue.Broker
+	kinds     map[string]string
+	disabled  map[string]string
+	queues    []string
+	token     []byte
+	hosts     []string
+	anyHost   bool
+	maxBody   int64
+	maxItems  int
+	maxItem   int
+	maxWait   time.Duration
+	ttl       time.Duration
+	metrics   http.Handler
+	ui        http.Handler
+	ready     func(ctx context.Context) error
+	log       *slog.Logger
+	mux       *http.ServeMux
+	csrf      *http.CrossOriginProtection
+	guarded   http.Handler // csrf around mux
+	guardedUI http.Handler // csrf around ui, when there is one
 
 	ctx      context.Context // ends with Close: the followers' context
 	cancel   context.CancelFunc
@@ -132,6 +141,7 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/dead-letters", s.listDead},
 		{"GET", "/v1/dead-letters/{id}", s.getDead},
 		{"POST", "/v1/dead-letters/{id}/redrive", s.redrive},
+		{"POST", "/v1/tickets", s.postTicket},
 	}
 }
 
@@ -143,7 +153,7 @@ func New(cfg *Config) (*Server, error) {
 	s := &Server{
 		client: cfg.Client, broker: cfg.Client.Broker(), kinds: cfg.Kinds, disabled: cfg.Disabled,
 		queues: cfg.Queues, token: []byte(cfg.Token), maxBody: cfg.MaxBody, maxItems: cfg.MaxItems,
-		maxItem: cfg.MaxItem, maxWait: cfg.MaxWait, ttl: cfg.ResultTTL, metrics: cfg.Metrics,
+		maxItem: cfg.MaxItem, maxWait: cfg.MaxWait, ttl: cfg.ResultTTL, metrics: cfg.Metrics, ui: cfg.UI,
 		ready: cfg.Ready, log: cfg.Logger, drainCh: make(chan struct{}), trackers: map[string]*tracker{},
 	}
 	var errs []error
@@ -203,7 +213,20 @@ func New(cfg *Config) (*Server, error) {
 		})
 	}
 	s.guarded = s.csrf.Handler(s.mux)
+	if s.ui != nil {
+		s.guardedUI = s.csrf.Handler(s.ui)
+	}
 	return s, nil
+}
+
+// forUI reports whether a path that no route serves goes to Config.UI:
+// any outside /v1/ and the health and metrics routes.
+func (s *Server) forUI(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return false
+	}
+	return !strings.HasPrefix(path, "/v1/")
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -254,12 +277,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
-	if len(s.token) > 0 && !open && !s.authorized(r) {
-		writeProblem(w, problem(http.StatusUnauthorized, CodeUnauthorized,
-			"missing or wrong token: send the header \"Authorization: Bearer <token>\""))
+	authed := len(s.token) == 0 || s.authorized(r) || s.ticketOK(r, time.Now())
+	h, pattern := s.mux.Handler(r)
+	if pattern == "" && s.guardedUI != nil && s.forUI(r.URL.Path) {
+		s.guardedUI.ServeHTTP(w, withAuth(r, authed))
 		return
 	}
-	h, pattern := s.mux.Handler(r)
+	if !open && !authed {
+		writeProblem(w, problem(http.StatusUnauthorized, CodeUnauthorized,
+			"missing or wrong token: send the header \"Authorization: Bearer <token>\" (an event stream also takes ?ticket= from POST /v1/tickets)"))
+		return
+	}
 	if pattern == "" {
 		// Not found, method not allowed, or a redirect to the cleaned
 		// path: keep the status and headers, answer with a problem.
