@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,10 @@ func (t *eventTime) UnmarshalJSON(b []byte) error {
 		if err != nil {
 			return fmt.Errorf("time %q: want RFC 3339 (\"2026-01-02T09:30:00.005Z\") or Unix nanoseconds", s)
 		}
-		t.Time = v
+		if v.Before(time.Unix(0, 1)) || v.After(time.Unix(0, math.MaxInt64)) {
+			return fmt.Errorf("time %q: want a time from 1970 to 2262 (Unix nanoseconds above 0)", s)
+		}
+		t.Time = v.UTC()
 		return nil
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
