@@ -27,6 +27,7 @@ type server struct {
 	t   *testing.T
 	url string
 	svc *snapshotapi.Service
+	api *httpapi.Server
 }
 
 func newServer(t *testing.T, specs string) *server {
@@ -62,7 +63,7 @@ func newServer(t *testing.T, specs string) *server {
 		svc.Close()
 		mb.Close()
 	})
-	return &server{t: t, url: hs.URL, svc: svc}
+	return &server{t: t, url: hs.URL, svc: svc, api: api}
 }
 
 type response struct {
@@ -221,7 +222,8 @@ func TestProblems(t *testing.T) {
 		{"GET", "/v1/snapshots/q", "", 400, "malformed", "at is missing"},
 		{"GET", "/v1/snapshots/q?at=yesterday", "", 400, "malformed", "want RFC 3339"},
 		{"GET", "/v1/snapshots/q?at=1&wait=soon", "", 400, "malformed", `wait "soon"`},
-		{"GET", "/v1/snapshots/q?at=2999-01-01T00:00:00Z", "", 422, "bad_option", "later than the server's clock"},
+		{"GET", "/v1/snapshots/q?at=2199-01-01T00:00:00Z", "", 422, "bad_option", "later than the server's clock"},
+		{"GET", "/v1/snapshots/q?at=2999-01-01T00:00:00Z", "", 400, "malformed", "want a time from 1970 to 2262"},
 		{"POST", "/v1/snapshots/q/updates", `{"source":"A","seq":1,"key":"k","value":1}`, 400, "malformed", "time is missing"},
 		{"POST", "/v1/snapshots/q/updates", `{"source":"A","seq":1,"time":1,"key":"k","value":1,"colour":2}`, 400, "malformed", "accepted fields are"},
 		{"POST", "/v1/snapshots/q/updates", `[{"source":"Z","seq":1,"time":1,"key":"k","value":1}]`, 422, "bad_input", "record 0 refused"},
@@ -327,5 +329,33 @@ func TestEvents(t *testing.T) {
 	}
 	if complete < 2 {
 		t.Fatalf("stream ended after %d events (%d complete): %v", events, complete, sc.Err())
+	}
+}
+
+// Draining the API ends the waits and event streams of the mounted
+// service and makes it refuse updates.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, `[{"name":"q","interval":"1h","sources":[{"name":"A"}]}]`)
+	req, _ := http.NewRequest("GET", s.url+"/v1/snapshots/q/events", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	stream, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	waited := make(chan response, 1)
+	go func() { waited <- s.do("GET", "/v1/snapshots/q?at=2026-01-02T09:30:00Z&wait=1h", "") }()
+
+	s.api.Drain()
+	if r := <-waited; r.status != 202 || !strings.Contains(string(r.body), `"reason":"never heard"`) {
+		t.Fatalf("a wait across the drain: %d %s", r.status, r.body)
+	}
+	if b, err := io.ReadAll(stream.Body); err != nil || len(b) != 0 {
+		t.Fatalf("the stream across the drain: %q, %v", b, err)
+	}
+	r := s.do("POST", "/v1/snapshots/q/updates", `{"source":"A","seq":1,"time":1,"key":"k","value":1}`)
+	if r.status != 503 || !strings.Contains(string(r.body), `"code":"draining"`) {
+		t.Fatalf("an update after the drain: %d %s", r.status, r.body)
 	}
 }
