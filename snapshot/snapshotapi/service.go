@@ -53,7 +53,10 @@ type Config struct {
 // token, host and origin checks. It is safe for concurrent use. It owns the
 // NATS feeds of its collectors (one goroutine each); Close stops them. A
 // request costs its handler's goroutine; an event stream holds one for as
-// long as it is open, ended by Drain.
+// long as it is open, ended by Drain. Every cut answered is encoded whole:
+// O(keys of every source) per read and per event, which suits collectors of
+// up to some thousands of keys; a program that needs a few keys of a larger
+// one reads the collector in-process (Collector).
 type Service struct {
 	colls      map[string]*coll
 	maxBody    int64
@@ -350,7 +353,10 @@ func (s *Service) waitParam(v string) (time.Duration, error) {
 // event at every multiple of the collector's interval, complete or, once
 // grace past its time, incomplete with its reasons. A slow reader skips to
 // the newest cut ("skipped" counts the cuts it missed). The event ID is the
-// cut's sequence number; a reconnecting client gets cuts from then on.
+// cut's sequence number; a reconnecting client gets cuts from then on (a cut
+// is state, not a log: the newest supersedes the ones missed). The stream
+// sends nothing between cuts, so an interval longer than a proxy's idle
+// timeout needs a proxy that keeps the stream open.
 func (s *Service) events(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.coll(r)
 	if err != nil {

@@ -206,6 +206,16 @@ func TestPostAndRead(t *testing.T) {
 	if b := c.Sources[1]; r.status != 202 || b.State != "gapped" || len(b.Missing) != 1 || b.Missing[0].First != 3 || b.Missing[0].Last != 3 {
 		t.Fatalf("at 500ms with B gapped: %d %s", r.status, r.body)
 	}
+
+	// An image resets B past its gap; the buffered seq 4 applies on top.
+	s.post("quotes", fmt.Sprintf(`{"type":"image","source":"B","seq":3,"time":%q,"entries":[{"key":"AAPL","value":{"bid":189.99}},{"key":"IBM","value":7}]}
+{"type":"heartbeat","source":"B","seq":4,"time":%q}
+{"type":"heartbeat","source":"A","seq":2,"time":%q}`, ts(at(350*time.Millisecond)), ts(at(600*time.Millisecond)), ts(at(600*time.Millisecond))))
+	r = s.do("GET", "/v1/snapshots/quotes?at="+ts(at(600*time.Millisecond))+"&wait=30s", "")
+	c = decodeCut(t, r.body)
+	if r.status != 200 || string(c.Values["B"]["AAPL"]) != `{"bid":189.99}` || string(c.Values["B"]["IBM"]) != "7" || string(c.Values["B"]["MSFT"]) != "1" {
+		t.Fatalf("at 600ms after B's image: %d %s", r.status, r.body)
+	}
 }
 
 // Bad requests get problems that say what is accepted.
