@@ -18,6 +18,7 @@ import (
 	"github.com/gather-go/gather/httpapi"
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/snapshot/snapshotapi"
 )
 
 const serveExample = `  # embedded NATS in ./gather-data, the API on 127.0.0.1:8080, built-in workers:
@@ -35,6 +36,8 @@ type serveFlags struct {
 	maxItems, maxItem                            int
 	maxBody                                      int64
 	dashboard                                    bool
+	snapshots                                    string
+	snapSpecs                                    []snapshotapi.Spec
 	nats                                         natsFlags
 	work                                         workerFlags
 	log                                          logFlags
@@ -63,6 +66,7 @@ func serve(ctx context.Context, e *env, args []string) int {
 	fs.IntVar(&f.maxItem, "max-item", httpapi.DefaultMaxItem, "largest item, in bytes of JSON")
 	fs.Int64Var(&f.maxBody, "max-body", httpapi.DefaultMaxBody, "largest request body, in bytes")
 	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / (behind the same token as the API)")
+	stringVar(fs, &f.snapshots, "snapshots", "GATHER_SNAPSHOTS", "", "snapshot collectors to host at /v1/snapshots: a JSON file, or the JSON itself ([{\"name\":\"quotes\",\"sources\":[{\"name\":\"A\"}]}]); see docs/program.md")
 	f.work.add(fs, "workers", "built-in workers (tasks run at once); 0 for none", runtime.GOMAXPROCS(0))
 	f.log.add(fs)
 	if code, ok := parse(fs, args); !ok {
@@ -120,6 +124,11 @@ func (f *serveFlags) check() error {
 	}
 	if f.maxItems < 1 || f.maxItem < 1 || f.maxBody < 1 {
 		errs = append(errs, errors.New("--max-items, --max-item and --max-body: want at least 1"))
+	}
+	if specs, err := loadSnapshotSpecs(f.snapshots); err != nil {
+		errs = append(errs, fmt.Errorf("--snapshots: %w", err))
+	} else {
+		f.snapSpecs = specs
 	}
 	if f.nats.url == "" && f.data == "" {
 		errs = append(errs, errors.New("--data is empty: give the directory of the embedded server's store, or --nats URL"))
@@ -219,6 +228,11 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 		return err
 	}
 	defer api.Close()
+	closeSnapshots, err := mountSnapshots(api, f.snapSpecs, nc, log)
+	if err != nil {
+		return err
+	}
+	defer closeSnapshots()
 
 	var wk *queue.Worker
 	if f.work.concurrency > 0 {

@@ -3,6 +3,8 @@
 // batches, await them, follow them as server-sent events, cancel them, and
 // inspect queues and dead letters; use package queue directly from Go.
 // cmd/gather's serve command mounts it; any program can, on any broker.
+// Other services (snapshot/snapshotapi) are served beside it with
+// Server.Mount, behind the same checks.
 //
 // The routes live under /v1 (see the OpenAPI document at /v1/openapi.json,
 // which a test checks against the routes served), with /healthz, /readyz

@@ -12,6 +12,11 @@ func Routes(s *Server) []string {
 	for _, r := range s.routes() {
 		out = append(out, r.method+" "+r.pattern)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.mounted {
+		out = append(out, r.method+" "+r.pattern)
+	}
 	return out
 }
 

@@ -7,14 +7,27 @@ import (
 	"testing"
 
 	"github.com/gather-go/gather/httpapi"
+	"github.com/gather-go/gather/snapshot/snapshotapi"
 )
 
 // TestOpenAPIMatchesRoutes checks the document served at /v1/openapi.json
-// against the routes the server serves: every route documented, every
-// documented operation served, every problem code documented.
+// against the routes the server serves, with the snapshot routes mounted as
+// gather serve mounts them: every route documented, every documented
+// operation served, every problem code documented.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, opts{workers: -1})
+	snaps, err := snapshotapi.New(&snapshotapi.Config{Specs: []snapshotapi.Spec{{Name: "s", Sources: []snapshotapi.SourceSpec{{Name: "a"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { snaps.Close() })
+	if err := e.api.Mount(snaps); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.api.Mount(snaps); err == nil || !strings.Contains(err.Error(), "already served") {
+		t.Fatalf("mounting the same routes twice: %v", err)
+	}
 	r := e.do("GET", "/v1/openapi.json", "")
 	if r.status != 200 {
 		t.Fatalf("status %d", r.status)

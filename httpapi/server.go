@@ -118,6 +118,8 @@ type Server struct {
 	trackers  map[string]*tracker
 	lastSweep time.Time
 	closed    bool
+	mounted   []route   // routes of mounted services
+	services  []Service // mounted services, drained with the server
 }
 
 // route is one route the server serves; the OpenAPI test reads the list.
@@ -357,6 +359,12 @@ func (s *Server) Drain() {
 	s.drainMu.Do(func() {
 		s.draining.Store(true)
 		close(s.drainCh)
+		s.mu.Lock()
+		svcs := s.services
+		s.mu.Unlock()
+		for _, svc := range svcs {
+			svc.Drain()
+		}
 	})
 }
 
