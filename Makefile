@@ -48,6 +48,10 @@ bench-smoke: ## one iteration of every benchmark, to prove they still run (insta
 
 DURATION ?= 10m
 CHAOS = $(GO) test -count=1 -timeout 0 -v -run '^TestChaos$$' ./internal/chaos
+.PHONY: e2e
+e2e: ## the dashboard in a real browser (installs Debian's chromium; screenshots in e2e/screenshots/)
+	bash e2e/run.sh
+
 .PHONY: chaos
 chaos: ## the chaos test for DURATION (default 10m) per form: workers and the server killed, then one node of three (R3); the history checked
 	$(CHAOS) -chaos.duration $(DURATION)
