@@ -413,7 +413,8 @@ func TestFeedReplayCommand(t *testing.T) {
 func TestDemoCommand(t *testing.T) {
 	t.Parallel()
 	code, out, errOut := run(t, "", "demo", "--duration", "1s", "--symbols", "10", "--rate", "200")
-	if code != ExitOK || !strings.Contains(out, "summary:") || !strings.Contains(out, "cut-to-result latency") {
-		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errOut)
+	if code != ExitOK || !strings.Contains(out, "summary:") || !strings.Contains(out, "cut-to-result latency") ||
+		!strings.HasPrefix(out, "dashboard: http://127.0.0.1:") {
+		t.Fatalf("demo: exit %d, want the dashboard's URL first and a summary\n%s\n%s", code, out, errOut)
 	}
 }
