@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+)
+
+// writeJSON prints r as one JSON line.
+func writeJSON(w io.Writer, r *result) {
+	b, _ := json.Marshal(r) // a struct of numbers, strings and maps of them
+	fmt.Fprintf(w, "%s\n", b)
+}
+
+// writeMarkdown prints the table of the phases that ran.
+func writeMarkdown(w io.Writer, c *config, rs []*result) {
+	if len(rs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n| phase | tasks | tasks/s | p50 / p99 await | 429s (without Retry-After) | lost | wrong | heap MiB start / middle / end / expired | RSS MiB start / middle / end / expired (peak) |\n")
+	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	for _, r := range rs {
+		phase := r.Phase
+		switch {
+		case r.SSE > 0:
+			phase = fmt.Sprintf("%s (%d streams, %.3f× load's tasks/s)", r.Phase, r.SSE, r.VsLoad)
+		case r.MaxDepth > 0:
+			phase = fmt.Sprintf("%s (bound %d, %.0f s)", r.Phase, r.MaxDepth, r.Seconds)
+		}
+		await := "–"
+		if r.P50ms > 0 {
+			await = fmt.Sprintf("%.0f / %.0f ms", r.P50ms, r.P99ms)
+		}
+		var heap, rss string
+		var peak float64
+		for i, k := range []string{"start", "middle", "end", "expired"} {
+			if i > 0 {
+				heap += " / "
+				rss += " / "
+			}
+			m, ok := r.Memory[k]
+			if !ok {
+				heap += "–"
+				rss += "–"
+				continue
+			}
+			heap += fmt.Sprintf("%.0f", m.Heap)
+			rss += fmt.Sprintf("%.0f", m.RSS)
+			peak = max(peak, m.HWM)
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %d (%d) | %d | %d | %s | %s (%.0f) |\n",
+			phase, r.Tasks, r.TasksPerSec, await, r.Refused, r.MissingRetryAfter, r.Lost, r.Wrong, heap, rss, peak)
+	}
+	fmt.Fprintf(w, "\n%d worker processes (gather worker), %d producers, batches of %d, serve --result-ttl %v --retention %v; all on 127.0.0.1 TCP\n",
+		c.workers, c.producers, c.batch, c.resultTTL, c.retention)
+}
