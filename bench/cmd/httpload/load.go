@@ -39,6 +39,7 @@ type result struct {
 	Memory            map[string]memory `json:"memory"` // start, middle, end, expired
 	Series            []sample          `json:"series"` // one a second during the phase
 	ServerLogLines    int64             `json:"server_log_lines"`
+	GCNudges          int64             `json:"gc_nudge_requests"` // see deployment.expired
 }
 
 // sample is the server's memory at a time since the phase began.
@@ -129,7 +130,7 @@ func loadPhase(ctx context.Context, c *config, name string, sse int, stderr io.W
 				}
 				first := b * c.batch
 				size := min(c.batch, c.tasks-first)
-				body := batchBody(first, size)
+				body := batchBody(first, size, 0)
 				for {
 					t0 := time.Now()
 					wrong, err := d.await(lctx, body, size, first)
@@ -175,16 +176,8 @@ func loadPhase(ctx context.Context, c *config, name string, sse int, stderr io.W
 	stopSSE()
 	sseWG.Wait()
 
-	// Once the results have expired from the API (result-ttl, swept about
-	// as often) the heap should be back near where it started.
-	wait := 2*c.resultTTL + 2*time.Second
-	fmt.Fprintf(stderr, "httpload: %s: %.0f tasks/s; waiting %v for the results to expire\n", name, r.TasksPerSec, wait)
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(wait):
-	}
-	if r.Memory["expired"], err = d.memory(ctx); err != nil {
+	fmt.Fprintf(stderr, "httpload: %s: %.0f tasks/s\n", name, r.TasksPerSec)
+	if r.Memory["expired"], r.GCNudges, err = d.expired(ctx, c, stderr, name); err != nil {
 		return nil, err
 	}
 	r.ServerLogLines = d.logLines()
@@ -192,15 +185,26 @@ func loadPhase(ctx context.Context, c *config, name string, sse int, stderr io.W
 }
 
 // batchBody is the JSON of an echo batch of the numbers first to
-// first+size-1.
-func batchBody(first, size int) []byte {
-	b := make([]byte, 0, 32+size*8)
-	b = append(b, `{"kind":"echo","items":[`...)
+// first+size-1, or with sleep > 0 of a sleep batch whose tasks wait sleep
+// and return those numbers.
+func batchBody(first, size int, sleep time.Duration) []byte {
+	b := make([]byte, 0, 32+size*40)
+	if sleep > 0 {
+		b = append(b, `{"kind":"sleep","items":[`...)
+	} else {
+		b = append(b, `{"kind":"echo","items":[`...)
+	}
 	for i := range size {
 		if i > 0 {
 			b = append(b, ',')
 		}
+		if sleep > 0 {
+			b = fmt.Appendf(b, `{"duration":%q,"value":`, sleep.String())
+		}
 		b = strconv.AppendInt(b, int64(first+i), 10)
+		if sleep > 0 {
+			b = append(b, '}')
+		}
 	}
 	return append(b, "]}"...)
 }

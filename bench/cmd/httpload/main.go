@@ -48,20 +48,22 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // config is the command line.
 type config struct {
-	gather      string
-	tasks       int
-	batch       int
-	producers   int
-	workers     int
-	concurrency int
-	resultTTL   time.Duration
-	retention   time.Duration
-	sse         int
-	ssePath     string
-	overload    time.Duration
-	maxDepth    int
-	timeout     time.Duration
-	dir         string
+	gather       string
+	tasks        int
+	batch        int
+	producers    int
+	workers      int
+	concurrency  int
+	resultTTL    time.Duration
+	retention    time.Duration
+	sse          int
+	ssePath      string
+	overload     time.Duration
+	maxDepth     int
+	overloadTask time.Duration
+	pause        time.Duration
+	timeout      time.Duration
+	dir          string
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -75,11 +77,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.workers, "workers", 2, "gather worker processes")
 	fs.IntVar(&c.concurrency, "concurrency", 0, "each worker's --concurrency; 0 for gather's default (one per CPU)")
 	fs.DurationVar(&c.resultTTL, "result-ttl", 5*time.Second, "serve --result-ttl: how long the API keeps a finished batch in memory")
-	fs.DurationVar(&c.retention, "retention", time.Minute, "serve and worker --retention: how long the streams keep results")
+	fs.DurationVar(&c.retention, "retention", 10*time.Second, "serve and worker --retention: how long the streams keep results")
 	fs.IntVar(&c.sse, "sse", 0, "server-sent event streams to hold open on -sse-path in a second run of the load (0: no sse phase)")
 	fs.StringVar(&c.ssePath, "sse-path", "/dashboard/events", "path of the event stream -sse opens")
 	fs.DurationVar(&c.overload, "overload", 20*time.Second, "length of the overload phase (0: none)")
 	fs.IntVar(&c.maxDepth, "max-depth", 20_000, "serve --max-depth of the overload phase: the queue's bound, in tasks")
+	fs.DurationVar(&c.overloadTask, "overload-task", 2*time.Millisecond, "how long each task of the overload phase sleeps, so that the workers fall behind the producers")
+	fs.DurationVar(&c.pause, "overload-pause", 5*time.Millisecond, "how long an overload producer pauses after a 429 before it tries again (it presses on, whatever Retry-After says)")
 	fs.DurationVar(&c.timeout, "timeout", time.Hour, "the whole run ends with an error after this")
 	fs.StringVar(&c.dir, "dir", "", "directory for the servers' stores (default: a temporary one, removed at the end)")
 	if err := fs.Parse(args); err != nil {
@@ -128,8 +132,8 @@ func (c *config) check(nargs int) error {
 	if c.tasks < 1 || c.batch < 1 || c.producers < 1 || c.workers < 1 {
 		errs = append(errs, errors.New("-tasks, -batch, -producers and -workers: want at least 1"))
 	}
-	if c.concurrency < 0 || c.sse < 0 || c.overload < 0 {
-		errs = append(errs, errors.New("-concurrency, -sse and -overload: want 0 or more"))
+	if c.concurrency < 0 || c.sse < 0 || c.overload < 0 || c.overloadTask <= 0 || c.pause < 0 {
+		errs = append(errs, errors.New("-concurrency, -sse and -overload: want 0 or more; -overload-task: want more than 0; -overload-pause: want 0 or more"))
 	}
 	if c.resultTTL < time.Second || c.retention < time.Second {
 		errs = append(errs, errors.New("-result-ttl and -retention: want at least 1s (serve's least)"))

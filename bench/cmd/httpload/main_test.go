@@ -37,11 +37,11 @@ func TestBatchBody(t *testing.T) {
 		Kind  string
 		Items []int
 	}
-	if err := json.Unmarshal(batchBody(7, 3), &v); err != nil {
+	if err := json.Unmarshal(batchBody(7, 3, 0), &v); err != nil {
 		t.Fatal(err)
 	}
 	if v.Kind != "echo" || len(v.Items) != 3 || v.Items[0] != 7 || v.Items[2] != 9 {
-		t.Fatalf("batchBody(7, 3) = %+v", v)
+		t.Fatalf("batchBody(7, 3, 0) = %+v", v)
 	}
 }
 
@@ -51,10 +51,10 @@ func TestCheck(t *testing.T) {
 	if err := json.Unmarshal([]byte(`{"id":"b","results":[{"ok":true,"value":5},{"ok":true,"value":7},{"ok":false}]}`), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if wrong, err := check(&rep, 3, 5); err != nil || wrong != 2 {
+	if wrong, err := check(&rep, 3, 5, false); err != nil || wrong != 2 {
 		t.Fatalf("check = %d, %v; want 2 wrong (a wrong value, a failure)", wrong, err)
 	}
-	if _, err := check(&rep, 4, 5); err == nil {
+	if _, err := check(&rep, 4, 5, false); err == nil {
 		t.Fatal("check of 3 results for 4 items: no error")
 	}
 }
@@ -86,12 +86,12 @@ func TestAwait(t *testing.T) {
 	defer srv.Close()
 	d := &deployment{api: srv.URL, token: "tok", client: srv.Client()}
 	ctx := t.Context()
-	_, err := d.await(ctx, batchBody(1, 2), 2, 1)
+	_, err := d.await(ctx, batchBody(1, 2, 0), 2, 1)
 	var full *errFull
 	if !errors.As(err, &full) || !full.retryAfter {
 		t.Fatalf("first await: %v, want a 429 with Retry-After", err)
 	}
-	if wrong, err := d.await(ctx, batchBody(1, 2), 2, 1); err != nil || wrong != 0 {
+	if wrong, err := d.await(ctx, batchBody(1, 2, 0), 2, 1); err != nil || wrong != 0 {
 		t.Fatalf("second await = %d, %v", wrong, err)
 	}
 }

@@ -31,8 +31,8 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 	if r.Memory["start"], err = d.memory(ctx); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "httpload: overload: %v of batches of %d from %d producers that do not wait, queue bound %d\n",
-		c.overload, c.batch, c.producers, c.maxDepth)
+	fmt.Fprintf(stderr, "httpload: overload: %v of batches of %d tasks of %v from %d producers that do not wait, queue bound %d\n",
+		c.overload, c.batch, c.overloadTask, c.producers, c.maxDepth)
 	pctx, cancel := context.WithTimeout(ctx, c.overload)
 	defer cancel()
 	var (
@@ -52,7 +52,7 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 		wg.Go(func() {
 			for pctx.Err() == nil {
 				first := int(next.Add(int64(c.batch)) - int64(c.batch))
-				body := batchBody(first, c.batch)
+				body := batchBody(first, c.batch, c.overloadTask)
 				for pctx.Err() == nil {
 					resp, err := d.request(pctx, "POST", "/v1/batches", body)
 					if err != nil {
@@ -72,9 +72,8 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 							atomic.AddInt64(&r.MissingRetryAfter, 1)
 						}
 						// Press on without honoring Retry-After, to keep the
-						// queue at its bound; a little pause keeps this
-						// from being a busy loop.
-						time.Sleep(5 * time.Millisecond)
+						// queue at its bound.
+						time.Sleep(c.pause)
 						continue
 					}
 					if err != nil || resp.StatusCode != http.StatusCreated {
@@ -128,14 +127,7 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 	close(work)
 	aw.Wait()
 	r.TasksPerSec = float64(r.Tasks) / time.Since(began).Seconds()
-	wait := 2*c.resultTTL + 2*time.Second
-	fmt.Fprintf(stderr, "httpload: overload: waiting %v for the results to expire\n", wait)
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(wait):
-	}
-	if r.Memory["expired"], err = d.memory(ctx); err != nil {
+	if r.Memory["expired"], r.GCNudges, err = d.expired(ctx, c, stderr, "overload"); err != nil {
 		return nil, err
 	}
 	r.ServerLogLines = d.logLines()
@@ -154,7 +146,7 @@ func (d *deployment) get(ctx context.Context, a accepted) (int, error) {
 			return 0, err
 		}
 		if resp.StatusCode == http.StatusOK {
-			return check(&rep, a.size, a.first)
+			return check(&rep, a.size, a.first, true)
 		}
 	}
 }

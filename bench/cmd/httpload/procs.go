@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -120,7 +120,7 @@ func start(ctx context.Context, c *config, dir string, stderr io.Writer, extra .
 	// A first batch proves the workers are connected.
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if _, err := d.await(wctx, []byte(`{"kind":"echo","items":[1,2,3]}`), 3, 0); err != nil {
+	if _, err := d.await(wctx, batchBody(0, 3, 0), 3, 0); err != nil {
 		d.stop()
 		return nil, fmt.Errorf("first batch: %w", err)
 	}
@@ -222,7 +222,7 @@ func (d *deployment) await(ctx context.Context, body []byte, size, first int) (w
 			return 0, err
 		}
 		if resp.StatusCode == http.StatusOK {
-			return check(&rep, size, first)
+			return check(&rep, size, first, false)
 		}
 		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusCreated {
 			return 0, fmt.Errorf("batch %s: status %d", rep.ID, resp.StatusCode)
@@ -251,14 +251,23 @@ func decode(resp *http.Response, v any) error {
 }
 
 // check counts the results of a finished batch that are not ok or whose
-// value is not first plus their index.
-func check(rep *batchReply, size, first int) (int, error) {
+// value is not first plus their index (with slept, the value's "value",
+// as the sleep kind returns it).
+func check(rep *batchReply, size, first int, slept bool) (int, error) {
 	if len(rep.Results) != size {
 		return 0, fmt.Errorf("batch %s (%s): %d results for %d items", rep.ID, rep.Status, len(rep.Results), size)
 	}
 	wrong := 0
 	for i, r := range rep.Results {
-		if !r.OK || string(r.Value) != strconv.Itoa(first+i) {
+		v := r.Value
+		if slept {
+			var s struct{ Value json.RawMessage }
+			if json.Unmarshal(v, &s) != nil {
+				s.Value = nil
+			}
+			v = s.Value
+		}
+		if !r.OK || string(v) != strconv.Itoa(first+i) {
 			wrong++
 		}
 	}
@@ -294,24 +303,84 @@ func (d *deployment) memory(ctx context.Context) (memory, error) {
 			m.HWM = kb / 1024
 		}
 	}
+	heap, err := d.metric(ctx, "go_memstats_heap_inuse_bytes")
+	m.Heap = heap / (1 << 20)
+	return m, err
+}
+
+// metric reads the value of an unlabelled metric from the server's /metrics.
+func (d *deployment) metric(ctx context.Context, name string) (float64, error) {
 	resp, err := d.request(ctx, "GET", "/metrics", nil)
 	if err != nil {
-		return m, err
+		return 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				return m, fmt.Errorf("/metrics heap_inuse %q: %w", v, err)
+				return 0, fmt.Errorf("/metrics %s %q: %w", name, v, err)
 			}
-			m.Heap = f / (1 << 20)
-			return m, nil
+			return f, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return m, err
+		return 0, err
 	}
-	return m, errors.New("/metrics has no go_memstats_heap_inuse_bytes")
+	return 0, fmt.Errorf("/metrics has no %s", name)
+}
+
+// expired waits until the results of a phase have expired from the API
+// (twice -result-ttl: the API sweeps about that often) and from the streams
+// (-retention), then until the server has run a garbage collection that
+// began after that, and samples its memory. An idle Go process collects
+// only every 2 minutes, so meanwhile it makes the server allocate garbage
+// that nothing keeps (GET /v1/openapi.json, from 4 goroutines). It returns
+// the sample and the number of those requests.
+func (d *deployment) expired(ctx context.Context, c *config, stderr io.Writer, phase string) (memory, int64, error) {
+	wait := max(2*c.resultTTL, c.retention) + 2*time.Second
+	fmt.Fprintf(stderr, "httpload: %s: waiting %v for the results to expire, then for a garbage collection\n", phase, wait)
+	select {
+	case <-ctx.Done():
+		return memory{}, 0, ctx.Err()
+	case <-time.After(wait):
+	}
+	gcs, err := d.metric(ctx, "go_gc_duration_seconds_count")
+	if err != nil {
+		return memory{}, 0, err
+	}
+	gctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for gctx.Err() == nil {
+				resp, err := d.request(gctx, "GET", "/v1/openapi.json", nil)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				n.Add(1)
+			}
+		})
+	}
+	for {
+		now, err := d.metric(gctx, "go_gc_duration_seconds_count")
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return memory{}, n.Load(), fmt.Errorf("waiting for a garbage collection: %w", err)
+		}
+		if now > gcs {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	m, err := d.memory(ctx)
+	return m, n.Load(), err
 }
