@@ -62,6 +62,7 @@ type config struct {
 	maxDepth     int
 	overloadTask time.Duration
 	pause        time.Duration
+	settle       time.Duration
 	timeout      time.Duration
 	dir          string
 }
@@ -84,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.maxDepth, "max-depth", 20_000, "serve --max-depth of the overload phase: the queue's bound, in tasks")
 	fs.DurationVar(&c.overloadTask, "overload-task", 2*time.Millisecond, "how long each task of the overload phase sleeps, so that the workers fall behind the producers")
 	fs.DurationVar(&c.pause, "overload-pause", 5*time.Millisecond, "how long an overload producer pauses after a 429 before it tries again (it presses on, whatever Retry-After says)")
+	fs.DurationVar(&c.settle, "settle", 0, "more time to wait, after results expire (2×-result-ttl or -retention, whichever is longer, plus 2s), before the expired sample")
 	fs.DurationVar(&c.timeout, "timeout", time.Hour, "the whole run ends with an error after this")
 	fs.StringVar(&c.dir, "dir", "", "directory for the servers' stores (default: a temporary one, removed at the end)")
 	if err := fs.Parse(args); err != nil {
@@ -132,8 +134,8 @@ func (c *config) check(nargs int) error {
 	if c.tasks < 1 || c.batch < 1 || c.producers < 1 || c.workers < 1 {
 		errs = append(errs, errors.New("-tasks, -batch, -producers and -workers: want at least 1"))
 	}
-	if c.concurrency < 0 || c.sse < 0 || c.overload < 0 || c.overloadTask <= 0 || c.pause < 0 {
-		errs = append(errs, errors.New("-concurrency, -sse and -overload: want 0 or more; -overload-task: want more than 0; -overload-pause: want 0 or more"))
+	if c.concurrency < 0 || c.sse < 0 || c.overload < 0 || c.overloadTask <= 0 || c.pause < 0 || c.settle < 0 {
+		errs = append(errs, errors.New("-concurrency, -sse and -overload: want 0 or more; -overload-task: want more than 0; -overload-pause, -settle: want 0 or more"))
 	}
 	if c.resultTTL < time.Second || c.retention < time.Second {
 		errs = append(errs, errors.New("-result-ttl and -retention: want at least 1s (serve's least)"))

@@ -333,13 +333,16 @@ func (d *deployment) metric(ctx context.Context, name string) (float64, error) {
 
 // expired waits until the results of a phase have expired from the API
 // (twice -result-ttl: the API sweeps about that often) and from the streams
-// (-retention), then until the server has run a garbage collection that
-// began after that, and samples its memory. An idle Go process collects
-// only every 2 minutes, so meanwhile it makes the server allocate garbage
-// that nothing keeps (GET /v1/openapi.json, from 4 goroutines). It returns
-// the sample and the number of those requests.
+// (-retention) and -settle more, then until the server has run two garbage
+// collections that began after that (the second frees what the first
+// moved to sync.Pool's victim caches), and samples its memory. An idle Go
+// process collects only every 2 minutes, so meanwhile it makes the server
+// allocate garbage that nothing keeps (GET /v1/openapi.json, from 4
+// goroutines): the heap in use is the figure to read, since the resident
+// set grows with that garbage. It returns the sample and the number of
+// those requests.
 func (d *deployment) expired(ctx context.Context, c *config, stderr io.Writer, phase string) (memory, int64, error) {
-	wait := max(2*c.resultTTL, c.retention) + 2*time.Second
+	wait := max(2*c.resultTTL, c.retention) + 2*time.Second + c.settle
 	fmt.Fprintf(stderr, "httpload: %s: waiting %v for the results to expire, then for a garbage collection\n", phase, wait)
 	select {
 	case <-ctx.Done():
@@ -374,7 +377,7 @@ func (d *deployment) expired(ctx context.Context, c *config, stderr io.Writer, p
 			wg.Wait()
 			return memory{}, n.Load(), fmt.Errorf("waiting for a garbage collection: %w", err)
 		}
-		if now > gcs {
+		if now >= gcs+2 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
