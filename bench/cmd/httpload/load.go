@@ -75,7 +75,7 @@ func (d *deployment) sample(ctx context.Context, r *result, half <-chan struct{}
 // loadPhase runs c.tasks tasks through a fresh deployment with sse event
 // streams open on c.ssePath.
 func loadPhase(ctx context.Context, c *config, name string, sse int, stderr io.Writer) (*result, error) {
-	d, err := start(ctx, c, filepath.Join(c.dir, name), stderr)
+	d, err := start(ctx, c, filepath.Join(c.dir, name), c.retention, stderr)
 	if err != nil {
 		return nil, err
 	}

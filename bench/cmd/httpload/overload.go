@@ -20,9 +20,11 @@ type accepted struct {
 }
 
 // overloadPhase presses a server whose queue is bounded at c.maxDepth for
-// c.overload, then awaits every batch it accepted.
+// c.overload, awaiting every batch it accepted meanwhile. Its streams keep
+// results for 10 minutes, longer than a batch waits in the queue; it has no
+// expired sample.
 func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, error) {
-	d, err := start(ctx, c, filepath.Join(c.dir, "overload"), stderr, "--max-depth", strconv.Itoa(c.maxDepth))
+	d, err := start(ctx, c, filepath.Join(c.dir, "overload"), 10*time.Minute, stderr, "--max-depth", strconv.Itoa(c.maxDepth))
 	if err != nil {
 		return nil, err
 	}
@@ -37,7 +39,6 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 	defer cancel()
 	var (
 		mu      sync.Mutex
-		taken   []accepted
 		next    atomic.Int64
 		firstEr error
 	)
@@ -46,6 +47,30 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 	defer halfway.Stop()
 	var sampler sync.WaitGroup
 	sampler.Go(func() { d.sample(pctx, r, half) })
+	// Every accepted batch must finish with its results: awaiters wait on
+	// them as they are accepted. The queue holds at most maxDepth/batch
+	// batches, so that many awaiters, and one more for each producer, keep
+	// up; a producer waits while the channel is full.
+	actx, acancel := context.WithTimeout(ctx, c.overload+10*time.Minute)
+	defer acancel()
+	n := c.maxDepth/c.batch + c.producers
+	work := make(chan accepted, n)
+	var aw sync.WaitGroup
+	for range n {
+		aw.Go(func() {
+			for a := range work {
+				wrong, err := d.get(actx, a)
+				if err != nil {
+					atomic.AddInt64(&r.Lost, 1)
+					fmt.Fprintf(stderr, "httpload: overload: batch %s: %v\n", a.id, err)
+					continue
+				}
+				atomic.AddInt64(&r.Wrong, int64(wrong))
+				atomic.AddInt64(&r.Tasks, int64(a.size))
+			}
+		})
+	}
+	var taken atomic.Int64
 	began := time.Now()
 	var wg sync.WaitGroup
 	for range c.producers {
@@ -83,9 +108,8 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 						mu.Unlock()
 						return
 					}
-					mu.Lock()
-					taken = append(taken, accepted{rep.ID, first, c.batch})
-					mu.Unlock()
+					taken.Add(1)
+					work <- accepted{rep.ID, first, c.batch}
 					break
 				}
 			}
@@ -94,42 +118,16 @@ func overloadPhase(ctx context.Context, c *config, stderr io.Writer) (*result, e
 	wg.Wait()
 	sampler.Wait()
 	r.Seconds = time.Since(began).Seconds()
-	if firstEr != nil {
-		return nil, firstEr
-	}
 	if r.Memory["end"], err = d.memory(ctx); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(stderr, "httpload: overload: %d batches accepted, %d refused with 429; awaiting the accepted ones\n", len(taken), r.Refused)
-
-	// Every accepted batch must finish with its results.
-	actx, acancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer acancel()
-	work := make(chan accepted)
-	var aw sync.WaitGroup
-	for range c.producers {
-		aw.Go(func() {
-			for a := range work {
-				wrong, err := d.get(actx, a)
-				if err != nil {
-					atomic.AddInt64(&r.Lost, 1)
-					fmt.Fprintf(stderr, "httpload: overload: batch %s: %v\n", a.id, err)
-					continue
-				}
-				atomic.AddInt64(&r.Wrong, int64(wrong))
-				atomic.AddInt64(&r.Tasks, int64(a.size))
-			}
-		})
-	}
-	for _, a := range taken {
-		work <- a
-	}
+	fmt.Fprintf(stderr, "httpload: overload: %d batches accepted, %d refused with 429; awaiting the last ones\n", taken.Load(), r.Refused)
 	close(work)
 	aw.Wait()
-	r.TasksPerSec = float64(r.Tasks) / time.Since(began).Seconds()
-	if r.Memory["expired"], r.GCNudges, err = d.expired(ctx, c, stderr, "overload"); err != nil {
-		return nil, err
+	if firstEr != nil {
+		return nil, firstEr
 	}
+	r.TasksPerSec = float64(r.Tasks) / time.Since(began).Seconds()
 	r.ServerLogLines = d.logLines()
 	return r, nil
 }

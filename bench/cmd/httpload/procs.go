@@ -67,8 +67,8 @@ func (d *deployment) logLines() int64 {
 // start starts gather serve with a store in dir, no built-in workers, its
 // API and NATS port on loopback with tokens, and c.workers gather worker
 // processes; it returns once the API answers and a batch has been run by the
-// workers. extra are more flags for serve.
-func start(ctx context.Context, c *config, dir string, stderr io.Writer, extra ...string) (*deployment, error) {
+// workers, all with --retention retention. extra are more flags for serve.
+func start(ctx context.Context, c *config, dir string, retention time.Duration, stderr io.Writer, extra ...string) (*deployment, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func start(ctx context.Context, c *config, dir string, stderr io.Writer, extra .
 	args := append([]string{"serve", "--data", filepath.Join(dir, "data"), "--workers", "0",
 		"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--addr-file", addrFile,
 		"--token", d.token, "--nats-token", natsToken,
-		"--result-ttl", c.resultTTL.String(), "--retention", c.retention.String(), "--log-level", "warn"}, extra...)
+		"--result-ttl", c.resultTTL.String(), "--retention", retention.String(), "--log-level", "warn"}, extra...)
 	d.serve = command(c.gather, args, d.log)
 	if err := d.serve.Start(); err != nil {
 		return nil, fmt.Errorf("starting gather serve: %w", err)
@@ -106,7 +106,7 @@ func start(ctx context.Context, c *config, dir string, stderr io.Writer, extra .
 	d.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
 	for range c.workers {
 		wargs := []string{"worker", "--nats", addrs.NATS, "--nats-token", natsToken,
-			"--retention", c.retention.String(), "--log-level", "warn"}
+			"--retention", retention.String(), "--log-level", "warn"}
 		if c.concurrency > 0 {
 			wargs = append(wargs, "--concurrency", strconv.Itoa(c.concurrency))
 		}
