@@ -12,7 +12,7 @@
 #                               (about a minute and a half on 2 cores, half of it waiting for
 #                               results to expire)
 #   bench/httpload.sh --smoke   20,000 tasks, then 5 s of overload bounded at 2,000, for CI
-#                               (about 40 s once built, most of it waiting for results to
+#                               (about 25 s with the build, most of it waiting for results to
 #                               expire: it checks that everything runs and nothing is lost)
 #   bench/httpload.sh --sse 4   also a second run of the load with 4 event streams held open on
 #                               the dashboard's /dashboard/events, and its throughput over the
@@ -47,5 +47,6 @@ go build -o "$tmp/httpload" ./cmd/httpload
 } | tee "$out" >&2
 rc=0
 "$tmp/httpload" -gather "$tmp/gather" -dir "$tmp/stores" "${args[@]}" | tee -a "$out" || rc=$?
-echo "output: bench/$out" >&2
+[[ $out == /* ]] && shown=$out || shown=bench/$out
+echo "output: $shown" >&2
 exit "$rc"

@@ -77,9 +77,9 @@ func start(ctx context.Context, c *config, dir string, retention time.Duration, 
 	addrFile := filepath.Join(dir, "addr.json")
 	args := append([]string{"serve", "--data", filepath.Join(dir, "data"), "--workers", "0",
 		"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--addr-file", addrFile,
-		"--token", d.token, "--nats-token", natsToken,
 		"--result-ttl", c.resultTTL.String(), "--retention", retention.String(), "--log-level", "warn"}, extra...)
-	d.serve = command(c.gather, args, d.log)
+	// The tokens go in the environment, where ps does not show them.
+	d.serve = command(c.gather, args, d.log, "GATHER_TOKEN="+d.token, "GATHER_NATS_TOKEN="+natsToken)
 	if err := d.serve.Start(); err != nil {
 		return nil, fmt.Errorf("starting gather serve: %w", err)
 	}
@@ -105,12 +105,12 @@ func start(ctx context.Context, c *config, dir string, retention time.Duration, 
 	d.api = addrs.HTTP
 	d.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 0}}
 	for range c.workers {
-		wargs := []string{"worker", "--nats", addrs.NATS, "--nats-token", natsToken,
+		wargs := []string{"worker", "--nats", addrs.NATS,
 			"--retention", retention.String(), "--log-level", "warn"}
 		if c.concurrency > 0 {
 			wargs = append(wargs, "--concurrency", strconv.Itoa(c.concurrency))
 		}
-		w := command(c.gather, wargs, d.log)
+		w := command(c.gather, wargs, d.log, "GATHER_NATS_TOKEN="+natsToken)
 		if err := w.Start(); err != nil {
 			d.stop()
 			return nil, fmt.Errorf("starting gather worker: %w", err)
@@ -128,9 +128,11 @@ func start(ctx context.Context, c *config, dir string, retention time.Duration, 
 }
 
 // command returns an exec.Cmd of the gather binary that the kernel kills
-// when this process dies, with its stderr passed on.
-func command(bin string, args []string, stderr io.Writer) *exec.Cmd {
+// when this process dies, with its stderr passed on and env added to this
+// process's environment.
+func command(bin string, args []string, stderr io.Writer, env ...string) *exec.Cmd {
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
