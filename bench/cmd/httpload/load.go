@@ -18,6 +18,7 @@ import (
 // result is one phase's figures, printed as a JSON line.
 type result struct {
 	Phase       string  `json:"phase"`
+	Round       int     `json:"round,omitempty"`
 	Tasks       int64   `json:"tasks"` // tasks accepted and awaited
 	Batch       int     `json:"batch"`
 	Producers   int     `json:"producers"`
@@ -74,13 +75,13 @@ func (d *deployment) sample(ctx context.Context, r *result, half <-chan struct{}
 
 // loadPhase runs c.tasks tasks through a fresh deployment with sse event
 // streams open on c.ssePath.
-func loadPhase(ctx context.Context, c *config, name string, sse int, stderr io.Writer) (*result, error) {
-	d, err := start(ctx, c, filepath.Join(c.dir, name), c.retention, stderr)
+func loadPhase(ctx context.Context, c *config, name string, round, sse int, stderr io.Writer) (*result, error) {
+	d, err := start(ctx, c, filepath.Join(c.dir, fmt.Sprintf("%s-%d", name, round)), c.retention, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer d.stop()
-	r := &result{Phase: name, Batch: c.batch, Producers: c.producers, Workers: c.workers, SSE: sse, Memory: map[string]memory{}}
+	r := &result{Phase: name, Round: round, Batch: c.batch, Producers: c.producers, Workers: c.workers, SSE: sse, Memory: map[string]memory{}}
 	if r.Memory["start"], err = d.memory(ctx); err != nil {
 		return nil, err
 	}

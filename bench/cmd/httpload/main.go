@@ -15,7 +15,9 @@
 //	          (-result-ttl, -retention)
 //	sse       with -sse N: the same again with N server-sent event streams
 //	          open on -sse-path (the dashboard's) the whole time, read to the
-//	          end, and the throughput against load's
+//	          end, and the throughput against load's; -rounds N runs load
+//	          and sse N times in turn, and the table ends with the median
+//	          of the ratios
 //	overload  with -overload D: a server whose queue is bounded (serve
 //	          --max-depth), producers that submit without waiting for
 //	          results, as fast as they can for D, and do not honor
@@ -63,6 +65,7 @@ type config struct {
 	overloadTask time.Duration
 	pause        time.Duration
 	settle       time.Duration
+	rounds       int
 	timeout      time.Duration
 	dir          string
 }
@@ -80,6 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.resultTTL, "result-ttl", 5*time.Second, "serve --result-ttl: how long the API keeps a finished batch in memory")
 	fs.DurationVar(&c.retention, "retention", 10*time.Second, "serve and worker --retention: how long the streams keep results")
 	fs.IntVar(&c.sse, "sse", 0, "server-sent event streams to hold open on -sse-path in a second run of the load (0: no sse phase)")
+	fs.IntVar(&c.rounds, "rounds", 1, "how many times the load phase (and the sse phase after it) runs")
 	fs.StringVar(&c.ssePath, "sse-path", "/dashboard/events", "path of the event stream -sse opens")
 	fs.DurationVar(&c.overload, "overload", 20*time.Second, "length of the overload phase (0: none)")
 	fs.IntVar(&c.maxDepth, "max-depth", 20_000, "serve --max-depth of the overload phase: the queue's bound, in tasks")
@@ -131,8 +135,8 @@ func (c *config) check(nargs int) error {
 	if c.gather == "" {
 		errs = append(errs, errors.New("-gather: give the path of the gather binary"))
 	}
-	if c.tasks < 1 || c.batch < 1 || c.producers < 1 || c.workers < 1 {
-		errs = append(errs, errors.New("-tasks, -batch, -producers and -workers: want at least 1"))
+	if c.tasks < 1 || c.batch < 1 || c.producers < 1 || c.workers < 1 || c.rounds < 1 {
+		errs = append(errs, errors.New("-tasks, -batch, -producers, -workers and -rounds: want at least 1"))
 	}
 	if c.concurrency < 0 || c.sse < 0 || c.overload < 0 || c.overloadTask <= 0 || c.pause < 0 || c.settle < 0 {
 		errs = append(errs, errors.New("-concurrency, -sse and -overload: want 0 or more; -overload-task: want more than 0; -overload-pause, -settle: want 0 or more"))
@@ -153,18 +157,22 @@ func phases(ctx context.Context, c *config, stdout, stderr io.Writer) ([]*result
 		rs = append(rs, r)
 		writeJSON(stdout, r)
 	}
-	r, err := loadPhase(ctx, c, "load", 0, stderr)
-	if err != nil {
-		return rs, fmt.Errorf("load: %w", err)
-	}
-	emit(r)
-	if c.sse > 0 {
-		s, err := loadPhase(ctx, c, "sse", c.sse, stderr)
+	for i := range c.rounds {
+		// Each round's sse run follows its load run, so that the machine's
+		// drift shows in the spread of the ratios rather than in one.
+		r, err := loadPhase(ctx, c, "load", i+1, 0, stderr)
 		if err != nil {
-			return rs, fmt.Errorf("sse: %w", err)
+			return rs, fmt.Errorf("load (round %d): %w", i+1, err)
 		}
-		s.VsLoad = s.TasksPerSec / r.TasksPerSec
-		emit(s)
+		emit(r)
+		if c.sse > 0 {
+			s, err := loadPhase(ctx, c, "sse", i+1, c.sse, stderr)
+			if err != nil {
+				return rs, fmt.Errorf("sse (round %d): %w", i+1, err)
+			}
+			s.VsLoad = s.TasksPerSec / r.TasksPerSec
+			emit(s)
+		}
 	}
 	if c.overload > 0 {
 		o, err := overloadPhase(ctx, c, stderr)

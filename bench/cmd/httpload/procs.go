@@ -75,6 +75,9 @@ func start(ctx context.Context, c *config, dir string, retention time.Duration, 
 	d := &deployment{token: randomToken(), log: &logLimit{w: stderr}}
 	natsToken := randomToken()
 	addrFile := filepath.Join(dir, "addr.json")
+	if err := os.Remove(addrFile); err != nil && !os.IsNotExist(err) {
+		return nil, err // a stale one would name another server
+	}
 	args := append([]string{"serve", "--data", filepath.Join(dir, "data"), "--workers", "0",
 		"--addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--addr-file", addrFile,
 		"--result-ttl", c.resultTTL.String(), "--retention", retention.String(), "--log-level", "warn"}, extra...)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // writeJSON prints r as one JSON line.
@@ -26,6 +27,9 @@ func writeMarkdown(w io.Writer, c *config, rs []*result) {
 			phase = fmt.Sprintf("%s (%d streams, %.3f× load's tasks/s)", r.Phase, r.SSE, r.VsLoad)
 		case r.MaxDepth > 0:
 			phase = fmt.Sprintf("%s (bound %d, %.0f s)", r.Phase, r.MaxDepth, r.Seconds)
+		}
+		if c.rounds > 1 && r.Round > 0 {
+			phase += fmt.Sprintf(", round %d", r.Round)
 		}
 		await := "–"
 		if r.P50ms > 0 {
@@ -50,6 +54,25 @@ func writeMarkdown(w io.Writer, c *config, rs []*result) {
 		}
 		fmt.Fprintf(w, "| %s | %d | %.0f | %s | %d (%d) | %d | %d | %s | %s (%.0f) |\n",
 			phase, r.Tasks, r.TasksPerSec, await, r.Refused, r.MissingRetryAfter, r.Lost, r.Wrong, heap, rss, peak)
+	}
+	var ratios []float64
+	for _, r := range rs {
+		if r.SSE > 0 {
+			ratios = append(ratios, r.VsLoad)
+		}
+	}
+	if len(ratios) > 0 {
+		slices.Sort(ratios)
+		verdict := "met"
+		med := ratios[len(ratios)/2]
+		if len(ratios)%2 == 0 {
+			med = (ratios[len(ratios)/2-1] + ratios[len(ratios)/2]) / 2
+		}
+		if med < 0.95 {
+			verdict = "missed"
+		}
+		fmt.Fprintf(w, "\nEvent streams open: median tasks/s over the load run's %.3f× over %d rounds (%.3f to %.3f); goal 0.95× or more: %s\n",
+			med, len(ratios), ratios[0], ratios[len(ratios)-1], verdict)
 	}
 	fmt.Fprintf(w, "\n%d worker processes (gather worker), %d producers, batches of %d, serve --result-ttl %v --retention %v; all on 127.0.0.1 TCP\n",
 		c.workers, c.producers, c.batch, c.resultTTL, c.retention)
