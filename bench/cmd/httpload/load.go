@@ -37,7 +37,7 @@ type result struct {
 	SSEBytes          int64             `json:"sse_bytes,omitempty"`
 	VsLoad            float64           `json:"throughput_vs_load,omitempty"` // sse: tasks/s over load's
 	MaxDepth          int               `json:"max_depth,omitempty"`
-	Memory            map[string]memory `json:"memory"` // start, middle, end, expired
+	Memory            map[string]memory `json:"memory"` // start, middle, end, expired, next (see loadPhase)
 	Series            []sample          `json:"series"` // one a second during the phase
 	ServerLogLines    int64             `json:"server_log_lines"`
 	GCNudges          int64             `json:"gc_nudge_requests"` // see deployment.expired
@@ -181,6 +181,16 @@ func loadPhase(ctx context.Context, c *config, name string, round, sse int, stde
 	if r.Memory["expired"], r.GCNudges, err = d.expired(ctx, c, stderr, name); err != nil {
 		return nil, err
 	}
+	// The API forgets expired batches when a batch is submitted: one more
+	// (of one task) shows what is held until then.
+	if _, err := d.await(ctx, batchBody(0, 1, 0), 1, 0); err != nil {
+		return nil, fmt.Errorf("the batch after: %w", err)
+	}
+	var n int64
+	if r.Memory["next"], n, err = d.collected(ctx); err != nil {
+		return nil, err
+	}
+	r.GCNudges += n
 	r.ServerLogLines = d.logLines()
 	return r, nil
 }

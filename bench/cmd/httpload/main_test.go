@@ -105,7 +105,7 @@ func TestMarkdown(t *testing.T) {
 		{Phase: "load", Tasks: 10, TasksPerSec: 100, P50ms: 1, P99ms: 2, Memory: map[string]memory{"start": {RSS: 20, HWM: 30, Heap: 4}}},
 		{Phase: "sse", SSE: 4, VsLoad: 0.97, Memory: map[string]memory{}},
 	})
-	for _, want := range []string{"| load | 10 | 100 | 1 / 2 ms |", "median tasks/s over the load run's 0.970× over 1 rounds", "goal 0.95× or more: met", "| 4 / – / – / – | 20 / – / – / – (30) |", "sse (4 streams, 0.970× load's tasks/s)"} {
+	for _, want := range []string{"| load | 10 | 100 | 1 / 2 ms |", "median tasks/s over the load run's 0.970× over 1 rounds", "goal 0.95× or more: met", "| 4 / – / – / – / – | 20 / – / – / – / – (30) |", "sse (4 streams, 0.970× load's tasks/s)"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}

@@ -354,6 +354,12 @@ func (d *deployment) expired(ctx context.Context, c *config, stderr io.Writer, p
 		return memory{}, 0, ctx.Err()
 	case <-time.After(wait):
 	}
+	return d.collected(ctx)
+}
+
+// collected waits until the server has run two garbage collections that
+// began after the call (see expired), and samples its memory.
+func (d *deployment) collected(ctx context.Context) (memory, int64, error) {
 	gcs, err := d.metric(ctx, "go_gc_duration_seconds_count")
 	if err != nil {
 		return memory{}, 0, err

@@ -18,7 +18,7 @@ func writeMarkdown(w io.Writer, c *config, rs []*result) {
 	if len(rs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n| phase | tasks | tasks/s | p50 / p99 await | 429s (without Retry-After) | lost | wrong | heap MiB start / middle / end / expired | RSS MiB start / middle / end / expired (peak) |\n")
+	fmt.Fprintf(w, "\n| phase | tasks | tasks/s | p50 / p99 await | 429s (without Retry-After) | lost | wrong | heap MiB start / middle / end / expired / next | RSS MiB start / middle / end / expired / next (peak) |\n")
 	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rs {
 		phase := r.Phase
@@ -37,7 +37,7 @@ func writeMarkdown(w io.Writer, c *config, rs []*result) {
 		}
 		var heap, rss string
 		var peak float64
-		for i, k := range []string{"start", "middle", "end", "expired"} {
+		for i, k := range []string{"start", "middle", "end", "expired", "next"} {
 			if i > 0 {
 				heap += " / "
 				rss += " / "
