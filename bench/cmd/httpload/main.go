@@ -11,8 +11,9 @@
 //	          means: wait again on GET); throughput, p50/p99 of a batch's await
 //	          (from its POST to its last result), every result checked
 //	          against its input, and the server's memory at the start, the
-//	          middle and the end, and once its results have expired
-//	          (-result-ttl, -retention)
+//	          middle and the end, once its results have expired
+//	          (-result-ttl, -retention), and after one more batch (the API
+//	          forgets expired batches when one is submitted)
 //	sse       with -sse N: the same again with N server-sent event streams
 //	          open on -sse-path (the dashboard's) the whole time, read to the
 //	          end, and the throughput against load's; -rounds N runs load
