@@ -38,12 +38,17 @@ bench-brokers: ## the queue on JetStream against raw JetStream, asynq on Redis a
 bench-deployed: ## the deployed shape: server, workers and producer in separate processes over TCP, against JetStream, asynq, River, Celery, BullMQ
 	bench/deployed.sh
 
+.PHONY: bench-load
+bench-load: ## issue 14's load test: a million tasks through gather serve and two worker processes over TCP, then overload against a bounded queue (a few minutes)
+	bench/httpload.sh
+
 .PHONY: bench-smoke
 bench-smoke: ## one iteration of every benchmark, to prove they still run (installs Redis, PostgreSQL, Celery and BullMQ)
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 	bench/run.sh --smoke
 	bench/brokers.sh --smoke
 	bench/deployed.sh --smoke
+	bench/httpload.sh --smoke
 	cd bench && $(GO) test -race -count=1 ./cmd/...
 
 DURATION ?= 10m

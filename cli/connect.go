@@ -26,6 +26,7 @@ type natsFlags struct {
 	url, token, user, password, ca string
 	prefix                         string
 	replicas                       int
+	maxDepth                       int
 	retention                      time.Duration
 }
 
@@ -38,6 +39,7 @@ func (n *natsFlags) add(fs *flag.FlagSet, urlUsage string) {
 	fs.StringVar(&n.prefix, "prefix", natsbroker.DefaultPrefix, "name prefix of the broker's streams and subjects; the same on every process of a deployment")
 	fs.DurationVar(&n.retention, "retention", natsbroker.DefaultRetention, "how long batches' results, idempotency keys and dead letters are kept")
 	fs.IntVar(&n.replicas, "replicas", 1, "replicas of every stream: 1 on one server, 3 on a cluster (R3); the same on every process")
+	fs.IntVar(&n.maxDepth, "max-depth", 0, "bound of each queue's waiting and leased tasks: a batch past it is refused (HTTP 429 queue_full), and a bounded queue stores each task in a message of its own; 0 takes the bound the queue was created with (default 16,777,216 messages); the same on every process")
 }
 
 func (n *natsFlags) connect(name string, log *slog.Logger) (*nats.Conn, error) {
@@ -72,7 +74,7 @@ func (n *natsFlags) broker(ctx context.Context, nc *nats.Conn, lease time.Durati
 	if err != nil {
 		return nil, err
 	}
-	b, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: n.prefix, Replicas: n.replicas, Retention: n.retention, AckWait: lease, Logger: log})
+	b, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: n.prefix, Replicas: n.replicas, Retention: n.retention, MaxDepth: n.maxDepth, AckWait: lease, Logger: log})
 	if err != nil {
 		return nil, err
 	}
