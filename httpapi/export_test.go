@@ -29,3 +29,10 @@ func TicketOK(s *Server, ticket string, now time.Time) bool {
 	r, _ := http.NewRequest("GET", "/v1/batches/x/events?ticket="+url.QueryEscape(ticket), nil)
 	return s.ticketOK(r, now)
 }
+
+// Followed returns how many batches s keeps results of, for tests.
+func Followed(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.trackers)
+}

@@ -200,6 +200,8 @@ func New(cfg *Config) (*Server, error) {
 		s.hosts = append(s.hosts, strings.ToLower(strings.Trim(h, "[]")))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.sweeper()
 	s.csrf = http.NewCrossOriginProtection()
 	s.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem(http.StatusForbidden, CodeForbidden,

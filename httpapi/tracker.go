@@ -202,6 +202,25 @@ func (s *Server) sweepLocked() {
 	}
 }
 
+// sweeper forgets expired batches every second until Close, so that an idle
+// server lets their results go too (start sweeps as well, but only runs
+// when a batch is followed).
+func (s *Server) sweeper() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.mu.Lock()
+			s.sweepLocked()
+			s.mu.Unlock()
+		}
+	}
+}
+
 // follow fills t from sub until the batch finishes or the server closes.
 func (s *Server) follow(t *tracker, sub queue.Subscription) {
 	defer s.wg.Done()
