@@ -3,7 +3,6 @@ package natsbroker
 import (
 	"container/list"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,33 +61,6 @@ const (
 	deadScanPerItem = 10
 	maxWindow       = 1 << 40
 )
-
-// untok inverts tok.
-func untok(t string) (string, bool) {
-	if t == "=" {
-		return "", true
-	}
-	if !strings.Contains(t, "=") {
-		return t, true
-	}
-	var sb strings.Builder
-	for i := 0; i < len(t); i++ {
-		if t[i] != '=' {
-			sb.WriteByte(t[i])
-			continue
-		}
-		if i+2 >= len(t) {
-			return "", false
-		}
-		c, err := hex.DecodeString(t[i+1 : i+3])
-		if err != nil {
-			return "", false
-		}
-		sb.WriteByte(c[0])
-		i += 2
-	}
-	return sb.String(), true
-}
 
 // Queues implements queue.Inspector.
 func (b *Broker) Queues(ctx context.Context) ([]queue.QueueInfo, error) {
