@@ -739,14 +739,6 @@ func (b *Broker) onRecheck() {
 	b.recheckT.Reset(b.recheck)
 }
 
-func (b *Broker) setPromote() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, q := range b.queues {
-		q.promote.Store(true)
-	}
-}
-
 // publishWake tells every broker of the prefix that work may be ready;
 // promote says delayed tasks may be due.
 func (b *Broker) publishWake(promote bool) {
