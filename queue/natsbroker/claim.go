@@ -213,8 +213,11 @@ func (s *spareList) handBack(b *Broker) {
 }
 
 // add adds the tasks of a message to dst and to the lease. Those that do not
-// fit move to a message of their own; a message none of whose tasks fit goes
-// to c.spare.
+// fit move to a message of their own, which keeps their attempts; a message
+// none of whose tasks fit goes to c.spare, for the level's next claim in
+// this broker (handed back if none comes within a second). A claim sizes
+// its request by the tasks per message of the level's last claim
+// (bqueue.perMsg).
 func (c *claim) add(ctx context.Context, fm fetched) {
 	b, q, l, dst, e := c.b, c.q, c.l, c.dst, &c.e
 	msg := fm.msg

@@ -245,7 +245,10 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 }
 
 // FindDeadLetters implements queue.Inspector. The cursor is a state stream
-// sequence: the page holds the dead letters stored after it.
+// sequence: the page holds the dead letters stored after it. Like the rest
+// of the inspection it reads what the streams already hold: the
+// dead-letter subjects ("<prefix>.d.<queue>.>") read forward from the
+// cursor, at most 10*limit+100 dead letters a call (deadScanPerItem).
 func (b *Broker) FindDeadLetters(ctx context.Context, f queue.DeadLetterFilter) ([]queue.DeadLetter, string, error) {
 	if err := f.Validate(); err != nil {
 		return nil, "", fmt.Errorf("natsbroker: dead letters: %w", err)

@@ -12,7 +12,12 @@ import (
 )
 
 // promote moves q's delayed messages that came due to their level subjects,
-// and puts the others back until they are due.
+// and puts the others back until they are due. Delayed tasks are moved to
+// their level by whichever broker claims next once they are due; a
+// duplicate move is dropped by the stream's de-duplication, and a move into
+// full levels is tried again a second later (promoteLater). The delayed
+// tasks' stream is apart from the levels' so that such a move needs no
+// place under the bound that the task itself holds.
 func (b *Broker) promote(ctx context.Context, q *bqueue) {
 	if !q.promoting.CompareAndSwap(false, true) {
 		return

@@ -258,7 +258,12 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	return s.BatchID, nil
 }
 
-// packFor returns how many tasks each message of a batch of n carries.
+// packFor returns how many tasks each message of a batch of n carries. A
+// message carries one task or, for a large batch, a pack of consecutive
+// tasks (Config.PackSize; a batch of n tasks goes out in messages of
+// min(PackSize, n/64) tasks): what JetStream stores, delivers, acknowledges
+// and removes is a message, and that was most of a task's cost. The pack
+// size is the last token of the subject (see levelSubj).
 func (q *bqueue) packFor(n int) int { return max(1, min(q.pack, n/packSpread)) }
 
 // taskHeader names the tasks a message carries.

@@ -51,9 +51,6 @@ import (
 //     pending. A marker written by each claim would be exact, at the price
 //     of a write on every claim (for lone tasks, one a task) on the hot
 //     path; the consumers' state costs nothing until someone asks.
-//   - FindDeadLetters: the dead-letter subjects ("<prefix>.d.<queue>.>") read
-//     forward from the cursor (a stream sequence), at most 10*limit+100
-//     dead letters a call.
 
 // Read budgets of one inspection call (see above).
 const (

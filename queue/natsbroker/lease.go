@@ -22,7 +22,10 @@ const (
 
 // lease is the claim of one Claim call: its messages, the deliveries of
 // their tasks and, for leases shorter than AckWait, the timer that hands
-// them back when it expires.
+// them back when it expires. A lease is the level consumer's AckWait,
+// renewed by InProgress (see Config.AckWait for leases shorter than it).
+// Leases and acknowledgements are per message; retries, attempts and
+// outcomes per task.
 type lease struct {
 	b       *Broker
 	mu      sync.Mutex
@@ -41,7 +44,10 @@ type lease struct {
 	open     int        // live deliveries
 }
 
-// leaseMsg is one claimed message.
+// leaseMsg is one claimed message. It is acknowledged once all its tasks
+// are finished and what moved out of it is stored, and handed back whole if
+// a move failed. A local lease that expires moves the message's unfinished
+// tasks to a message of their own likewise (see lease.onExpire).
 type leaseMsg struct {
 	msg     taskMsg
 	count   int // tasks the message carries

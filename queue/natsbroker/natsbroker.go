@@ -232,6 +232,11 @@ type Broker struct {
 	progress progressCache // what Inspector read of batches' results (see inspect.go)
 }
 
+// bqueue is one queue. Per queue there is a work-queue stream
+// "<prefix>_q_<queue>" with subjects and one durable pull consumer per
+// priority level (JetStream has no per-message priority; the worker's
+// scheduler picks the level), and a work-queue stream "<prefix>_qd_<queue>"
+// where delayed tasks wait, with one consumer (see Broker.promote).
 type bqueue struct {
 	name, tok string
 	maxDepth  int

@@ -68,6 +68,26 @@ func (b *Broker) checkNotices() {
 
 // onCancel marks a noticed batch cancelled, and drains the claims' channel
 // of notices, so that it does not fill while no claim comes.
+//
+// A claim must not start a task of a cancelled batch. Cancel marks the
+// batch record, then sends every broker of the prefix a notice on a
+// core-NATS subject and flushes it before it returns; a claim takes the
+// notices that came before its pull requests were answered (the client
+// hands them to a channel in the order it reads the connection,
+// drainNotices), so on one server a claim that starts after Cancel returned
+// sees the batch cancelled. That covers the batches cancelled after the
+// broker subscribed; for the others a broker's first claim of a batch reads
+// its record from the stream leader (Broker.canceled). Which ones: Enqueue
+// sends with the tasks the highest state stream sequence it had seen stored
+// before it stored the batch record (hdrBatch), and a broker reads the
+// state stream's last sequence once its subscriptions are in place; a batch
+// stored after that cannot have been cancelled unheard, and its first claim
+// costs no round trip (trusted). On a cluster (where a subscription reaches
+// the other servers a moment later) every first claim reads the record, a
+// worker's broker starting the read as the batch's enqueue wake-up
+// arrives, while it claims (readAhead). When notices may have been missed
+// (a reconnect, a dropped notice), the next claim of each batch reads its
+// record again, and the last sequence is read again (checkNotices).
 func (b *Broker) onCancel(m *nats.Msg) {
 	b.markCanceled(string(m.Data))
 	b.drainNotices()

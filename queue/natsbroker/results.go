@@ -30,8 +30,11 @@ import (
 // outcome. Following a batch therefore costs no consumer of its own: one
 // round trip to subscribe (the batch record and the first replay read go
 // together) and one per further stored results message to replay, or none
-// when this broker just enqueued the batch (see preSubscribe). The first outcome of each index wins; a
-// cancel marker stands for every index without an outcome.
+// when this broker just enqueued the batch (see preSubscribe). The first
+// outcome of each index wins: every reader reads the results subject in
+// stream order and drops later ones, so a task that ran twice is recorded
+// once, and every process agrees on which run counts. A cancel marker
+// stands for every index without an outcome before it.
 func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, error) {
 	if err := b.startFeed(ctx); err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe to batch %s: %w", id, err)

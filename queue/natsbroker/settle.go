@@ -108,7 +108,7 @@ func failureLen(f *queue.Failure) int {
 
 // Retry implements queue.Broker. A task alone in its message gets a
 // negative acknowledgement delayed until at: the server delivers it again
-// then, and counts the delivery as an attempt even for a release (failure
+// then (JetStream's delivery count is then the attempt number), and counts the delivery as an attempt even for a release (failure
 // nil), since JetStream cannot uncount one. A task that came with others
 // moves to a message of its own, due at at, with its attempts (less one for
 // a release). A failure is kept for the dead-letter record.
@@ -196,7 +196,8 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 // deliveries, flushing that notice before it returns. Calling it again
 // repeats the marker and the notice, so a Cancel that failed after marking
 // the record can be retried to completion; the first marker is the one that
-// counts.
+// counts. The marker stands for every task without an outcome before it:
+// O(1), not O(batch).
 func (b *Broker) Cancel(ctx context.Context, id string) error {
 	r, seq, err := b.batchRecord(ctx, id)
 	if err != nil {

@@ -105,7 +105,13 @@ func (b *Broker) onRecheck() {
 }
 
 // publishWake tells every broker of the prefix that work may be ready;
-// promote says delayed tasks may be due.
+// promote says delayed tasks may be due. Idle workers sleep on this
+// core-NATS wake-up subject, which Enqueue (before its publishes are
+// acknowledged, so that claims overlap the store, and again after when the
+// store was slow), Retry, expired leases and promoted delayed tasks publish
+// to; delays and retries this process scheduled wake it by a timer
+// (wakeLater), and Config.IdleRecheck bounds the sleep for what nobody could
+// announce (a crashed process's retry or lease). There is no polling loop.
 func (b *Broker) publishWake(promote bool) {
 	data := []byte{'w'}
 	if promote {
