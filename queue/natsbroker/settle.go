@@ -108,8 +108,9 @@ func failureLen(f *queue.Failure) int {
 
 // Retry implements queue.Broker. A task alone in its message gets a
 // negative acknowledgement delayed until at: the server delivers it again
-// then (JetStream's delivery count is then the attempt number), and counts the delivery as an attempt even for a release (failure
-// nil), since JetStream cannot uncount one. A task that came with others
+// then (JetStream's delivery count is then the attempt number), and counts
+// the delivery as an attempt even for a release (failure nil), since
+// JetStream cannot uncount one. A task that came with others
 // moves to a message of its own, due at at, with its attempts (less one for
 // a release). A failure is kept for the dead-letter record.
 func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, failure *queue.AttemptError) error {
