@@ -6,95 +6,38 @@
 // does not link nats-server; queue/natsbroker/natsserver starts an embedded
 // server (the program's default) when there is no cluster to connect to.
 //
-// # Layout
+// # Processes that share a queue
 //
-// Per queue, a work-queue stream "<prefix>_q_<queue>" with subjects and one
-// durable pull consumer per priority level (JetStream has no per-message
-// priority; the worker's scheduler picks the level), and a work-queue
-// stream "<prefix>_qd_<queue>" where delayed tasks wait, with one consumer.
-// A claim is a no-wait pull request to the level's consumer, made by the
-// broker itself through a pool of inbox subscriptions (no subscription,
-// goroutine or timer per claim); a lease is the consumer's AckWait, renewed by InProgress (see
-// Config.AckWait for leases shorter than it). Delayed tasks are moved to
-// their level when due (by whichever broker claims next; a duplicate move
-// is dropped by the stream's de-duplication; a move into full levels is
-// tried again a second later). The delayed tasks' stream is apart so that
-// such a move needs no place under the bound that the task itself holds.
+// Processes find each other through the NATS server (or cluster) they
+// connect to and the Config.Prefix they use: every broker on the same
+// server or cluster, in the same account, with the same prefix, shares the
+// same queues, batches, results and dead letters, and any of them may
+// enqueue, claim, await, cancel, inspect or re-drive. Nothing else is
+// configured between them: no process registers with another, and there is
+// no coordinator; a process may start or stop at any time. Deployments that
+// must not see each other use different prefixes (or accounts).
 //
-// A message carries one task or, for a large batch, a pack of consecutive
-// tasks (Config.PackSize; a batch of n tasks goes out in messages of
-// min(PackSize, n/64) tasks): what JetStream stores, delivers, acknowledges
-// and removes is a message, and that was most of a task's cost. The pack
-// size is the last token of the subject ("<prefix>.q.<queue>.<level>" for
-// one task, ".<k>" appended for k), so Depth counts tasks from the
-// stream's per-subject totals without reading them. Leases and
-// acknowledgements are per message; retries, attempts and outcomes per
-// task. A claim sizes its request by the tasks per message of the level's
-// last claim; a message none of whose tasks fit is kept for the level's
-// next claim in the same broker (handed back if none comes within a
-// second), and a message only some of whose tasks fit has the rest moved
-// to a message of its own, which keeps their attempts. Tasks moved to a
-// message of their own carry a message ID naming their batch and range, so
-// that the stream drops a second move of the same tasks within its duplicate
-// window (a minute), whichever message they left.
-// Retry of a task alone in its message is a negative acknowledgement
-// delayed until the retry is due (JetStream's delivery count is then the
-// attempt number); a task that came with others moves to a message of its
-// own, due at its retry time, carrying its attempts. A message is
-// acknowledged once all its tasks are finished and what moved out of it is
-// stored, and handed back whole if a move failed. A local lease that
-// expires moves the message's unfinished tasks likewise.
+// # Durability
 //
-// One limits stream "<prefix>_state" (kept for Config.Retention) holds the
-// rest, one subject per use: the batch record (size, kind, queue,
-// cancelled; written first-write-wins, so a batch ID is used once),
-// the batch's results (several outcomes per message, written before the
-// task is acknowledged), idempotency keys (first-write-wins with a
-// per-message TTL), the errors of failed attempts, and dead letters.
-// The first outcome of a task in the results subject wins: every reader
-// reads the subject in stream order and drops later ones, so a task that
-// ran twice is recorded once, and every process agrees on which run counts.
-// Cancelling a batch appends a marker that stands for every task without an
-// outcome before it (a repeated Cancel repeats it; the first counts): O(1),
-// not O(batch). The low-latency result path is
-// one results feed per broker: an ordered consumer on every results
-// subject, started by the first Subscribe, that hands each results message
-// (with its stream sequence) to the live subscriptions of its batch. A
-// subscription registers with the feed, then replays its batch's stored
-// results from the stream leader and drops what the feed brings below the
-// replay's cursor: nothing missed, nothing twice, stream order kept, and no
-// consumer created per await. Once the feed runs, Enqueue registers a
-// subscription for the batch before publishing it (batches up to 4,096
-// tasks; the 64 newest, for 2 s), so the Subscribe that follows it in the
-// same broker costs no round trip.
+// What an acknowledged Enqueue or Complete survives:
 //
-// A claim must not start a task of a cancelled batch. Cancel marks the
-// batch record, then sends every broker of the prefix a notice on a
-// core-NATS subject and flushes it before it returns; a claim takes the
-// notices that came before its pull requests were answered (the client
-// hands them to a channel in the order it reads the connection), so on one
-// server a claim that starts after Cancel returned sees the batch
-// cancelled. That covers the batches cancelled after the broker
-// subscribed; for the others a broker's first claim of a batch reads its
-// record from the stream leader. Which ones: Enqueue sends with the tasks
-// the highest state stream sequence it had seen stored before it stored
-// the batch record, and a broker reads the state stream's last sequence
-// once its subscriptions are in place; a batch stored after that cannot
-// have been cancelled unheard, and its first claim costs no round trip.
-// On a cluster (where a subscription reaches the other servers a moment
-// later) every first claim reads the record, a worker's broker starting
-// the read as the batch's enqueue wake-up arrives, while it claims. When
-// notices may have been missed (a reconnect, a dropped notice), the next
-// claim of each batch reads its record again, and the last sequence is
-// read again.
-//
-// Idle workers sleep on a core-NATS wake-up subject that Enqueue (before
-// its publishes are acknowledged, so that claims overlap the store, and
-// again after when the store was slow), Retry, expired leases and promoted
-// delayed tasks publish to; delays and retries
-// this process scheduled wake it by a timer; Config.IdleRecheck bounds the
-// sleep for what nobody could announce (a crashed process's retry or lease).
-// There is no polling loop.
+//   - One embedded server, default sync interval (natsserver.Config
+//     SyncAlways false): the file store writes every message to the
+//     operating system before acknowledging it and fsyncs every 2 minutes.
+//     A crash of the process (kill -9, panic) loses nothing: the data is in
+//     the kernel's page cache and the server recovers it on restart. A power
+//     loss or kernel crash can lose what was written since the last fsync,
+//     up to the sync interval.
+//   - One embedded server with SyncAlways: every write is fsynced before it
+//     is acknowledged, so a power loss loses nothing acknowledged. It costs
+//     an fsync per write batch: on a typical SSD from a few hundred
+//     microseconds to a few milliseconds per publish round, so single-task
+//     latency grows accordingly while large pipelined batches amortise it.
+//   - A cluster with Config.Replicas 3 (R3): a write is acknowledged once a
+//     majority of the three servers has it, so the loss of any one server
+//     (process, disk or machine) loses nothing and the queue keeps working;
+//     with SyncAlways off, losing power to a majority at once can lose the
+//     last sync interval.
 //
 // # Settings every process of a prefix shares
 //
@@ -107,6 +50,33 @@
 // lease must fit AckWait: the broker implements queue.Limiter, so
 // queue.NewWorker refuses a longer WorkerConfig.Lease and lowers the
 // default lease to AckWait.
+//
+// A process that disagrees gets the error from New (for the state
+// stream's settings) or from the first call that uses the queue (for a
+// queue's bound): a later process never weakens what the first one set.
+//
+// # What is guaranteed
+//
+//   - Execution is at least once: a task runs again if its worker dies or
+//     its lease expires, and its first recorded outcome wins, in every
+//     process that reads it.
+//   - Nothing acknowledged is lost within the durability tier above, and
+//     Enqueue is all or none (see Known edges for what that costs).
+//   - After a server crash, a task whose outcome is recorded does not run
+//     again, and a task runs at most once more per crash (measured with the
+//     server killed three times under two worker processes,
+//     TestServerCrashNoDuplicateStorm); the work streams are empty moments
+//     after the last outcome. A task whose outcome the crash lost runs
+//     again, once; a broker that connected only after the restart does not
+//     know of the crash and checks nothing delivered for the first time.
+//   - A claim that starts after Cancel returned does not start a task of
+//     the cancelled batch.
+//   - A worker never sees a task message it cannot decode (see Bad wire
+//     data).
+//
+// The mechanics (the streams and subjects, packs of tasks in one message,
+// leases, delayed tasks, wake-ups, cancel notices, the results feed, the
+// checks after a crash) are described with the code that implements them.
 //
 // # Limits
 //
@@ -135,28 +105,6 @@
 // queue; when the header names a task, that task gets a bad_input failure
 // so its batch still completes. A worker never sees it, and the queue keeps
 // flowing. An unknown kind is the worker's to fail (queue.ErrUnknownKind).
-//
-// # Durability
-//
-// What an acknowledged Enqueue or Complete survives:
-//
-//   - One embedded server, default sync interval (natsserver.Config
-//     SyncAlways false): the file store writes every message to the
-//     operating system before acknowledging it and fsyncs every 2 minutes.
-//     A crash of the process (kill -9, panic) loses nothing: the data is in
-//     the kernel's page cache and the server recovers it on restart. A power
-//     loss or kernel crash can lose what was written since the last fsync,
-//     up to the sync interval.
-//   - One embedded server with SyncAlways: every write is fsynced before it
-//     is acknowledged, so a power loss loses nothing acknowledged. It costs
-//     an fsync per write batch: on a typical SSD from a few hundred
-//     microseconds to a few milliseconds per publish round, so single-task
-//     latency grows accordingly while large pipelined batches amortise it.
-//   - A cluster with Config.Replicas 3 (R3): a write is acknowledged once a
-//     majority of the three servers has it, so the loss of any one server
-//     (process, disk or machine) loses nothing and the queue keeps working;
-//     with SyncAlways off, losing power to a majority at once can lose the
-//     last sync interval.
 //
 // # Known edges
 //
@@ -205,34 +153,4 @@
 //   - On a replicated stream a finished task leaves Depth and the bound a
 //     moment after its outcome is readable (acknowledgements are applied
 //     asynchronously).
-//
-// # After a server crash
-//
-// A server that stops (kill -9, power loss) and starts again delivers again
-// the messages that were held when it stopped, after AckWait, their
-// acknowledgements being lost; and at once, as first deliveries, those it
-// delivered in the last moment before (a consumer stores what it delivered
-// about ten times a second). Publishes a client buffered while it was
-// disconnected (outcomes, moves, acknowledgements) reach the restarted
-// server. A claim therefore checks a message against its batch's recorded
-// outcomes when it may have come before: delivered more than once, carrying
-// tasks with attempts (moved out of another message), or claimed within
-// 5 s of the broker's connection coming back, of a claim failing, or of a
-// check that found finished tasks. It never hands out a task with an
-// outcome: a message all of whose tasks have one is acknowledged, one only
-// some of whose tasks have one has the others moved to a message of their
-// own. A check reads what the batch's results subject gained since this
-// broker last read it (a round trip to the state stream's leader, and a
-// short-lived consumer when there is something new); the first check of a
-// batch reads all of it. A check that fails hands the message back. Away
-// from crashes, only retried and handed-back tasks are checked. A task
-// whose outcome the crash lost runs again, once; a broker that connected
-// only after the restart does not know of it and checks nothing delivered
-// for the first time. Measured with the server killed three times under
-// two worker processes (TestServerCrashNoDuplicateStorm): a task runs at
-// most once more per crash, and the work streams are empty moments after
-// the last outcome.
-//
-// Execution is at least once: a task runs again if its worker dies or its
-// lease expires, and its first recorded outcome wins.
 package natsbroker

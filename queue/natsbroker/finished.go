@@ -14,14 +14,25 @@ import (
 	"github.com/gather-go/gather/queue"
 )
 
+// suspectWindow is how long after its connection was re-established (or a
+// claim failed, or a check found finished tasks) a broker checks every
+// message it claims.
+const suspectWindow = 5 * time.Second
+
+// suspect reports whether a message delivered delivered times, with tasks
+// carrying attempts, may hold tasks that have an outcome.
+//
 // After a server crash the consumers deliver again messages whose tasks
 // have run: those held when it stopped, whose acknowledgements were lost,
 // after AckWait (as a further delivery), and those delivered in the last
 // moment before it stopped, which the consumer had not yet stored as
-// delivered (as a first delivery, at once). A claim therefore checks a
-// message that may have been delivered before against its batch's recorded
-// outcomes: a delivery count above one, tasks that carry attempts (moved out
-// of another message), or any message while this broker is suspicious
+// delivered (as a first delivery, at once: a consumer stores what it
+// delivered about ten times a second). Publishes a client buffered while
+// it was disconnected (outcomes, moves, acknowledgements) reach the
+// restarted server. A claim therefore checks a message that may have been
+// delivered before against its batch's recorded outcomes: a delivery count
+// above one, tasks that carry attempts (moved out of another message), or
+// any message while this broker is suspicious
 // (suspectWindow after its connection was re-established or a claim failed,
 // and after a check that found finished tasks). Finished tasks are never
 // handed out: a message all of whose tasks are finished is acknowledged; one
@@ -32,22 +43,8 @@ import (
 // check outlasted the server's lease on it is left to come again. A check
 // costs a round trip to the state stream's leader, and a short-lived
 // consumer to read the batch's results when some were stored since this
-// broker last read them.
-//
-// Tasks moved out of a message (the part a claim had no room for, a retried
-// task of a pack, the unfinished part of an expired lease or of a message
-// with finished tasks) carry a message ID made of their range, so that when
-// the message comes again (its acknowledgement lost in a crash) and the
-// same tasks move again within the queue's duplicate window (a minute), the
-// stream drops the copy instead of starting a second chain of moves.
-
-// suspectWindow is how long after its connection was re-established (or a
-// claim failed, or a check found finished tasks) a broker checks every
-// message it claims.
-const suspectWindow = 5 * time.Second
-
-// suspect reports whether a message delivered delivered times, with tasks
-// carrying attempts, may hold tasks that have an outcome.
+// broker last read them; the first check of a batch reads all of it. Away
+// from crashes, only retried and handed-back tasks are checked.
 func (b *Broker) suspect(delivered uint64, attempts int) bool {
 	return delivered > 1 || attempts > 0 || time.Now().UnixNano() < b.suspectUntil.Load()
 }
@@ -65,6 +62,13 @@ func (b *Broker) suspectFor() {
 // (one moved before the crash, the one it came from delivered again).
 // Dropping such a copy loses nothing: the first one stays until its tasks
 // have outcomes or have moved on.
+//
+// Tasks moved out of a message (the part a claim had no room for, a retried
+// task of a pack, the unfinished part of an expired lease or of a message
+// with finished tasks) carry a message ID made of their range, so that when
+// the message comes again (its acknowledgement lost in a crash) and the
+// same tasks move again within the queue's duplicate window (a minute), the
+// stream drops the copy instead of starting a second chain of moves.
 func moveHeader(batch string, first, k int) nats.Header {
 	h := taskHeader(batch, first, k)
 	h[jetstream.MsgIDHeader] = []string{"mv." + h.Get(hdrTask) + "." + strconv.Itoa(k)}

@@ -3,7 +3,6 @@ package natsbroker
 import (
 	"container/list"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,9 +51,6 @@ import (
 //     pending. A marker written by each claim would be exact, at the price
 //     of a write on every claim (for lone tasks, one a task) on the hot
 //     path; the consumers' state costs nothing until someone asks.
-//   - FindDeadLetters: the dead-letter subjects ("<prefix>.d.<queue>.>") read
-//     forward from the cursor (a stream sequence), at most 10*limit+100
-//     dead letters a call.
 
 // Read budgets of one inspection call (see above).
 const (
@@ -62,33 +58,6 @@ const (
 	deadScanPerItem = 10
 	maxWindow       = 1 << 40
 )
-
-// untok inverts tok.
-func untok(t string) (string, bool) {
-	if t == "=" {
-		return "", true
-	}
-	if !strings.Contains(t, "=") {
-		return t, true
-	}
-	var sb strings.Builder
-	for i := 0; i < len(t); i++ {
-		if t[i] != '=' {
-			sb.WriteByte(t[i])
-			continue
-		}
-		if i+2 >= len(t) {
-			return "", false
-		}
-		c, err := hex.DecodeString(t[i+1 : i+3])
-		if err != nil {
-			return "", false
-		}
-		sb.WriteByte(c[0])
-		i += 2
-	}
-	return sb.String(), true
-}
 
 // Queues implements queue.Inspector.
 func (b *Broker) Queues(ctx context.Context) ([]queue.QueueInfo, error) {
@@ -496,53 +465,4 @@ func (b *Broker) Batches(ctx context.Context, f queue.BatchFilter) ([]queue.Batc
 		return page, "", nil
 	}
 	return page, strconv.FormatUint(hi, 10), nil
-}
-
-// FindDeadLetters implements queue.Inspector. The cursor is a state stream
-// sequence: the page holds the dead letters stored after it.
-func (b *Broker) FindDeadLetters(ctx context.Context, f queue.DeadLetterFilter) ([]queue.DeadLetter, string, error) {
-	if err := f.Validate(); err != nil {
-		return nil, "", fmt.Errorf("natsbroker: dead letters: %w", err)
-	}
-	seq := uint64(1)
-	if f.After != "" {
-		n, err := strconv.ParseUint(f.After, 10, 64)
-		if err != nil || n == 0 {
-			return nil, "", fmt.Errorf("natsbroker: dead letters: %w", queue.BadCursor(f.After))
-		}
-		seq = n + 1
-	}
-	if b.isClosed() {
-		return nil, "", errClosed
-	}
-	filter := b.prefix + ".d.>"
-	if f.Queue != "" {
-		filter = b.prefix + ".d." + tok(f.Queue) + ".>"
-	}
-	limit := f.PageLimit()
-	var page []queue.DeadLetter
-	var last uint64
-	for reads := 0; reads < deadScanPerItem*limit+100; reads++ {
-		m, err := b.state.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return page, "", nil
-		}
-		if err != nil {
-			return nil, "", fmt.Errorf("natsbroker: dead letters: %w", err)
-		}
-		seq, last = m.Sequence+1, m.Sequence
-		var dl queue.DeadLetter
-		if err := json.Unmarshal(m.Data, &dl); err != nil {
-			b.log.Error("natsbroker: skipping a dead letter that does not decode", "seq", m.Sequence, "err", err)
-			continue
-		}
-		if !f.Match(&dl) {
-			continue
-		}
-		page = append(page, dl)
-		if len(page) == limit {
-			break
-		}
-	}
-	return page, strconv.FormatUint(last, 10), nil
 }

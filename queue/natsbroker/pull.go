@@ -31,7 +31,8 @@ type taskMsg interface {
 // client's Fetch subscribes to a new inbox, starts a goroutine and arms a
 // timer per message for every request; a claim is a no-wait request whose
 // answer comes at once, so the puller keeps a pool of inbox subscriptions
-// and lends one to each request. (The server delivers a JetStream message
+// and lends one to each request: no subscription, goroutine or timer per
+// claim. (The server delivers a JetStream message
 // with its own subject, so only the subscription tells its request.) A
 // request can also be no-wait and bounded in time at once (the server waits
 // only when it has nothing), which the JetStream client cannot ask.

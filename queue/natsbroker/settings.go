@@ -39,7 +39,15 @@ const minRetention = time.Second
 // at least this long apart (a nanosecond was a busy loop).
 const minIdleRecheck = time.Millisecond
 
-// setupState creates the state stream, or agrees with the one another
+// setupState creates the state stream, "<prefix>_state": one limits stream
+// (kept for Config.Retention) that holds the rest, one subject per use: the
+// batch record (size, kind, queue, cancelled; written first-write-wins, so
+// a batch ID is used once), the batch's results (several outcomes per
+// message, written before the task is acknowledged), idempotency keys
+// (first-write-wins with a per-message TTL), the errors of failed attempts,
+// and dead letters.
+//
+// It creates the stream, or agrees with the one another
 // process created (see Config): the settings this broker's Config left at
 // their zero value take the recorded ones, and one it set that differs is
 // an error naming both.
