@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -232,7 +233,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 			st = q.dstream
 		}
 		for _, seq := range p.seqs {
-			if derr := st.DeleteMsg(context.WithoutCancel(ctx), seq); derr != nil && !errors.Is(derr, jetstream.ErrMsgNotFound) {
+			if derr := st.DeleteMsg(context.WithoutCancel(ctx), seq); derr != nil && !gone(derr) {
 				b.log.Error("natsbroker: rolling back a failed enqueue", "batch", s.BatchID, "seq", seq, "err", derr)
 			}
 		}
@@ -317,8 +318,17 @@ func (b *Broker) deleteState(seqs ...uint64) {
 		if seq == 0 {
 			continue
 		}
-		if err := b.state.DeleteMsg(context.Background(), seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if err := b.state.DeleteMsg(context.Background(), seq); err != nil && !gone(err) {
 			b.log.Error("natsbroker: deleting a state record", "seq", seq, "err", err)
 		}
 	}
+}
+
+// gone reports whether a message deletion failed because the message is
+// not there (already acknowledged, deleted or expired): nothing to undo.
+// The client reports that as ErrMsgDeleteUnsuccessful with the server's
+// text, not as ErrMsgNotFound, so the text is what tells.
+func gone(err error) bool {
+	return errors.Is(err, jetstream.ErrMsgNotFound) ||
+		errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && strings.Contains(err.Error(), "no message found")
 }
