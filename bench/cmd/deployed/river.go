@@ -14,11 +14,14 @@ import (
 )
 
 // The River rows: riverqueue/river with riverpgxv5 on the PostgreSQL that
-// deployed.sh starts, with BenchmarkBroker's settings (its riverRig has the
-// reasons, package peers the settings): a worker process is a peers.RiverWorker;
-// the producer is a peers.RiverProducer that inserts with peers.RiverInsert and
-// learns that a batch finished with peers.RiverAwait. The driver migrates the schema and empties the job table
-// before the workers start (riverReset).
+// deployed.sh starts, as BenchmarkBroker measures it (its riverRig and package
+// peers have the settings and their reasons): a worker process is a
+// peers.RiverWorker; the producer is a peers.RiverProducer that inserts with
+// peers.RiverInsert and learns that a batch finished with peers.RiverAwait. The
+// driver migrates the schema and empties the job table before the workers start
+// (riverReset).
+
+// riverArgs are the arguments of the rows' no-op job.
 type riverArgs struct{}
 
 func (riverArgs) Kind() string { return "bench_noop" }
