@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gather-go/gather/bench/internal/peers"
 	"github.com/gather-go/gather/queue/natsbroker"
 )
 
@@ -133,18 +134,9 @@ func benchBrokerOp(b *testing.B, rig brokerRig, op func(context.Context, int) er
 	b.ReportMetric(tasks/b.Elapsed().Seconds(), "tasks/s")
 	if latency {
 		slices.Sort(lat)
-		b.ReportMetric(percentile(lat, 50).Seconds()*1e3, "p50-ms")
-		b.ReportMetric(percentile(lat, 99).Seconds()*1e3, "p99-ms")
+		b.ReportMetric(peers.Percentile(lat, 50).Seconds()*1e3, "p50-ms")
+		b.ReportMetric(peers.Percentile(lat, 99).Seconds()*1e3, "p99-ms")
 	}
-}
-
-// percentile returns the nearest-rank p-th percentile of sorted.
-func percentile(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := (p*len(sorted)+99)/100 - 1
-	return sorted[max(i, 0)]
 }
 
 // brokerEnv returns the value of an environment variable that brokers.sh sets, or
@@ -194,17 +186,5 @@ func (s *countdown) wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%d of the chunk's tasks missing: %w", s.want.Load()-s.n.Load(), ctx.Err())
-	}
-}
-
-// sleepCtx sleeps for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }

@@ -3,34 +3,23 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/hibiken/asynq"
-	"golang.org/x/sync/errgroup"
+
+	"github.com/gather-go/gather/bench/internal/peers"
 )
 
 // The asynq rows: hibiken/asynq on the redis-server that deployed.sh starts, with
-// BenchmarkBroker's settings (its asynqRig has the reasons): a worker process is
-// one asynq.Server (Concurrency 64, TaskCheckInterval 1 ms in its favour); the
-// producer enqueues from asynqProducers goroutines with asynq.Retention and learns
-// that a batch finished by looking its tasks up with Inspector.GetTaskInfo, in
-// enqueue order, sleeping asynqPoll when a walk found nothing new.
-const (
-	asynqQueue     = "default"
-	asynqType      = "bench:noop"
-	asynqProducers = 16
-	asynqPoll      = time.Millisecond
-)
+// BenchmarkBroker's settings (package peers has them and their reasons): a
+// worker process is one peers.AsynqServer; the producer gathers with
+// peers.AsynqGather.
+const asynqType = "bench:noop"
 
 func asynqWorker(_ context.Context, a addrs) (func(context.Context) error, error) {
 	if a.redis == "" {
 		return nil, fmt.Errorf("%w: -redis is required", errUsage)
 	}
-	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: a.redis}, asynq.Config{
-		Concurrency:       64,
-		TaskCheckInterval: time.Millisecond,
-		LogLevel:          asynq.ErrorLevel,
-	})
+	srv := peers.AsynqServer(a.redis)
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(asynqType, func(context.Context, *asynq.Task) error { return nil })
 	if err := srv.Start(mux); err != nil {
@@ -49,7 +38,7 @@ func asynqProducer(_ context.Context, a addrs, _ int) (rig, error) {
 		return nil, fmt.Errorf("%w: -redis is required", errUsage)
 	}
 	return &asynqRig{
-		client: asynq.NewClient(asynq.RedisClientOpt{Addr: a.redis, PoolSize: asynqProducers}),
+		client: peers.AsynqClient(a.redis),
 		insp:   asynq.NewInspector(asynq.RedisClientOpt{Addr: a.redis}),
 	}, nil
 }
@@ -60,42 +49,5 @@ func (r *asynqRig) close() {
 }
 
 func (r *asynqRig) gather(ctx context.Context, n int) error {
-	pending := make([]string, n)
-	task := asynq.NewTask(asynqType, nil)
-	var g errgroup.Group
-	for p := range min(n, asynqProducers) {
-		g.Go(func() error {
-			for i := p; i < n; i += asynqProducers {
-				// Retention only needs to outlast the poll; asynq's janitor deletes the rest.
-				info, err := r.client.EnqueueContext(ctx, task, asynq.Retention(10*time.Minute))
-				if err != nil {
-					return err
-				}
-				pending[i] = info.ID
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	for len(pending) > 0 {
-		progress := false
-		for len(pending) > 0 {
-			info, err := r.insp.GetTaskInfo(asynqQueue, pending[0])
-			if err != nil {
-				return err
-			}
-			if info.State != asynq.TaskStateCompleted {
-				break
-			}
-			pending, progress = pending[1:], true
-		}
-		if !progress {
-			if err := sleepCtx(ctx, asynqPoll); err != nil {
-				return fmt.Errorf("asynq: %d tasks unfinished: %w", len(pending), err)
-			}
-		}
-	}
-	return nil
+	return peers.AsynqGather(ctx, r.client, r.insp, asynqType, n)
 }

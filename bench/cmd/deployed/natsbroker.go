@@ -108,6 +108,18 @@ func (r *natsRig) close() {
 	}
 }
 
+// startClient gives the rig its client: a queue.Client on a natsbroker broker on
+// js with cfg, which the rig closes.
+func (r *natsRig) startClient(ctx context.Context, js jetstream.JetStream, cfg *natsbroker.Config) error {
+	br, err := natsbroker.New(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	r.closes = append(r.closes, func() { _ = br.Close() })
+	r.client, err = queue.NewClient(br, nil)
+	return err
+}
+
 // natsbrokerProducer is the producer process of gather's queue: a queue.Client on
 // natsbroker with cfg, over one TCP connection.
 func natsbrokerProducer(cfg *natsbroker.Config) func(context.Context, addrs, int) (rig, error) {
@@ -117,13 +129,7 @@ func natsbrokerProducer(cfg *natsbroker.Config) func(context.Context, addrs, int
 			return nil, err
 		}
 		r := &natsRig{closes: []func(){nc.Close}}
-		br, err := natsbroker.New(ctx, js, cfg)
-		if err != nil {
-			r.close()
-			return nil, err
-		}
-		r.closes = append(r.closes, func() { _ = br.Close() })
-		if r.client, err = queue.NewClient(br, nil); err != nil {
+		if err := r.startClient(ctx, js, cfg); err != nil {
 			r.close()
 			return nil, err
 		}
@@ -185,13 +191,7 @@ func inprocessProducer(ctx context.Context, _ addrs, workers int) (rig, error) {
 		return nil, err
 	}
 	r.closes = append(r.closes, nc.Close)
-	br, err := natsbroker.New(ctx, js, nil)
-	if err != nil {
-		r.close()
-		return nil, err
-	}
-	r.closes = append(r.closes, func() { _ = br.Close() })
-	if r.client, err = queue.NewClient(br, nil); err != nil {
+	if err := r.startClient(ctx, js, nil); err != nil {
 		r.close()
 		return nil, err
 	}

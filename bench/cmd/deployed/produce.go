@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gather-go/gather/bench/internal/peers"
 )
 
 // addrs are the servers' addresses, given to workers and producers as flags.
@@ -193,26 +195,7 @@ func measure(ctx context.Context, r rig, n int, m *measureFlags) (result, error)
 		N:      n,
 		Iters:  len(lat),
 		TasksS: float64(n) * float64(len(lat)) / elapsed.Seconds(),
-		P50ms:  percentile(lat, 50).Seconds() * 1e3,
-		P99ms:  percentile(lat, 99).Seconds() * 1e3,
+		P50ms:  peers.Percentile(lat, 50).Seconds() * 1e3,
+		P99ms:  peers.Percentile(lat, 99).Seconds() * 1e3,
 	}, nil
-}
-
-// percentile returns the nearest-rank p-th percentile of sorted, which is not
-// empty.
-func percentile(sorted []time.Duration, p int) time.Duration {
-	i := (p*len(sorted)+99)/100 - 1
-	return sorted[max(i, 0)]
-}
-
-// sleepCtx sleeps for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
