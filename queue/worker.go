@@ -96,6 +96,9 @@ type WorkerConfig struct {
 	// Observer receives the events of the worker's tasks (see Event).
 	// Default: none.
 	Observer Observer
+	// Middleware wraps the run of every task, Middleware[0] outermost
+	// (see Middleware). Default: none. A nil element is an error.
+	Middleware []Middleware
 }
 
 // Worker claims tasks from a Broker and runs them with the handlers
@@ -115,6 +118,7 @@ type Worker struct {
 	shutdown time.Duration
 	log      *slog.Logger
 	obs      Observer
+	mw       []Middleware
 
 	mu       sync.Mutex
 	handlers map[string]runFunc
@@ -234,6 +238,12 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	if cfg.Logger != nil {
 		w.log = cfg.Logger
 	}
+	for i, m := range cfg.Middleware {
+		if m == nil {
+			bad("WorkerConfig.Middleware[%d] is nil", i)
+		}
+	}
+	w.mw = slices.Clone(cfg.Middleware)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -264,11 +274,22 @@ func (w *Worker) Start() error {
 	if len(w.handlers) == 0 {
 		return errorf("%w: worker started with no handler: register one with Handle", ErrBadConfig)
 	}
-	w.started = true
 	names := make([]string, 0, len(w.handlers))
 	for k := range w.handlers {
 		names = append(names, k)
 	}
+	if len(w.mw) > 0 {
+		wrapped := make(map[string]runFunc, len(w.handlers))
+		for k, fn := range w.handlers {
+			fn, err := runChain(fn, w.mw, k)
+			if err != nil {
+				return err
+			}
+			wrapped[k] = fn
+		}
+		w.handlers = wrapped
+	}
+	w.started = true
 	sort.Strings(names)
 	w.kinds = strings.Join(names, ", ")
 	for range w.conc {
@@ -783,7 +804,7 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 		rctx, cancel = context.WithDeadline(tctx, dl)
 	}
 	start := len(s.arena)
-	out, err := call(fn, rctx, d.Payload, s.arena)
+	out, err := call(fn, rctx, &d.Message, s.arena)
 	if cancel != nil {
 		cancel()
 	}

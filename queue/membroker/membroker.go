@@ -336,6 +336,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	if s.Priority < 0 || s.Priority >= queue.NumPriorities {
 		return "", fmt.Errorf("membroker: enqueue: %w: priority %d out of range", queue.ErrBadInput, s.Priority)
 	}
+	if err := queue.CheckHeaders(s.Headers); err != nil {
+		return "", fmt.Errorf("membroker: enqueue: %w", err)
+	}
 	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -863,7 +866,7 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	s := &queue.Submission{
 		BatchID: newID(), Queue: m.Queue, Kind: m.Kind, Priority: m.Priority, MaxAttempts: m.MaxAttempts,
 		Timeout: m.Timeout, BackoffMin: m.BackoffMin, BackoffMax: m.BackoffMax, EnqueuedAt: time.Now(),
-		Payloads: [][]byte{m.Payload},
+		Headers: m.Headers, Payloads: [][]byte{m.Payload},
 	}
 	return b.Enqueue(ctx, s)
 }

@@ -122,6 +122,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"InspectQueues", false, testInspectQueues},
 		{"InspectBatches", false, testInspectBatches},
 		{"InspectDeadLetters", false, testInspectDeadLetters},
+		{"Middleware", false, testMiddleware},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
