@@ -96,6 +96,7 @@ type Broker struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	closed   bool
+	paused   map[string]struct{} // queues paused (see Pause); nil when none ever was
 }
 
 // New returns an empty Broker. It returns an error wrapping
@@ -497,7 +498,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		return 0, errClosed
 	}
 	q := b.queues[name]
-	if q == nil || q.ready[level].head == len(q.ready[level].items) {
+	if q == nil || q.ready[level].head == len(q.ready[level].items) || b.isPaused(name) {
 		// Nothing ready at this level. Delayed tasks and expired leases
 		// that are due are the timer's to move (it wakes Notify), so an
 		// empty claim, the common case of a worker trying every level,

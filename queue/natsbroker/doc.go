@@ -20,6 +20,8 @@
 // is dropped by the stream's de-duplication; a move into full levels is
 // tried again a second later). The delayed tasks' stream is apart so that
 // such a move needs no place under the bound that the task itself holds.
+// A key-value bucket "<prefix>_ctl" holds the queues' controls (pauses,
+// see Broker.Pause), which every broker watches.
 //
 // A message carries one task or, for a large batch, a pack of consecutive
 // tasks (Config.PackSize; a batch of n tasks goes out in messages of

@@ -123,6 +123,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"InspectBatches", false, testInspectBatches},
 		{"InspectDeadLetters", false, testInspectDeadLetters},
 		{"Middleware", false, testMiddleware},
+		{"PauseResume", false, testPause},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
