@@ -99,6 +99,13 @@ type WorkerConfig struct {
 	// Middleware wraps the run of every task, Middleware[0] outermost
 	// (see Middleware). Default: none. A nil element is an error.
 	Middleware []Middleware
+	// GlobalLimits cap the tasks running at once across every worker of
+	// the broker, per queue or per kind (see GlobalLimit); the broker must
+	// implement Semaphore. A runner takes a slot before a limited task
+	// starts and keeps it for the rest of its claim (about two broker
+	// round trips a claim), waiting while none is free. Default: none;
+	// at most MaxGlobalLimits.
+	GlobalLimits []GlobalLimit
 }
 
 // Worker claims tasks from a Broker and runs them with the handlers
@@ -119,12 +126,14 @@ type Worker struct {
 	log      *slog.Logger
 	obs      Observer
 	mw       []Middleware
+	limits   []GlobalLimit
 
 	mu       sync.Mutex
 	handlers map[string]runFunc
 	started  bool
 	pass     [NumPriorities]uint64 // weighted: virtual time per level
 	qnext    int                   // rotates the first queue tried
+	freed    chan struct{}         // closed when a runner releases global slots; nil until one waits
 
 	stop       chan struct{} // closed by Shutdown: stop claiming
 	stopOnce   sync.Once
@@ -244,6 +253,8 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		}
 	}
 	w.mw = slices.Clone(cfg.Middleware)
+	checkLimits(b, cfg.GlobalLimits, bad)
+	w.limits = slices.Clone(cfg.GlobalLimits)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -417,6 +428,7 @@ func (w *Worker) beat() {
 			return
 		case <-t.C:
 		}
+		w.extendSlots(context.WithoutCancel(w.hardCtx))
 		held = held[:0]
 		for _, s := range w.slots {
 			held = s.held(held)
@@ -493,7 +505,10 @@ type slot struct {
 
 	mu    sync.Mutex // guards group for the heartbeat
 	group []Delivery
-	pos   atomic.Int32 // group[pos:] is not finished yet
+
+	gmu    sync.Mutex   // guards gslots; held while they are extended or released
+	gslots []heldSlot   // global slots held (see takeSlots)
+	pos    atomic.Int32 // group[pos:] is not finished yet
 
 	done  []Completion
 	first time.Time // when done[0] was appended
@@ -651,6 +666,7 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 		watched.end()
 	}
 	s.flush(ctx)
+	s.dropSlots(ctx)
 	s.setGroup(nil)
 }
 
@@ -792,6 +808,9 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 		s.observe(EventDeadLettered, d, 0, f)
 		s.complete(ctx, d, nil, f, true, now)
 		return
+	}
+	if len(w.limits) > 0 && !s.takeSlots(ctx, d) {
+		return // the worker stopped while the task waited: handed back
 	}
 	s.observe(EventStarted, d, now.Sub(d.EnqueuedAt), nil)
 	rctx := tctx

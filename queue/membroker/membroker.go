@@ -97,6 +97,7 @@ type Broker struct {
 	timerAt  time.Time
 	closed   bool
 	paused   map[string]struct{} // queues paused (see Pause); nil when none ever was
+	slots    semaphores          // see AcquireSlot
 }
 
 // New returns an empty Broker. It returns an error wrapping

@@ -124,6 +124,8 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"InspectDeadLetters", false, testInspectDeadLetters},
 		{"Middleware", false, testMiddleware},
 		{"PauseResume", false, testPause},
+		{"GlobalLimit", false, testGlobalLimit},
+		{"GlobalLimitLease", true, testGlobalLimitLease},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
