@@ -104,15 +104,21 @@ func (s *slot) takeSlots(ctx context.Context, d *Delivery) bool {
 	sem := w.b.(Semaphore)
 	for {
 		ok := true
-		for _, l := range w.limits {
+		for i := range w.limits {
+			l := &w.limits[i]
 			if l.Queue != d.Queue || l.Kind != "" && l.Kind != d.Kind {
 				continue
 			}
-			name := l.name()
+			name := w.slotNames[i]
 			if s.holds(name) {
 				continue
 			}
+			// Slot calls are broker waits, as Complete calls are: they
+			// size claims the same way (see resize), so a limited kind
+			// keeps claims large and its slot calls few.
+			t0 := time.Now()
 			tok, err := sem.AcquireSlot(ctx, name, l.Max, w.lease)
+			s.completing += time.Since(t0)
 			if err != nil {
 				w.log.Error("acquiring a global slot", "limit", name, "err", err)
 			}
@@ -186,11 +192,13 @@ func (s *slot) dropSlots(ctx context.Context) {
 		s.gmu.Unlock()
 		return
 	}
+	t0 := time.Now()
 	for _, h := range s.gslots {
 		if err := sem.ReleaseSlot(ctx, h.name, h.token); err != nil {
 			w.log.Warn("releasing a global slot", "limit", h.name, "err", err)
 		}
 	}
+	s.completing += time.Since(t0)
 	s.gslots = s.gslots[:0]
 	s.gmu.Unlock()
 	w.mu.Lock()

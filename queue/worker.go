@@ -114,19 +114,20 @@ type WorkerConfig struct {
 // heartbeat; Shutdown returns once they have all exited. Its methods are
 // safe for concurrent use.
 type Worker struct {
-	b        Broker
-	queues   []string
-	conc     int
-	policy   Policy
-	stride   [NumPriorities]uint64
-	lease    time.Duration
-	maxOut   int // the broker's MaxPayload (Limiter); 0: none
-	maxClaim int
-	shutdown time.Duration
-	log      *slog.Logger
-	obs      Observer
-	mw       []Middleware
-	limits   []GlobalLimit
+	b         Broker
+	queues    []string
+	conc      int
+	policy    Policy
+	stride    [NumPriorities]uint64
+	lease     time.Duration
+	maxOut    int // the broker's MaxPayload (Limiter); 0: none
+	maxClaim  int
+	shutdown  time.Duration
+	log       *slog.Logger
+	obs       Observer
+	mw        []Middleware
+	limits    []GlobalLimit
+	slotNames []string // limits[i].SlotName()
 
 	mu       sync.Mutex
 	handlers map[string]runFunc
@@ -255,6 +256,9 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	w.mw = slices.Clone(cfg.Middleware)
 	checkLimits(b, cfg.GlobalLimits, bad)
 	w.limits = slices.Clone(cfg.GlobalLimits)
+	for _, l := range w.limits {
+		w.slotNames = append(w.slotNames, l.SlotName())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}

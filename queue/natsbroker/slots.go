@@ -18,7 +18,8 @@ import (
 // nanoseconds its lease ends at; it is free when absent, deleted or past
 // that time. Taking one is a create, or a compare-and-set on the revision
 // read; extending and releasing are a compare-and-set and a delete on the
-// revision last written, so two holders never both succeed. A token is
+// revision last written, so two holders never both succeed; extending
+// reads the key first (a second round trip, once a heartbeat). A token is
 // "<i>/<revision>". Expiry is judged on the reader's clock against the
 // writer's: the processes' clocks must agree to well within a lease (as
 // NTP keeps them), or a dead worker's slot comes back that much later or
@@ -84,13 +85,26 @@ func (b *Broker) ExtendSlot(ctx context.Context, name, token string, lease time.
 	if !ok {
 		return "", fmt.Errorf("natsbroker: extend slot %q: %w: token %q: want <index>/<revision> from AcquireSlot", clip(name), queue.ErrBadInput, clip(token))
 	}
-	until := []byte(strconv.FormatInt(time.Now().Add(lease).UnixNano(), 10))
+	// A slot whose lease ran out is lost even when nobody took it since:
+	// it counted for nobody meanwhile, and a holder must hear of that.
+	now := time.Now()
+	lost := fmt.Errorf("natsbroker: extend slot %q: %w: slot %q was lost (its lease ran out, or it was released)", clip(name), queue.ErrNotFound, token)
+	e, err := b.ctl.kv.Get(ctx, slotKey(name, i))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return "", lost
+	case err != nil:
+		return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
+	case e.Revision() != rev || !slotLive(e.Value(), now):
+		return "", lost
+	}
+	until := []byte(strconv.FormatInt(now.Add(lease).UnixNano(), 10))
 	nrev, err := b.ctl.kv.Update(ctx, slotKey(name, i), until, rev)
 	switch {
 	case err == nil:
 		return strconv.Itoa(i) + "/" + strconv.FormatUint(nrev, 10), nil
 	case isWrongLastSeq(err):
-		return "", fmt.Errorf("natsbroker: extend slot %q: %w: slot %q was lost (its lease ran out and it was taken, or it was released)", clip(name), queue.ErrNotFound, token)
+		return "", lost
 	default:
 		return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
 	}
