@@ -106,6 +106,13 @@ type WorkerConfig struct {
 	// round trips a claim), waiting while none is free. Default: none;
 	// at most MaxGlobalLimits.
 	GlobalLimits []GlobalLimit
+	// GlobalRates cap how many tasks start per second across every
+	// worker of the broker, per queue or per kind (see GlobalRate); the
+	// broker must implement RateLimiter. A runner takes tokens for the
+	// rest of its claim at once (one broker round trip a claim while the
+	// rate is not reached) and waits while the bucket is empty. Default:
+	// none; at most MaxGlobalLimits.
+	GlobalRates []GlobalRate
 }
 
 // Worker claims tasks from a Broker and runs them with the handlers
@@ -128,6 +135,9 @@ type Worker struct {
 	mw        []Middleware
 	limits    []GlobalLimit
 	slotNames []string // limits[i].SlotName()
+
+	rates       []GlobalRate
+	bucketNames []string // rates[i].BucketName()
 
 	mu       sync.Mutex
 	handlers map[string]runFunc
@@ -258,6 +268,11 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	w.limits = slices.Clone(cfg.GlobalLimits)
 	for _, l := range w.limits {
 		w.slotNames = append(w.slotNames, l.SlotName())
+	}
+	checkRates(b, cfg.GlobalRates, bad)
+	w.rates = slices.Clone(cfg.GlobalRates)
+	for _, r := range w.rates {
+		w.bucketNames = append(w.bucketNames, r.BucketName())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -512,6 +527,7 @@ type slot struct {
 
 	gmu    sync.Mutex   // guards gslots; held while they are extended or released
 	gslots []heldSlot   // global slots held (see takeSlots)
+	tokens []int        // rate tokens in stock, per Worker.rates (see takeTokens)
 	pos    atomic.Int32 // group[pos:] is not finished yet
 
 	done  []Completion
@@ -671,6 +687,7 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 	}
 	s.flush(ctx)
 	s.dropSlots(ctx)
+	s.dropTokens()
 	s.setGroup(nil)
 }
 
@@ -815,6 +832,9 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	}
 	if len(w.limits) > 0 && !s.takeSlots(ctx, d) {
 		return // the worker stopped while the task waited: handed back
+	}
+	if len(w.rates) > 0 && !s.takeTokens(ctx, d) {
+		return // likewise
 	}
 	s.observe(EventStarted, d, now.Sub(d.EnqueuedAt), nil)
 	rctx := tctx

@@ -98,6 +98,7 @@ type Broker struct {
 	closed   bool
 	paused   map[string]struct{} // queues paused (see Pause); nil when none ever was
 	slots    semaphores          // see AcquireSlot
+	buckets  map[string]int64    // rate buckets' theoretical arrival times (see TakeTokens)
 }
 
 // New returns an empty Broker. It returns an error wrapping

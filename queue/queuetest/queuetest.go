@@ -126,6 +126,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"PauseResume", false, testPause},
 		{"GlobalLimit", false, testGlobalLimit},
 		{"GlobalLimitLease", true, testGlobalLimitLease},
+		{"GlobalRate", true, testGlobalRate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
