@@ -28,11 +28,15 @@ var limitedKind = queue.NewKind[int, limitedOut]("natsbroker_test.limited")
 
 const (
 	holdEnv      = "NATSBROKER_TEST_HOLD" // "1": the limited role's tasks never finish
+	rateEnv      = "NATSBROKER_TEST_RATE" // "1": the limited role has limitedRate instead of limitedLimit
 	limitedLease = 3 * time.Second        // the limited role's lease (and AckWait)
 	limitedMax   = 4
 )
 
-var limitedLimit = queue.GlobalLimit{Queue: queue.DefaultQueue, Kind: limitedKind.Name(), Max: limitedMax}
+var (
+	limitedLimit = queue.GlobalLimit{Queue: queue.DefaultQueue, Kind: limitedKind.Name(), Max: limitedMax}
+	limitedRate  = queue.GlobalRate{Queue: queue.DefaultQueue, Kind: limitedKind.Name(), PerSecond: 200, Burst: 10}
+)
 
 // runLimited is the "limited" role: a worker of four runners under a
 // global limit of 4 on limitedKind. Its tasks take 10 ms, or, with
@@ -50,7 +54,12 @@ func runLimited() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 4, Lease: limitedLease, GlobalLimits: []queue.GlobalLimit{limitedLimit}})
+	cfg := &queue.WorkerConfig{Concurrency: 4, Lease: limitedLease, GlobalLimits: []queue.GlobalLimit{limitedLimit}}
+	rated := os.Getenv(rateEnv) == "1"
+	if rated {
+		cfg.GlobalLimits, cfg.GlobalRates = nil, []queue.GlobalRate{limitedRate}
+	}
+	w, err := queue.NewWorker(b, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -63,7 +72,9 @@ func runLimited() int {
 			<-ctx.Done() // until killed
 			return limitedOut{}, ctx.Err()
 		}
-		time.Sleep(10 * time.Millisecond) // work that takes a while, so that runs overlap
+		if !rated {
+			time.Sleep(10 * time.Millisecond) // work that takes a while, so that runs overlap
+		}
 		return limitedOut{start.UnixNano(), time.Now().UnixNano(), pid}, nil
 	})
 	if err := w.Start(); err != nil {
@@ -179,5 +190,62 @@ func TestGlobalLimitAcrossProcesses(t *testing.T) {
 	// is generous on one machine).
 	if back.Before(took.Add(limitedLease - time.Millisecond)) {
 		t.Fatalf("a task started %v after the dead holder's first slot was taken: want no sooner than its lease, %v", back.Sub(took), limitedLease)
+	}
+}
+
+// TestGlobalRateAcrossProcesses: three worker processes share a global
+// rate of 200 tasks a second (burst 10) over 2,010 tasks, ten seconds: by
+// the start times every execution recorded, they never start faster than
+// the rate allows, and reach it within 5%.
+func TestGlobalRateAcrossProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	js := connect(t, s)
+	const prefix = "rates"
+	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: limitedLease})
+	c, _ := queue.NewClient(b, nil)
+	env := []string{roleEnv + "=limited", rateEnv + "=1", urlEnv + "=" + s.ClientURL(), prefixEnv + "=" + prefix}
+	var workers []*child
+	for range 3 {
+		workers = append(workers, startChild(t, env...))
+	}
+	for _, w := range workers {
+		w.expect(t, "ready")
+	}
+	r := limitedRate
+	n := int(10*r.PerSecond) + r.Burst
+	enq := time.Now()
+	batch, err := queue.EnqueueBatch(ctx, c, limitedKind, ints(n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := batch.Await(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := make([]int64, 0, n)
+	pids := map[int]int{}
+	for _, o := range outs {
+		starts = append(starts, o.Start)
+		pids[o.PID]++
+	}
+	slices.Sort(starts)
+	took := time.Unix(0, starts[n-1]).Sub(enq)
+	least := time.Duration(float64(n-r.Burst) / r.PerSecond * float64(time.Second))
+	got := float64(n-r.Burst) / took.Seconds()
+	t.Logf("%d tasks started over %v: %.1f a second beyond the burst (rate %v); tasks per worker PID %v", n, took, got, r.PerSecond, pids)
+	if took < least-time.Millisecond {
+		t.Fatalf("%d tasks started within %v of the enqueue: the rate allows no sooner than %v", n, took, least)
+	}
+	if got < 0.95*r.PerSecond {
+		t.Fatalf("%.1f tasks a second: want within 5%% of %v", got, r.PerSecond)
 	}
 }
