@@ -127,6 +127,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"GlobalLimit", false, testGlobalLimit},
 		{"GlobalLimitLease", true, testGlobalLimitLease},
 		{"GlobalRate", true, testGlobalRate},
+		{"Periodic", true, testPeriodic},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
