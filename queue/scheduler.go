@@ -51,11 +51,13 @@ type Scheduler struct {
 type periodic struct {
 	name    string
 	sched   Schedule
-	window  time.Duration
 	enqueue func(ctx context.Context) error
 }
 
 type tickKey struct{}
+
+// enqueueTimeout bounds one enqueue of a tick.
+const enqueueTimeout = 30 * time.Second
 
 // NewScheduler returns a Scheduler that enqueues on b. It returns an error
 // wrapping ErrBadConfig for a nil broker or a bad client config.
@@ -144,9 +146,12 @@ func (s *Scheduler) Start() error {
 	return nil
 }
 
-// Shutdown stops the scheduler, cancelling an enqueue in flight, and
-// waits for its goroutines, or for ctx. It may be called more than once
-// and before Start.
+// Shutdown stops the scheduler and waits for its goroutines. An enqueue in
+// flight is not cancelled (one cut short could leave its tasks stored and
+// its idempotency key released, so that another scheduler enqueues the
+// tick again): it finishes within enqueueTimeout. When ctx ends first,
+// Shutdown still waits for it, then returns ctx's error. It may be called
+// more than once and before Start.
 func (s *Scheduler) Shutdown(ctx context.Context) error {
 	s.cancel()
 	done := make(chan struct{})
@@ -162,7 +167,8 @@ func (s *Scheduler) Shutdown(ctx context.Context) error {
 
 // loop enqueues e's ticks until the scheduler stops.
 func (s *Scheduler) loop(e *periodic) {
-	ctx := s.ctx
+	// Enqueues are not cancelled by Shutdown (see there), only bounded.
+	ctx := context.WithoutCancel(s.ctx)
 	tick := e.sched.Next(time.Now())
 	for !tick.IsZero() {
 		if !s.sleepUntil(tick) {
@@ -171,11 +177,13 @@ func (s *Scheduler) loop(e *periodic) {
 		next := e.sched.Next(tick)
 		tctx := context.WithValue(ctx, tickKey{}, tickInfo{e.name, tick})
 		for pause := 10 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
-			err := e.enqueue(tctx)
+			ectx, cancel := context.WithTimeout(tctx, enqueueTimeout)
+			err := e.enqueue(ectx)
+			cancel()
 			if err == nil {
 				break
 			}
-			if ctx.Err() != nil {
+			if s.ctx.Err() != nil {
 				return
 			}
 			s.log.Warn("enqueueing a periodic task", "schedule", e.name, "tick", tick, "err", err)

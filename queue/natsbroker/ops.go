@@ -297,7 +297,7 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		id := string(m.Data)
-		_, _, err = b.batchRecord(ctx, id)
+		err = b.keyBatch(ctx, id)
 		if err == nil {
 			return id, 0, nil
 		}

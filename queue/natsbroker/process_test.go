@@ -79,6 +79,8 @@ func runRole(role string) int {
 		return 0
 	case "limited":
 		return runLimited()
+	case "scheduler":
+		return runScheduler()
 	case "server":
 		s, err := natsserver.Start(ctx, &natsserver.Config{Dir: os.Getenv(dirEnv), SyncAlways: true, Listen: os.Getenv(listenEnv)})
 		if err != nil {
