@@ -134,6 +134,7 @@ func (s *slot) takeSlots(ctx context.Context, d *Delivery) bool {
 			return true
 		}
 		s.dropSlots(ctx)
+		s.flush(ctx) // outcomes held for batching go out before a wait
 		if !s.waitSlot() {
 			if err := w.b.Retry(ctx, d, time.Time{}, nil); err != nil {
 				w.log.Error("handing a task back", "task", d.ID(), "err", err)

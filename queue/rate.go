@@ -127,6 +127,7 @@ func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 				s.tokens[i] = took
 				break
 			}
+			s.flush(ctx) // outcomes held for batching go out before a wait
 			if !s.pause(max(wait, time.Millisecond)) {
 				if err := w.b.Retry(ctx, d, time.Time{}, nil); err != nil {
 					w.log.Error("handing a task back", "task", d.ID(), "err", err)
