@@ -51,6 +51,11 @@ type Message struct {
 	BackoffMin  time.Duration // first retry delay (before jitter)
 	BackoffMax  time.Duration // cap on the retry delay
 	EnqueuedAt  time.Time
+	// Headers are what enqueue middleware added (a trace context, a
+	// tenant), carried to the handler's middleware; nil means none. See
+	// CheckHeaders for what is accepted. They belong to the broker: do
+	// not modify them.
+	Headers map[string]string
 }
 
 // ID returns the task's ID, "<batch ID>/<index>": unique per task, stable across
@@ -92,9 +97,10 @@ type Submission struct {
 	BackoffMin     time.Duration
 	BackoffMax     time.Duration
 	EnqueuedAt     time.Time
-	IdempotencyKey string        // empty means none
-	IdempotencyTTL time.Duration // how long the key is remembered; > 0 when the key is set
-	Payloads       [][]byte      // one per task; at least one
+	IdempotencyKey string            // empty means none
+	IdempotencyTTL time.Duration     // how long the key is remembered; > 0 when the key is set
+	Headers        map[string]string // every task's; nil means none (see Message.Headers)
+	Payloads       [][]byte          // one per task; at least one
 }
 
 // Message returns the envelope of task i, with Attempt 0.
@@ -103,7 +109,7 @@ func (s *Submission) Message(i int) Message {
 		BatchID: s.BatchID, Index: i, Queue: s.Queue, Kind: s.Kind, Payload: s.Payloads[i],
 		Priority: s.Priority, MaxAttempts: s.MaxAttempts, Timeout: s.Timeout,
 		Deadline: s.Deadline, RunAt: s.RunAt, BackoffMin: s.BackoffMin, BackoffMax: s.BackoffMax,
-		EnqueuedAt: s.EnqueuedAt,
+		EnqueuedAt: s.EnqueuedAt, Headers: s.Headers,
 	}
 }
 

@@ -31,6 +31,10 @@ type ClientConfig struct {
 	// Observer receives EventEnqueued and EventBatchAwaited (see Event).
 	// Default: none.
 	Observer Observer
+	// EnqueueMiddleware wraps every enqueue, EnqueueMiddleware[0]
+	// outermost (see EnqueueMiddleware). Default: none. A nil element is
+	// an error.
+	EnqueueMiddleware []EnqueueMiddleware
 }
 
 // Client enqueues tasks on a Broker and awaits their results. It is safe for
@@ -38,6 +42,7 @@ type ClientConfig struct {
 // Broker's lifetime is the caller's.
 type Client struct {
 	b          Broker
+	enqueue    EnqueueFunc // b.Enqueue within the enqueue middleware
 	maxPayload int
 	log        *slog.Logger
 	obs        Observer
@@ -53,8 +58,13 @@ func NewClient(b Broker, cfg *ClientConfig) (*Client, error) {
 	}
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // never fails (see its doc)
-	c := &Client{b: b, maxPayload: DefaultMaxPayload, log: discard, ids: rand.NewChaCha8(seed)}
+	c := &Client{b: b, enqueue: b.Enqueue, maxPayload: DefaultMaxPayload, log: discard, ids: rand.NewChaCha8(seed)}
 	if cfg != nil {
+		fn, err := enqueueChain(b, cfg.EnqueueMiddleware)
+		if err != nil {
+			return nil, err
+		}
+		c.enqueue = fn
 		if cfg.MaxPayload < 0 {
 			return nil, errorf("%w: ClientConfig.MaxPayload is %d: want 0 (default %d) or more",
 				ErrBadConfig, cfg.MaxPayload, DefaultMaxPayload)
@@ -202,7 +212,7 @@ func EnqueueBatch[In, Out any](ctx context.Context, c *Client, k Kind[In, Out], 
 		s.Payloads[i] = buf[start:end:end]
 		start = end
 	}
-	id, err := c.b.Enqueue(ctx, s)
+	id, err := c.enqueue(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("queue: enqueue %d tasks of kind %q on queue %q: %w", len(ins), k.name, clip(s.Queue), err)
 	}

@@ -38,6 +38,29 @@
 // fastest path, for libraries and tests); queue/natsbroker uses NATS
 // JetStream. Every broker passes the conformance suite in queue/queuetest.
 //
+// Controls, each on brokers that implement its optional interface (both
+// brokers here do), each checked by a subtest of queuetest named after it:
+//   - Middleware: WorkerConfig.Middleware wraps every task's run, shaped
+//     like net/http middleware; ClientConfig.EnqueueMiddleware wraps every
+//     enqueue and can add headers (Submission.SetHeader) that reach the
+//     handler's middleware as Message.Headers. Subtest Middleware.
+//   - Pause and resume (Pauser): a paused queue's tasks are not claimed by
+//     any worker of the broker; running ones finish; enqueue is accepted.
+//     Subtest PauseResume.
+//   - Global concurrency limits (WorkerConfig.GlobalLimits, Semaphore): at
+//     most Max tasks of a queue or kind run at once across every worker;
+//     a dead worker's slots come back when their lease ends. Subtests
+//     GlobalLimit and GlobalLimitLease.
+//   - Global rate limits (WorkerConfig.GlobalRates, RateLimiter): at most
+//     Burst + PerSecond×t tasks start in any stretch t, across every
+//     worker. Subtest GlobalRate.
+//   - Periodic tasks (Scheduler, Periodic, Every, Cron): one task per tick,
+//     however many processes run the schedule, none lost while one runs.
+//     Subtest Periodic.
+//
+// Every process must be given the same limits, rates and schedules: they
+// are configuration, not state the broker keeps.
+//
 // Clients and workers report what happens to an Observer (queue/metrics
 // turns the events into Prometheus metrics), and brokers that implement
 // Inspector list their queues, batches, per-task states and dead letters.

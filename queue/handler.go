@@ -31,8 +31,8 @@ func Handle[In, Out any](w *Worker, k Kind[In, Out], h Handler[In, Out]) {
 	if h == nil {
 		panic("queue: Handle with a nil handler")
 	}
-	w.register(k.name, func(ctx context.Context, payload []byte, dst []byte) ([]byte, error) {
-		in, err := decode(k.in, payload)
+	w.register(k.name, func(ctx context.Context, m *Message, dst []byte) ([]byte, error) {
+		in, err := decode(k.in, m.Payload)
 		if err != nil {
 			return dst, &badInputError{kind: k.name, err: err}
 		}
@@ -56,9 +56,8 @@ func HandleFunc[In, Out any](w *Worker, k Kind[In, Out], f func(ctx context.Cont
 	Handle(w, k, HandlerFunc[In, Out](f))
 }
 
-// runFunc is a handler with its types erased: it decodes payload, runs the
-// handler and appends the encoded output to dst.
-type runFunc func(ctx context.Context, payload []byte, dst []byte) ([]byte, error)
+// runFunc is a handler with its types erased (see RunFunc).
+type runFunc = RunFunc
 
 type badInputError struct {
 	kind string
@@ -77,11 +76,11 @@ type panicError struct {
 func (e *panicError) Error() string { return fmt.Sprintf("panic: %v\n\n%s", e.value, e.stack) }
 
 // call runs fn, turning a panic into a *panicError with the stack.
-func call(fn runFunc, ctx context.Context, payload, dst []byte) (out []byte, err error) {
+func call(fn runFunc, ctx context.Context, m *Message, dst []byte) (out []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			out, err = dst, &panicError{value: v, stack: debug.Stack()}
 		}
 	}()
-	return fn(ctx, payload, dst)
+	return fn(ctx, m, dst)
 }

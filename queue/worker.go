@@ -96,6 +96,23 @@ type WorkerConfig struct {
 	// Observer receives the events of the worker's tasks (see Event).
 	// Default: none.
 	Observer Observer
+	// Middleware wraps the run of every task, Middleware[0] outermost
+	// (see Middleware). Default: none. A nil element is an error.
+	Middleware []Middleware
+	// GlobalLimits cap the tasks running at once across every worker of
+	// the broker, per queue or per kind (see GlobalLimit); the broker must
+	// implement Semaphore. A runner takes a slot before a limited task
+	// starts and keeps it for the rest of its claim (about two broker
+	// round trips a claim), waiting while none is free. Default: none;
+	// at most MaxGlobalLimits.
+	GlobalLimits []GlobalLimit
+	// GlobalRates cap how many tasks start per second across every
+	// worker of the broker, per queue or per kind (see GlobalRate); the
+	// broker must implement RateLimiter. A runner takes tokens for the
+	// rest of its claim at once (one broker round trip a claim while the
+	// rate is not reached) and waits while the bucket is empty. Default:
+	// none; at most MaxGlobalLimits.
+	GlobalRates []GlobalRate
 }
 
 // Worker claims tasks from a Broker and runs them with the handlers
@@ -104,23 +121,30 @@ type WorkerConfig struct {
 // heartbeat; Shutdown returns once they have all exited. Its methods are
 // safe for concurrent use.
 type Worker struct {
-	b        Broker
-	queues   []string
-	conc     int
-	policy   Policy
-	stride   [NumPriorities]uint64
-	lease    time.Duration
-	maxOut   int // the broker's MaxPayload (Limiter); 0: none
-	maxClaim int
-	shutdown time.Duration
-	log      *slog.Logger
-	obs      Observer
+	b         Broker
+	queues    []string
+	conc      int
+	policy    Policy
+	stride    [NumPriorities]uint64
+	lease     time.Duration
+	maxOut    int // the broker's MaxPayload (Limiter); 0: none
+	maxClaim  int
+	shutdown  time.Duration
+	log       *slog.Logger
+	obs       Observer
+	mw        []Middleware
+	limits    []GlobalLimit
+	slotNames []string // limits[i].SlotName()
+
+	rates       []GlobalRate
+	bucketNames []string // rates[i].BucketName()
 
 	mu       sync.Mutex
 	handlers map[string]runFunc
 	started  bool
 	pass     [NumPriorities]uint64 // weighted: virtual time per level
 	qnext    int                   // rotates the first queue tried
+	freed    chan struct{}         // closed when a runner releases global slots; nil until one waits
 
 	stop       chan struct{} // closed by Shutdown: stop claiming
 	stopOnce   sync.Once
@@ -234,6 +258,22 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	if cfg.Logger != nil {
 		w.log = cfg.Logger
 	}
+	for i, m := range cfg.Middleware {
+		if m == nil {
+			bad("WorkerConfig.Middleware[%d] is nil", i)
+		}
+	}
+	w.mw = slices.Clone(cfg.Middleware)
+	checkLimits(b, cfg.GlobalLimits, bad)
+	w.limits = slices.Clone(cfg.GlobalLimits)
+	for _, l := range w.limits {
+		w.slotNames = append(w.slotNames, l.SlotName())
+	}
+	checkRates(b, cfg.GlobalRates, bad)
+	w.rates = slices.Clone(cfg.GlobalRates)
+	for _, r := range w.rates {
+		w.bucketNames = append(w.bucketNames, r.BucketName())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -264,11 +304,22 @@ func (w *Worker) Start() error {
 	if len(w.handlers) == 0 {
 		return errorf("%w: worker started with no handler: register one with Handle", ErrBadConfig)
 	}
-	w.started = true
 	names := make([]string, 0, len(w.handlers))
 	for k := range w.handlers {
 		names = append(names, k)
 	}
+	if len(w.mw) > 0 {
+		wrapped := make(map[string]runFunc, len(w.handlers))
+		for k, fn := range w.handlers {
+			fn, err := runChain(fn, w.mw, k)
+			if err != nil {
+				return err
+			}
+			wrapped[k] = fn
+		}
+		w.handlers = wrapped
+	}
+	w.started = true
 	sort.Strings(names)
 	w.kinds = strings.Join(names, ", ")
 	for range w.conc {
@@ -396,6 +447,7 @@ func (w *Worker) beat() {
 			return
 		case <-t.C:
 		}
+		w.extendSlots(context.WithoutCancel(w.hardCtx))
 		held = held[:0]
 		for _, s := range w.slots {
 			held = s.held(held)
@@ -472,7 +524,11 @@ type slot struct {
 
 	mu    sync.Mutex // guards group for the heartbeat
 	group []Delivery
-	pos   atomic.Int32 // group[pos:] is not finished yet
+
+	gmu    sync.Mutex   // guards gslots; held while they are extended or released
+	gslots []heldSlot   // global slots held (see takeSlots)
+	tokens []int        // rate tokens in stock, per Worker.rates (see takeTokens)
+	pos    atomic.Int32 // group[pos:] is not finished yet
 
 	done  []Completion
 	first time.Time // when done[0] was appended
@@ -630,6 +686,8 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 		watched.end()
 	}
 	s.flush(ctx)
+	s.dropSlots(ctx)
+	s.dropTokens()
 	s.setGroup(nil)
 }
 
@@ -772,6 +830,12 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 		s.complete(ctx, d, nil, f, true, now)
 		return
 	}
+	if len(w.limits) > 0 && !s.takeSlots(ctx, d) {
+		return // the worker stopped while the task waited: handed back
+	}
+	if len(w.rates) > 0 && !s.takeTokens(ctx, d) {
+		return // likewise
+	}
 	s.observe(EventStarted, d, now.Sub(d.EnqueuedAt), nil)
 	rctx := tctx
 	var cancel context.CancelFunc
@@ -783,7 +847,7 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 		rctx, cancel = context.WithDeadline(tctx, dl)
 	}
 	start := len(s.arena)
-	out, err := call(fn, rctx, d.Payload, s.arena)
+	out, err := call(fn, rctx, &d.Message, s.arena)
 	if cancel != nil {
 		cancel()
 	}

@@ -96,6 +96,9 @@ type Broker struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	closed   bool
+	paused   map[string]struct{} // queues paused (see Pause); nil when none ever was
+	slots    semaphores          // see AcquireSlot
+	buckets  map[string]int64    // rate buckets' theoretical arrival times (see TakeTokens)
 }
 
 // New returns an empty Broker. It returns an error wrapping
@@ -336,6 +339,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	if s.Priority < 0 || s.Priority >= queue.NumPriorities {
 		return "", fmt.Errorf("membroker: enqueue: %w: priority %d out of range", queue.ErrBadInput, s.Priority)
 	}
+	if err := queue.CheckHeaders(s.Headers); err != nil {
+		return "", fmt.Errorf("membroker: enqueue: %w", err)
+	}
 	now := time.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -494,7 +500,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		return 0, errClosed
 	}
 	q := b.queues[name]
-	if q == nil || q.ready[level].head == len(q.ready[level].items) {
+	if q == nil || q.ready[level].head == len(q.ready[level].items) || b.isPaused(name) {
 		// Nothing ready at this level. Delayed tasks and expired leases
 		// that are due are the timer's to move (it wakes Notify), so an
 		// empty claim, the common case of a worker trying every level,
@@ -863,7 +869,7 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	s := &queue.Submission{
 		BatchID: newID(), Queue: m.Queue, Kind: m.Kind, Priority: m.Priority, MaxAttempts: m.MaxAttempts,
 		Timeout: m.Timeout, BackoffMin: m.BackoffMin, BackoffMax: m.BackoffMax, EnqueuedAt: time.Now(),
-		Payloads: [][]byte{m.Payload},
+		Headers: m.Headers, Payloads: [][]byte{m.Payload},
 	}
 	return b.Enqueue(ctx, s)
 }

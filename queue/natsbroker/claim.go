@@ -23,7 +23,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if level < 0 || level >= queue.NumPriorities {
 		return 0, fmt.Errorf("natsbroker: claim: priority %d out of range [0, %d]", level, queue.NumPriorities-1)
 	}
-	if len(dst) == 0 {
+	if len(dst) == 0 || b.ctl.isPaused(name) {
 		return 0, nil
 	}
 	q, err := b.queue(ctx, name)
@@ -125,6 +125,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 			l.timer = time.AfterFunc(d+grace(d), l.onExpire)
 			l.mu.Unlock()
 		}
+		n = b.pausedDuring(ctx, name, dst[:n])
 	}
 	return n, nil
 }

@@ -232,7 +232,7 @@ func (b *Broker) Redrive(ctx context.Context, id string) (string, error) {
 	s := &queue.Submission{
 		BatchID: newID(), Queue: msg.Queue, Kind: msg.Kind, Priority: msg.Priority, MaxAttempts: max(msg.MaxAttempts, 1),
 		Timeout: msg.Timeout, BackoffMin: msg.BackoffMin, BackoffMax: msg.BackoffMax, EnqueuedAt: time.Now(),
-		Payloads: [][]byte{msg.Payload},
+		Headers: msg.Headers, Payloads: [][]byte{msg.Payload},
 	}
 	nid, err := b.Enqueue(ctx, s)
 	if err != nil {

@@ -16,6 +16,9 @@
 // configured between them: no process registers with another, and there is
 // no coordinator; a process may start or stop at any time. Deployments that
 // must not see each other use different prefixes (or accounts).
+// The queues' controls (pauses, global concurrency slots and rates, see
+// Broker.Pause) live in a key-value bucket "<prefix>_ctl" that every
+// broker watches, so they hold for every process of the prefix.
 //
 // # Durability
 //

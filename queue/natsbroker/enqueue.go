@@ -138,6 +138,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		return "", fmt.Errorf("natsbroker: enqueue: %w: idempotency key %q is %d bytes as a subject token: want at most %d (letters, digits, '-' and '_' take one byte, any other byte three)",
 			queue.ErrBadInput, clip(s.IdempotencyKey), tokLen(s.IdempotencyKey), maxKeyTok)
 	}
+	if err := queue.CheckHeaders(s.Headers); err != nil {
+		return "", fmt.Errorf("natsbroker: enqueue: %w", err)
+	}
 	q, err := b.queue(ctx, s.Queue)
 	if err != nil {
 		return "", err
@@ -147,7 +150,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 	}
 	// Every task must fit a message of the server's max_payload with its
 	// envelope (at most msgNeed) and headers; packs are cut to fit below.
-	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind)
+	msgNeed := 192 + len(s.BatchID) + len(s.Queue) + len(s.Kind) + headersLen(s.Headers)
 	maxMsg := int(b.nc.MaxPayload()) - 64 - len(s.BatchID)
 	for i, pl := range s.Payloads {
 		if msgNeed+10+len(pl) > maxMsg {
@@ -298,7 +301,7 @@ func (b *Broker) claimKey(ctx context.Context, q *bqueue, s *queue.Submission) (
 			return "", 0, fmt.Errorf("natsbroker: enqueue: reading idempotency key %q: %w", clip(s.IdempotencyKey), err)
 		}
 		id := string(m.Data)
-		_, _, err = b.batchRecord(ctx, id)
+		err = b.keyBatch(ctx, id)
 		if err == nil {
 			return id, 0, nil
 		}

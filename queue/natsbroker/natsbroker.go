@@ -229,6 +229,7 @@ type Broker struct {
 	closed    bool
 
 	progress progressCache // what Inspector read of batches' results (see inspect.go)
+	ctl      *controls     // paused queues (see pause.go)
 }
 
 var errClosed = errors.New("natsbroker: broker closed")
@@ -393,6 +394,11 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		b.resyncSince(ctx)
 	}
 
+	if b.ctl, err = b.startControls(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+
 	// The default queue is made now, so its first enqueue and claim do not
 	// wait for a stream and five consumers to be created; the bounded ones
 	// too, so that a bound that disagrees with the recorded one shows now.
@@ -440,6 +446,7 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.mu.Unlock()
+	b.ctl.close()
 	for _, s := range spares {
 		s.handBack(b)
 	}

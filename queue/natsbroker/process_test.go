@@ -77,6 +77,10 @@ func runRole(role string) int {
 		// Run until killed, or until stdin closes (the parent died).
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return 0
+	case "limited":
+		return runLimited()
+	case "scheduler":
+		return runScheduler()
 	case "server":
 		s, err := natsserver.Start(ctx, &natsserver.Config{Dir: os.Getenv(dirEnv), SyncAlways: true, Listen: os.Getenv(listenEnv)})
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/gather-go/gather/queue"
@@ -11,8 +13,9 @@ import (
 
 // The wire formats. A task message's body is an envelope: a three-byte
 // magic and version, then the fields its tasks share (strings and bytes
-// length prefixed, integers as varints, times as appendTime writes them),
-// then the attempts its tasks made before this message (tasks moved out of
+// length prefixed, integers as varints, times as appendTime writes them;
+// in version 4, after the enqueue time, the headers: their count, then
+// each key and value, keys in increasing order), then the attempts its tasks made before this message (tasks moved out of
 // another message keep theirs), when they are due, the
 // index of the first task and how many consecutive tasks the message
 // carries (a pack, see Config.PackSize), then their payloads, each length
@@ -22,6 +25,10 @@ import (
 // (FuzzDecodeEnvelope, FuzzDecodeResults).
 const (
 	envMagic0, envMagic1, envVersion = 'G', 'Q', 3
+	// envVersionHeaders is the envelope of tasks with headers. Tasks
+	// without keep version 3, so a broker of an earlier release reads
+	// every message of one that sends no headers.
+	envVersionHeaders                = 4
 	resMagic0, resMagic1, resVersion = 'G', 'R', 1
 
 	resOutcomes byte = 0
@@ -69,7 +76,11 @@ func appendString(b []byte, s string) []byte {
 // share (its Payload and Attempt are not used). attempts is how many
 // attempts they made before, due when they may run.
 func appendEnvelope(b []byte, m *queue.Message, attempts int, due time.Time, payloads [][]byte) []byte {
-	b = append(b, envMagic0, envMagic1, envVersion)
+	v := byte(envVersion)
+	if len(m.Headers) > 0 {
+		v = envVersionHeaders
+	}
+	b = append(b, envMagic0, envMagic1, v)
 	b = appendString(b, m.BatchID)
 	b = appendString(b, m.Queue)
 	b = appendString(b, m.Kind)
@@ -81,6 +92,9 @@ func appendEnvelope(b []byte, m *queue.Message, attempts int, due time.Time, pay
 	b = binary.AppendVarint(b, int64(m.BackoffMin))
 	b = binary.AppendVarint(b, int64(m.BackoffMax))
 	b = appendTime(b, m.EnqueuedAt)
+	if v == envVersionHeaders {
+		b = appendHeaders(b, m.Headers)
+	}
 	b = binary.AppendUvarint(b, uint64(attempts))
 	b = appendTime(b, due)
 	b = binary.AppendUvarint(b, uint64(m.Index))
@@ -90,6 +104,52 @@ func appendEnvelope(b []byte, m *queue.Message, attempts int, due time.Time, pay
 		b = append(b, p...)
 	}
 	return b
+}
+
+// appendHeaders appends the count of h, then each key and value, keys in
+// increasing order: one map, one encoding.
+func appendHeaders(b []byte, h map[string]string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(h)))
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		b = appendString(b, k)
+		b = appendString(b, h[k])
+	}
+	return b
+}
+
+// headersLen bounds what appendHeaders appends for h.
+func headersLen(h map[string]string) int {
+	n := binary.MaxVarintLen64
+	for k, v := range h {
+		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
+	return n
+}
+
+// headers reads what appendHeaders wrote: nil for none, and an error for
+// more than queue.MaxHeaders, an empty key or keys out of order.
+func (r *reader) headers() map[string]string {
+	n := r.int("header count", queue.MaxHeaders)
+	if n == 0 || r.err != nil {
+		if r.err == nil {
+			r.fail("header count", errors.New("version 4 with no header: want at least one"))
+		}
+		return nil
+	}
+	h := make(map[string]string, n)
+	prev := ""
+	for i := range n {
+		k, v := r.string("header key"), r.string("header value")
+		if r.err != nil {
+			return nil
+		}
+		if k == "" || i > 0 && k <= prev {
+			r.fail("header key", fmt.Errorf("key %q after %q: want non-empty keys in increasing order", clip(k), clip(prev)))
+			return nil
+		}
+		h[k], prev = v, k
+	}
+	return h
 }
 
 // reader decodes the fields of a wire message; the first error sticks.
@@ -210,8 +270,8 @@ func decodeEnvelope(body []byte, e *envelope) error {
 	if len(body) < 3 || body[0] != envMagic0 || body[1] != envMagic1 {
 		return errors.New("not a gather task envelope (no GQ magic)")
 	}
-	if body[2] != envVersion {
-		return fmt.Errorf("task envelope version %d: this broker reads version %d", body[2], envVersion)
+	if body[2] != envVersion && body[2] != envVersionHeaders {
+		return fmt.Errorf("task envelope version %d: this broker reads versions %d and %d", body[2], envVersion, envVersionHeaders)
 	}
 	r := reader{b: body[3:]}
 	m := &e.Message
@@ -227,6 +287,9 @@ func decodeEnvelope(body []byte, e *envelope) error {
 	m.BackoffMin = r.duration("backoff min")
 	m.BackoffMax = r.duration("backoff max")
 	m.EnqueuedAt = r.time("enqueued at")
+	if body[2] == envVersionHeaders {
+		m.Headers = r.headers()
+	}
 	e.Attempts = r.int("attempts", maxIndex)
 	e.Due = r.time("due")
 	m.Index = r.int("index", maxIndex)

@@ -122,6 +122,12 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"InspectQueues", false, testInspectQueues},
 		{"InspectBatches", false, testInspectBatches},
 		{"InspectDeadLetters", false, testInspectDeadLetters},
+		{"Middleware", false, testMiddleware},
+		{"PauseResume", false, testPause},
+		{"GlobalLimit", false, testGlobalLimit},
+		{"GlobalLimitLease", true, testGlobalLimitLease},
+		{"GlobalRate", true, testGlobalRate},
+		{"Periodic", true, testPeriodic},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,123 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gather-go/gather/queue"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Global slots (queue.Semaphore). Slot i of name is the key
+// "slot.<name token>.<i>" of the control bucket, holding the Unix
+// nanoseconds its lease ends at; it is free when absent, deleted or past
+// that time. Taking one is a create, or a compare-and-set on the revision
+// read; extending and releasing are a compare-and-set and a delete on the
+// revision last written, so two holders never both succeed; extending
+// reads the key first (a second round trip, once a heartbeat). A token is
+// "<i>/<revision>". Expiry is judged on the reader's clock against the
+// writer's: the processes' clocks must agree to well within a lease (as
+// NTP keeps them), or a dead worker's slot comes back that much later or
+// sooner. AcquireSlot reads up to max keys when every slot is held (one
+// round trip each); it starts at a random slot, so that processes spread.
+
+var _ queue.Semaphore = (*Broker)(nil)
+
+func slotKey(name string, i int) string { return "slot." + tok(name) + "." + strconv.Itoa(i) }
+
+// AcquireSlot implements queue.Semaphore.
+func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease time.Duration) (string, error) {
+	if max < 1 || lease <= 0 {
+		return "", fmt.Errorf("natsbroker: acquire slot %q: %w: max %d, lease %v: want max at least 1 and a positive lease", clip(name), queue.ErrBadInput, max, lease)
+	}
+	now := time.Now()
+	until := []byte(strconv.FormatInt(now.Add(lease).UnixNano(), 10))
+	start := rand.IntN(max)
+	for k := range max {
+		i := (start + k) % max
+		key := slotKey(name, i)
+		e, err := b.ctl.kv.Get(ctx, key)
+		var rev uint64
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rev, err = b.ctl.kv.Create(ctx, key, until)
+		case err != nil:
+			return "", fmt.Errorf("natsbroker: acquire slot %q: %w", clip(name), err)
+		case slotLive(e.Value(), now):
+			continue
+		default:
+			rev, err = b.ctl.kv.Update(ctx, key, until, e.Revision())
+		}
+		switch {
+		case err == nil:
+			return strconv.Itoa(i) + "/" + strconv.FormatUint(rev, 10), nil
+		case errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err):
+			continue // taken meanwhile
+		default:
+			return "", fmt.Errorf("natsbroker: acquire slot %q: %w", clip(name), err)
+		}
+	}
+	return "", nil
+}
+
+// slotLive reports whether a slot's value is a lease not ended at now. A
+// value that does not parse counts as ended: it is taken over.
+func slotLive(v []byte, now time.Time) bool {
+	ns, err := strconv.ParseInt(string(v), 10, 64)
+	return err == nil && now.UnixNano() < ns
+}
+
+func parseSlot(token string) (int, uint64, bool) {
+	i, r, ok := strings.Cut(token, "/")
+	idx, err1 := strconv.Atoi(i)
+	rev, err2 := strconv.ParseUint(r, 10, 64)
+	return idx, rev, ok && err1 == nil && err2 == nil && idx >= 0 && rev > 0
+}
+
+// ExtendSlot implements queue.Semaphore.
+func (b *Broker) ExtendSlot(ctx context.Context, name, token string, lease time.Duration) (string, error) {
+	i, rev, ok := parseSlot(token)
+	if !ok {
+		return "", fmt.Errorf("natsbroker: extend slot %q: %w: token %q: want <index>/<revision> from AcquireSlot", clip(name), queue.ErrBadInput, clip(token))
+	}
+	// A slot whose lease ran out is lost even when nobody took it since:
+	// it counted for nobody meanwhile, and a holder must hear of that.
+	now := time.Now()
+	lost := fmt.Errorf("natsbroker: extend slot %q: %w: slot %q was lost (its lease ran out, or it was released)", clip(name), queue.ErrNotFound, token)
+	e, err := b.ctl.kv.Get(ctx, slotKey(name, i))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return "", lost
+	case err != nil:
+		return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
+	case e.Revision() != rev || !slotLive(e.Value(), now):
+		return "", lost
+	}
+	until := []byte(strconv.FormatInt(now.Add(lease).UnixNano(), 10))
+	nrev, err := b.ctl.kv.Update(ctx, slotKey(name, i), until, rev)
+	switch {
+	case err == nil:
+		return strconv.Itoa(i) + "/" + strconv.FormatUint(nrev, 10), nil
+	case isWrongLastSeq(err):
+		return "", lost
+	default:
+		return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
+	}
+}
+
+// ReleaseSlot implements queue.Semaphore.
+func (b *Broker) ReleaseSlot(ctx context.Context, name, token string) error {
+	i, rev, ok := parseSlot(token)
+	if !ok {
+		return fmt.Errorf("natsbroker: release slot %q: %w: token %q: want <index>/<revision> from AcquireSlot", clip(name), queue.ErrBadInput, clip(token))
+	}
+	if err := b.ctl.kv.Delete(ctx, slotKey(name, i), jetstream.LastRevision(rev)); err != nil && !isWrongLastSeq(err) {
+		return fmt.Errorf("natsbroker: release slot %q: %w", clip(name), err)
+	}
+	return nil
+}
