@@ -14,6 +14,7 @@ import (
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 func TestMain(m *testing.M) {
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) {
 // shut down at cleanup.
 func embedded(t testing.TB, syncAlways bool) *natsserver.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 	defer cancel()
 	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), SyncAlways: syncAlways})
 	if err != nil {
@@ -67,7 +68,7 @@ func newBroker(t testing.TB, js jetstream.JetStream, cfg natsbroker.Config) *nat
 			cfg.StateMaxBytes = 64 << 20
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 	defer cancel()
 	b, err := natsbroker.New(ctx, js, &cfg)
 	if err != nil {
@@ -87,7 +88,7 @@ func testBroker(t *testing.T, cfg natsbroker.Config) (jetstream.JetStream, *nats
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	t.Cleanup(cancel)
 	return js, b, c, ctx
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestCancelSeenByOtherBrokers: the cancel of a batch reaches every broker.
@@ -22,7 +23,7 @@ func TestCancelSeenByOtherBrokers(t *testing.T) {
 	producer := newBroker(t, connect(t, s), cfg)
 	early := newBroker(t, connect(t, s), cfg)
 	heard := newBroker(t, connect(t, s), cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	c, err := queue.NewClient(producer, nil)
 	if err != nil {

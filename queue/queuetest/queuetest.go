@@ -218,7 +218,7 @@ func (e *env) worker(cfg *queue.WorkerConfig, reg func(w *queue.Worker)) *queue.
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), Liveness(time.Minute))
 		defer cancel()
 		if err := w.Shutdown(ctx); err != nil {
 			e.t.Errorf("worker shutdown: %v", err)
@@ -727,17 +727,29 @@ func runLevels(t *testing.T, e *env, policy queue.Policy, perLevel, window int) 
 	var mu sync.Mutex
 	var order []int
 	full := make(chan struct{})
-	e.worker(&queue.WorkerConfig{Concurrency: 1, MaxClaim: 1, Policy: policy}, func(w *queue.Worker) {
-		queue.HandleFunc(w, levelKind, func(ctx context.Context, l int) (int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			order = append(order, l)
-			if len(order) == window {
-				close(full)
-			}
-			return l, nil
-		})
+	w, err := queue.NewWorker(e.b, &queue.WorkerConfig{Concurrency: 1, MaxClaim: 1, Policy: policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue.HandleFunc(w, levelKind, func(ctx context.Context, l int) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, l)
+		if len(order) == window {
+			close(full)
+		}
+		return l, nil
 	})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Stopped on return: a caller may run the scenario again, with one
+	// worker.
+	defer func() {
+		if err := w.Shutdown(ctx); err != nil {
+			t.Errorf("worker shutdown: %v", err)
+		}
+	}()
 	if window > 0 {
 		select {
 		case <-full:
@@ -764,12 +776,32 @@ func runLevels(t *testing.T, e *env, policy queue.Policy, perLevel, window int) 
 	return slices.Clone(order)
 }
 
+// testStrict: with every level's tasks enqueued before the worker starts,
+// the worker runs them highest level first. A broker with AsyncRelease
+// (a replicated stream) may answer a claim from a replica that has not
+// yet seen an acknowledged enqueue, and find a level empty that is not:
+// an inversion then is the broker's lag, not the policy's order, and the
+// scenario is run again, up to three times; a policy that inverts fails
+// every run.
 func testStrict(t *testing.T, e *env) {
-	order := runLevels(t, e, queue.Strict, 25, 0)
-	for i := 1; i < len(order); i++ {
-		if order[i] > order[i-1] {
-			t.Fatalf("priority inversion at %d: level %d ran after level %d (order %v)", i, order[i], order[i-1], order)
+	tries := 1
+	if e.release > 0 {
+		tries = 3
+	}
+	for k := 1; ; k++ {
+		order := runLevels(t, e, queue.Strict, 25, 0)
+		i := 1
+		for i < len(order) && order[i] <= order[i-1] {
+			i++
 		}
+		if i == len(order) {
+			return
+		}
+		msg := fmt.Sprintf("priority inversion at %d: level %d ran after level %d (order %v)", i, order[i], order[i-1], order)
+		if k == tries {
+			t.Fatal(msg)
+		}
+		t.Logf("run %d of %d: %s; running again", k, tries, msg)
 	}
 }
 
