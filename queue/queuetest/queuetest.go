@@ -552,10 +552,12 @@ func testLeaseExpiry(t *testing.T, e *env) {
 	ctx := e.ctx()
 	task := try(queue.Enqueue(ctx, e.c, double, 21)).get(t)
 	var dst [1]queue.Delivery
+	// The lease runs from the claim request: a loaded machine may return
+	// from Claim well after the broker started the lease.
+	claimed := time.Now()
 	if n, err := e.b.Claim(ctx, queue.DefaultQueue, queue.PriorityNormal, 5*e.unit, dst[:]); n != 1 || err != nil {
 		t.Fatalf("Claim = %d, %v", n, err)
 	}
-	claimed := time.Now()
 	// The "dead" worker never completes dst[0].
 	var attempt atomic.Int32
 	var ranAt atomic.Int64
