@@ -16,8 +16,9 @@ const SlowEnv = "GATHER_TEST_SLOW"
 // number). A liveness bound is not a speed goal: it only turns a hang into
 // a failure, so it is generous, and a machine slower than any the bounds
 // were chosen on (an emulator, a build farm under load) raises the factor
-// rather than editing tests. It never shortens a window a test measures
-// (leases, delays, deadlines: those scale with TimeUnit).
+// rather than editing tests (and raises go test's -timeout with it). It
+// never shortens a window a test measures (leases, delays, deadlines:
+// those scale with TimeUnit).
 func Liveness(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * slowFactor())
 }

@@ -162,17 +162,19 @@ func (s *suite) env(t *testing.T, bubble bool) *env {
 }
 
 // ctx bounds a wait: a failure rather than a hang. On the real clock the
-// bound is Liveness(2 min), scaled up with a TimeUnit above 20 ms: a
-// broker that needs a larger unit also runs the long subtests
-// (WeightedPriority claims 2,400 tasks one at a time) more slowly. In a
+// bound is Liveness(2 min), scaled up with a TimeUnit above 20 ms (a
+// broker that needs a larger unit also runs the long subtests, such as
+// WeightedPriority's 600 claims of one task, more slowly) to at most
+// Liveness(5 min), under go test's default timeout of 10 minutes. In a
 // bubble it is 30 s of fake time: only a deadlock reaches it.
 func (e *env) ctx() context.Context {
 	bound := 30 * time.Second
 	if !e.bubble {
-		bound = Liveness(2 * time.Minute)
+		bound = 2 * time.Minute
 		if base := 20 * time.Millisecond; e.unit > base {
-			bound = bound / base * e.unit
+			bound = min(bound/base*e.unit, 5*time.Minute)
 		}
+		bound = Liveness(bound)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	e.t.Cleanup(cancel)
