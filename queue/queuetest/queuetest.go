@@ -61,7 +61,10 @@ func TimeUnit(d time.Duration) Option {
 // is readable. The subtests that enqueue into a queue just drained, or
 // read Depth after a Complete, then retry for up to d (briefly pausing in
 // between) before failing. Without it the suite expects the bound freed
-// and Depth updated by the time an outcome is visible.
+// and Depth updated by the time an outcome is visible. Such a broker may
+// also answer a claim from a replica that has not yet seen an
+// acknowledged enqueue, so StrictPriority runs its scenario again (up to
+// three times) after an inversion.
 func AsyncRelease(d time.Duration) Option { return func(s *suite) { s.release = d } }
 
 type suite struct {
