@@ -11,10 +11,20 @@ help: ## list the targets
 run: ## run the main job: gather demo, the whole system on embedded defaults
 	$(GO) run ./cmd/gather demo
 
+# The suites that start a 3-node JetStream cluster: the slowest and most
+# load-sensitive, so make test skips them and make test-cluster runs exactly
+# them (CI runs both). Liveness bounds of the queue's tests scale with
+# GATHER_TEST_SLOW (a factor, default 1) on a slow machine.
+CLUSTER_TESTS := Cluster
+
 .PHONY: test
-test: ## vet, then every test with the race detector (what CI runs)
+test: ## vet, then every test with the race detector but the cluster suites (CI runs both)
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -skip '$(CLUSTER_TESTS)' ./...
+
+.PHONY: test-cluster
+test-cluster: ## the 3-node JetStream cluster suites with the race detector (about 2 minutes)
+	$(GO) test -race -count=1 -run '$(CLUSTER_TESTS)' ./...
 
 .PHONY: lint
 lint: ## gofmt, go vet, go mod tidy and staticcheck must have nothing to say (the root module and bench/)

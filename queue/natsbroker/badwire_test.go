@@ -11,6 +11,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestBadWireData: task messages that do not decode (junk, no Gather-Task
@@ -23,7 +24,7 @@ func TestBadWireData(t *testing.T) {
 	js := connect(t, s)
 	b := newBroker(t, js, natsbroker.Config{Prefix: "badwire"})
 	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	// A batch whose real task waits far in the future: the junk message
 	// below claims to be its task.

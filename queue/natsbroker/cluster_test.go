@@ -28,7 +28,7 @@ type cluster struct {
 // waits until JetStream has a meta leader and takes R3 streams.
 func startCluster(t testing.TB) *cluster {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	dir := t.TempDir()
 	c := &cluster{}
@@ -101,7 +101,8 @@ func (c *cluster) connect(t testing.TB) jetstream.JetStream {
 // deadline from enqueue to run, a delay, a lease) must stay well above
 // that noise. On R3 an acknowledged task leaves the work-queue stream a
 // moment after its outcome is readable, so its bound is freed
-// asynchronously: AsyncRelease allows that for up to 5 s.
+// asynchronously: AsyncRelease allows that (usually a moment; its bound
+// is a liveness bound, 30 s scaled by GATHER_TEST_SLOW).
 func TestConformanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -110,7 +111,7 @@ func TestConformanceCluster(t *testing.T) {
 	js := c.connect(t)
 	queuetest.Run(t, func(t *testing.T) queue.Broker {
 		return newBroker(t, js, natsbroker.Config{Replicas: 3, QueueMaxDepth: map[string]int{"bounded": 100}})
-	}, queuetest.BoundedQueue("bounded", 100), queuetest.TimeUnit(100*time.Millisecond), queuetest.AsyncRelease(5*time.Second))
+	}, queuetest.BoundedQueue("bounded", 100), queuetest.TimeUnit(100*time.Millisecond), queuetest.AsyncRelease(queuetest.Liveness(30*time.Second)))
 }
 
 // TestClusterNodeStopsMidBatch: a batch runs on a 3-node cluster (R3) with
@@ -121,7 +122,7 @@ func TestClusterNodeStopsMidBatch(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	c := startCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	cfg := natsbroker.Config{Prefix: "stopnode", Replicas: 3, AckWait: 2 * time.Second}
 	b := newBroker(t, c.connect(t), cfg)
@@ -137,7 +138,7 @@ func TestClusterNodeStopsMidBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+			sctx, scancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 			defer scancel()
 			_ = w.Shutdown(sctx)
 		})
@@ -154,7 +155,7 @@ func TestClusterNodeStopsMidBatch(t *testing.T) {
 			if i < 0 {
 				// Say where the missing tasks are: still queued, or
 				// recorded but not delivered to this subscription.
-				dctx, dcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				dctx, dcancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 				depth, derr := b.Depth(dctx, queue.DefaultQueue)
 				recorded := 0
 				if sub, err := b.Subscribe(dctx, batch.ID()); err == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestSettingsAgreeAcrossProcesses: the settings of a prefix are recorded
@@ -22,7 +23,7 @@ import (
 func TestSettingsAgreeAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	js := connect(t, embedded(t, false))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	const prefix = "agree"
 	newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: 2 * time.Second, Retention: time.Hour,
@@ -209,7 +210,7 @@ func (r result[T]) get(t *testing.T) T {
 func TestStreamsFromBeforeSettingsWereRecorded(t *testing.T) {
 	t.Parallel()
 	js := connect(t, embedded(t, false))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	const prefix = "legacy"
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: prefix + "_state", Subjects: []string{prefix + ".b.*", prefix + ".r.*"},

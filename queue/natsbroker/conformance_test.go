@@ -19,5 +19,5 @@ func TestConformance(t *testing.T) {
 	js := connect(t, s)
 	queuetest.Run(t, func(t *testing.T) queue.Broker {
 		return newBroker(t, js, natsbroker.Config{QueueMaxDepth: map[string]int{"bounded": 100}})
-	}, queuetest.BoundedQueue("bounded", 100), queuetest.AsyncRelease(2*time.Second))
+	}, queuetest.BoundedQueue("bounded", 100), queuetest.AsyncRelease(queuetest.Liveness(20*time.Second)))
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestFeedSubscribersMidFlight: subscriptions opened before, during and
@@ -22,7 +23,7 @@ func TestFeedSubscribersMidFlight(t *testing.T) {
 	cfg := natsbroker.Config{Prefix: "feed"}
 	wb := newBroker(t, connect(t, s), cfg)
 	pb := newBroker(t, connect(t, s), cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	c, err := queue.NewClient(pb, nil)
 	if err != nil {
@@ -81,7 +82,7 @@ func TestFeedSubscribersMidFlight(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 		defer scancel()
 		if err := w.Shutdown(sctx); err != nil {
 			t.Error(err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestStaleRetryAfterServerRedelivery: a worker holds a task past AckWait
@@ -18,7 +19,7 @@ func TestStaleRetryAfterServerRedelivery(t *testing.T) {
 	t.Parallel()
 	s := embedded(t, false)
 	b := newBroker(t, connect(t, s), natsbroker.Config{Prefix: "stale", AckWait: 500 * time.Millisecond, IdleRecheck: 50 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	c, err := queue.NewClient(b, nil)
 	if err != nil {

@@ -2,6 +2,7 @@ package natsbroker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 func TestMain(m *testing.M) {
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 // shut down at cleanup.
 func embedded(t testing.TB, syncAlways bool) *natsserver.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 	defer cancel()
 	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), SyncAlways: syncAlways})
 	if err != nil {
@@ -71,14 +73,27 @@ func newBroker(t testing.TB, js jetstream.JetStream, cfg natsbroker.Config) *nat
 			cfg.StateMaxBytes = 64 << 20
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := natsbroker.New(ctx, js, &cfg)
-	if err != nil {
-		t.Fatal(err)
+	// On a cluster starved of CPU, a leader election can leave JetStream
+	// unavailable for a while (503) or a setup request unanswered: setting
+	// up is tried again until a liveness bound, so that the broker under
+	// test starts on settled streams. Any other error fails at once.
+	giveUp := time.Now().Add(queuetest.Liveness(3 * time.Minute))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(30*time.Second))
+		b, err := natsbroker.New(ctx, js, &cfg)
+		cancel()
+		if err == nil {
+			t.Cleanup(func() { b.Close() })
+			return b
+		}
+		var api *jetstream.APIError
+		transient := errors.Is(err, context.DeadlineExceeded) || errors.As(err, &api) && api.Code == 503
+		if !transient || time.Now().After(giveUp) {
+			t.Fatal(err)
+		}
+		t.Logf("setting up a broker: %v; trying again", err)
+		time.Sleep(time.Second) // waiting out a leader election: nothing announces its end
 	}
-	t.Cleanup(func() { b.Close() })
-	return b
 }
 
 // testBroker starts an embedded server and returns a connection's JetStream,
@@ -91,7 +106,7 @@ func testBroker(t *testing.T, cfg natsbroker.Config) (jetstream.JetStream, *nats
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	t.Cleanup(cancel)
 	return js, b, c, ctx
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestCancelSeenByOtherBrokers: the cancel of a batch reaches every broker.
@@ -25,7 +26,7 @@ func TestCancelSeenByOtherBrokers(t *testing.T) {
 	early := newBroker(t, connect(t, s), cfg)
 	heard := newBroker(t, connect(t, s), cfg)
 	serving := newBroker(t, connect(t, s), cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	if _, err := serving.Notify(ctx, []string{queue.DefaultQueue}); err != nil { // as an idle worker
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // The tests of packing (Config.PackSize): a batch of n tasks is stored in
@@ -58,7 +59,7 @@ func packSubjects(t *testing.T, ctx context.Context, js jetstream.JetStream, pre
 // sent, and nothing signals either.
 func waitSubjects(t *testing.T, ctx context.Context, js jetstream.JetStream, prefix, name string, want map[string]uint64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(queuetest.Liveness(30 * time.Second))
 	for {
 		got := packSubjects(t, ctx, js, prefix, name)
 		if maps.Equal(got, want) {
@@ -74,7 +75,7 @@ func waitSubjects(t *testing.T, ctx context.Context, js jetstream.JetStream, pre
 // waitDepth polls Depth until it is want (Depth lags acks a moment).
 func waitDepth(t *testing.T, ctx context.Context, b *natsbroker.Broker, name string, want [queue.NumPriorities]int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(queuetest.Liveness(30 * time.Second))
 	for {
 		got, err := b.Depth(ctx, name)
 		if err != nil {
@@ -271,7 +272,7 @@ func TestPackWorkerRunsPackedBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 		defer scancel()
 		if err := w.Shutdown(sctx); err != nil {
 			t.Error(err)
@@ -371,7 +372,7 @@ func TestPackRetryOneTask(t *testing.T) {
 	const recheck = 3 * time.Second
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, IdleRecheck: recheck})
 	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	batch, err := queue.EnqueueBatch(ctx, c, procKind, ints(packN))
 	if err != nil {
@@ -590,7 +591,7 @@ func TestPackBadWireData(t *testing.T) {
 	logs := &logRecorder{}
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, Logger: slog.New(logs)})
 	c, _ := queue.NewClient(b, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	// Batches whose real tasks wait far in the future: the junk messages
 	// below claim to carry some of their tasks.
@@ -631,7 +632,7 @@ func TestPackBadWireData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 		defer scancel()
 		if err := w.Shutdown(sctx); err != nil {
 			t.Error(err)
@@ -743,7 +744,7 @@ func TestPackConfig(t *testing.T) {
 	t.Parallel()
 	s := embedded(t, false)
 	js := connect(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	for _, ps := range []int{-1, 1025} {
 		b, err := natsbroker.New(ctx, js, &natsbroker.Config{Prefix: "packbadcfg", PackSize: ps})
@@ -809,7 +810,7 @@ func TestPackBoundedQueueUnpacked(t *testing.T) {
 	t.Parallel()
 	s := embedded(t, false)
 	js := connect(t, s)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 
 	const prefix = "packbound"

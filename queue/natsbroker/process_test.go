@@ -20,6 +20,7 @@ import (
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // The fault tests re-execute the test binary in a role, chosen by these
@@ -214,7 +215,7 @@ func TestProcessesShareBatchAndSurviveKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
@@ -280,7 +281,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	dir, addr, prefix := t.TempDir(), freeAddr(t), "restart"
 	const n = 300

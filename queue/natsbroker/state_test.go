@@ -15,6 +15,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // runTasks runs n tasks through a worker on b, in batches of size, and
@@ -80,7 +81,7 @@ func TestStateCaps(t *testing.T) {
 //	go test -run '^$' -bench StateBytes -benchtime 1x ./queue/natsbroker/
 func BenchmarkStateBytes(b *testing.B) {
 	js := connect(b, embedded(b, false))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(5*time.Minute))
 	defer cancel()
 	for _, tc := range []struct{ n, size int }{{2000, 1}, {20000, 1000}} {
 		b.Run(fmt.Sprintf("batch=%d", tc.size), func(b *testing.B) {
@@ -113,7 +114,7 @@ func BenchmarkStateBytes(b *testing.B) {
 func TestInputsWithinMaxPayload(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t, smallServer(t), natsbroker.Config{Prefix: "maxpay"})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	c, _ := queue.NewClient(b, nil)
 	if _, err := queue.Enqueue(ctx, c, echoKind, strings.Repeat("x", 17<<10)); !errors.Is(err, queue.ErrBadInput) ||
@@ -188,7 +189,7 @@ func smallServer(t *testing.T) jetstream.JetStream {
 func TestOutcomesWithinMaxPayload(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t, smallServer(t), natsbroker.Config{Prefix: "maxout"})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	c, _ := queue.NewClient(b, nil)
 	w, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: 1})

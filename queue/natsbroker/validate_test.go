@@ -12,6 +12,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // TestClaimChecksWhereEnvelopesCameFrom: a well-formed envelope on the
@@ -21,7 +22,7 @@ import (
 // size would break its results).
 func TestClaimChecksWhereEnvelopesCameFrom(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
 	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir()})
 	if err != nil {
