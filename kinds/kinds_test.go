@@ -183,7 +183,8 @@ func TestHTTPBlockPrivate(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer ts.Close()
 	defs := []kinds.Def{kinds.HTTP(kinds.HTTPConfig{BlockPrivate: true})}
-	for _, u := range []string{ts.URL, "http://localhost:1/", "http://[::1]:1/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1:1/"} {
+	for _, u := range []string{ts.URL, "http://localhost:1/", "http://[::1]:1/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1:1/",
+		"http://100.100.100.200:1/", "http://0.0.0.1:1/", "http://[64:ff9b::a00:1]:1/", "http://[2002:7f00:1::]:1/", "http://[::ffff:127.0.0.1]:1/"} {
 		_, f := run(t, defs, "http", `{"url":"`+u+`","timeout":"5s"}`)
 		if f == nil || f.Code != queue.CodePermanent || !strings.Contains(f.Message, "is private") {
 			t.Errorf("%s: %v, want refused as private", u, f)
