@@ -37,8 +37,9 @@ type HTTPConfig struct {
 	// redirects, like http.DefaultClient. BlockPrivate does not apply to
 	// a Client given here.
 	Client *http.Client
-	// BlockPrivate refuses connections to loopback, private, link-local
-	// and unspecified addresses, checked on the address dialled (so after
+	// BlockPrivate refuses connections to loopback, private, link-local,
+	// shared (100.64.0.0/10), reserved and unspecified addresses, and to
+	// IPv6 addresses embedding one of them (NAT64, 6to4), checked on the address dialled (so after
 	// DNS, redirects included): set it when those who submit tasks must
 	// not reach the workers' own network. Default false.
 	BlockPrivate bool
