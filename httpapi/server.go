@@ -281,8 +281,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
-	authed := len(s.token) == 0 || s.authorized(r) || s.ticketOK(r, time.Now())
 	h, pattern := s.mux.Handler(r)
+	authed := len(s.token) == 0 || s.authorized(r) || s.ticketOK(r, pattern, time.Now())
 	if pattern == "" && s.guardedUI != nil && s.forUI(r.URL.Path) {
 		s.guardedUI.ServeHTTP(w, withAuth(r, authed))
 		return
