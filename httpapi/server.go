@@ -197,7 +197,7 @@ func New(cfg *Config) (*Server, error) {
 		if h == "*" {
 			s.anyHost = true
 		}
-		s.hosts = append(s.hosts, strings.ToLower(strings.Trim(h, "[]")))
+		s.hosts = append(s.hosts, normHost(h))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -346,12 +346,18 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	host = strings.ToLower(strings.Trim(host, "[]"))
-	switch host {
+	switch host = normHost(host); host {
 	case "localhost", "127.0.0.1", "::1":
 		return true
 	}
 	return slices.Contains(s.hosts, host)
+}
+
+// normHost returns a host name as the Host check compares it: lower case,
+// without the brackets of an IPv6 address or the trailing dot of a fully
+// qualified name.
+func normHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
 }
 
 // Drain makes the server refuse new work with 503 (code "draining") and
