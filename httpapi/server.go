@@ -26,6 +26,8 @@ const (
 	DefaultMaxWait   = 60 * time.Second
 	DefaultResultTTL = 10 * time.Minute
 	DefaultMaxPage   = 1000
+	// DefaultBodyTimeout is Config.BodyTimeout's default.
+	DefaultBodyTimeout = 2 * time.Minute
 )
 
 // Config configures a Server. Client is required; every other zero field
@@ -55,6 +57,11 @@ type Config struct {
 	Hosts []string
 	// MaxBody is the largest request body, in bytes. Default DefaultMaxBody.
 	MaxBody int64
+	// BodyTimeout is the longest a request may take to send its body;
+	// then it gets 400 and its connection is closed. (An http.Server's
+	// ReadTimeout would also cut long waits and event streams.) Default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
 	// MaxItems is the most items of one batch. Default DefaultMaxItems.
 	MaxItems int
 	// MaxItem is the largest item, in bytes of JSON. Default DefaultMaxItem.
@@ -94,6 +101,7 @@ type Server struct {
 	hosts     []string
 	anyHost   bool
 	maxBody   int64
+	bodyTime  time.Duration
 	maxItems  int
 	maxItem   int
 	maxWait   time.Duration
@@ -169,11 +177,15 @@ func New(cfg *Config) (*Server, error) {
 	neg("MaxItem", int64(s.maxItem))
 	neg("MaxWait", int64(s.maxWait))
 	neg("ResultTTL", int64(s.ttl))
+	neg("BodyTimeout", int64(cfg.BodyTimeout))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBody
+	}
+	if s.bodyTime = cfg.BodyTimeout; s.bodyTime == 0 {
+		s.bodyTime = DefaultBodyTimeout
 	}
 	if s.maxItems == 0 {
 		s.maxItems = DefaultMaxItems
