@@ -126,3 +126,15 @@ func TestRebinding(t *testing.T) {
 		t.Fatalf("still serving: %d", r.status)
 	}
 }
+
+// TestBearerSchemeCase checks that the scheme of the Authorization header
+// is taken in any case, as HTTP defines it, and the token exactly.
+func TestBearerSchemeCase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{token: "s3cret", workers: -1})
+	for hdr, want := range map[string]int{"bearer s3cret": 200, "BEARER s3cret": 200, "Bearer S3CRET": 401, "Bearer  s3cret": 401, "Bearers3cret": 401} {
+		if r := e.do("GET", "/v1/queues", "", "Authorization", hdr); r.status != want {
+			t.Errorf("Authorization %q: %d, want %d", hdr, r.status, want)
+		}
+	}
+}

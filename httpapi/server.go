@@ -345,9 +345,13 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *Server) authorized(r *http.Request) bool {
+	// The scheme is case-insensitive (RFC 9110, 11.1); the token is not.
 	a := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(a, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(tok), s.token) == 1
+	const scheme = "Bearer "
+	if len(a) < len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(a[len(scheme):]), s.token) == 1
 }
 
 func (s *Server) hostAllowed(hostport string) bool {
