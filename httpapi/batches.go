@@ -438,6 +438,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Each write may wait StreamWriteTimeout for the client to read; the
+	// connection, kept alive after the stream, gets no deadline.
+	defer rc.SetWriteDeadline(time.Time{})
 	var buf bytes.Buffer
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
@@ -466,8 +469,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		ch := t.changed
 		t.mu.Unlock()
 		if buf.Len() > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite))
 			if _, err := w.Write(buf.Bytes()); err != nil {
-				return nil // the client went away
+				return nil // the client went away, or does not read
 			}
 			if err := rc.Flush(); err != nil {
 				return nil
@@ -482,6 +486,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ch:
 		case <-ping.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite))
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
 				return nil
 			}

@@ -28,6 +28,8 @@ const (
 	DefaultMaxPage   = 1000
 	// DefaultBodyTimeout is Config.BodyTimeout's default.
 	DefaultBodyTimeout = 2 * time.Minute
+	// DefaultStreamWriteTimeout is Config.StreamWriteTimeout's default.
+	DefaultStreamWriteTimeout = 30 * time.Second
 )
 
 // Config configures a Server. Client is required; every other zero field
@@ -62,6 +64,11 @@ type Config struct {
 	// ReadTimeout would also cut long waits and event streams.) Default
 	// DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// StreamWriteTimeout is the longest one write of an event stream may
+	// wait for a client that does not read; then the stream ends. (An
+	// http.Server's WriteTimeout would end every stream after it.)
+	// Default DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 	// MaxItems is the most items of one batch. Default DefaultMaxItems.
 	MaxItems int
 	// MaxItem is the largest item, in bytes of JSON. Default DefaultMaxItem.
@@ -92,28 +99,29 @@ type Config struct {
 // use. It owns one goroutine per batch it follows; Close stops them. Drain
 // makes it refuse new work.
 type Server struct {
-	client    *queue.Client
-	broker    queue.Broker
-	kinds     map[string]string
-	disabled  map[string]string
-	queues    []string
-	token     []byte
-	hosts     []string
-	anyHost   bool
-	maxBody   int64
-	bodyTime  time.Duration
-	maxItems  int
-	maxItem   int
-	maxWait   time.Duration
-	ttl       time.Duration
-	metrics   http.Handler
-	ui        http.Handler
-	ready     func(ctx context.Context) error
-	log       *slog.Logger
-	mux       *http.ServeMux
-	csrf      *http.CrossOriginProtection
-	guarded   http.Handler // csrf around mux
-	guardedUI http.Handler // csrf around ui, when there is one
+	client      *queue.Client
+	broker      queue.Broker
+	kinds       map[string]string
+	disabled    map[string]string
+	queues      []string
+	token       []byte
+	hosts       []string
+	anyHost     bool
+	maxBody     int64
+	bodyTime    time.Duration
+	streamWrite time.Duration
+	maxItems    int
+	maxItem     int
+	maxWait     time.Duration
+	ttl         time.Duration
+	metrics     http.Handler
+	ui          http.Handler
+	ready       func(ctx context.Context) error
+	log         *slog.Logger
+	mux         *http.ServeMux
+	csrf        *http.CrossOriginProtection
+	guarded     http.Handler // csrf around mux
+	guardedUI   http.Handler // csrf around ui, when there is one
 
 	ctx      context.Context // ends with Close: the followers' context
 	cancel   context.CancelFunc
@@ -178,6 +186,7 @@ func New(cfg *Config) (*Server, error) {
 	neg("MaxWait", int64(s.maxWait))
 	neg("ResultTTL", int64(s.ttl))
 	neg("BodyTimeout", int64(cfg.BodyTimeout))
+	neg("StreamWriteTimeout", int64(cfg.StreamWriteTimeout))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -186,6 +195,9 @@ func New(cfg *Config) (*Server, error) {
 	}
 	if s.bodyTime = cfg.BodyTimeout; s.bodyTime == 0 {
 		s.bodyTime = DefaultBodyTimeout
+	}
+	if s.streamWrite = cfg.StreamWriteTimeout; s.streamWrite == 0 {
+		s.streamWrite = DefaultStreamWriteTimeout
 	}
 	if s.maxItems == 0 {
 		s.maxItems = DefaultMaxItems
