@@ -26,8 +26,10 @@ const (
 	DefaultMaxRecords  = 100_000
 	DefaultMaxWait     = 60 * time.Second
 	DefaultBodyTimeout = 2 * time.Minute
-	defaultInterval    = time.Second
-	defaultHorizon     = time.Minute
+	// DefaultStreamWriteTimeout is Config.StreamWriteTimeout's default.
+	DefaultStreamWriteTimeout = 30 * time.Second
+	defaultInterval           = time.Second
+	defaultHorizon            = time.Minute
 )
 
 // Config configures a [Service]. Specs is required; every other zero
@@ -50,6 +52,10 @@ type Config struct {
 	// it gets 400. Default DefaultBodyTimeout. (The http.Server has no
 	// ReadTimeout, which would also cut long waits and event streams.)
 	BodyTimeout time.Duration
+	// StreamWriteTimeout is the longest one write of an event stream may
+	// wait for a client that does not read; then the stream ends. Default
+	// DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 	// Logger receives what the NATS feeds cannot return. Default: discard.
 	Logger *slog.Logger
 }
@@ -64,11 +70,12 @@ type Config struct {
 // up to some thousands of keys; a program that needs a few keys of a larger
 // one reads the collector in-process (Collector).
 type Service struct {
-	colls      map[string]*coll
-	maxBody    int64
-	maxRecords int
-	maxWait    time.Duration
-	bodyTime   time.Duration
+	colls       map[string]*coll
+	maxBody     int64
+	maxRecords  int
+	maxWait     time.Duration
+	bodyTime    time.Duration
+	streamWrite time.Duration
 
 	drainCtx context.Context // ends with Drain: waits and streams end
 	drain    context.CancelFunc
@@ -93,8 +100,8 @@ func New(cfg *Config) (*Service, error) {
 		return nil, err
 	}
 	var errs []error
-	if cfg.MaxBody < 0 || cfg.MaxRecords < 0 || cfg.MaxWait < 0 || cfg.BodyTimeout < 0 {
-		errs = append(errs, errors.New("snapshotapi: MaxBody, MaxRecords, MaxWait and BodyTimeout: want 0 (the default) or more"))
+	if cfg.MaxBody < 0 || cfg.MaxRecords < 0 || cfg.MaxWait < 0 || cfg.BodyTimeout < 0 || cfg.StreamWriteTimeout < 0 {
+		errs = append(errs, errors.New("snapshotapi: MaxBody, MaxRecords, MaxWait, BodyTimeout and StreamWriteTimeout: want 0 (the default) or more"))
 	}
 	for _, sp := range cfg.Specs {
 		if sp.NATS != nil && cfg.NATS == nil {
@@ -107,7 +114,7 @@ func New(cfg *Config) (*Service, error) {
 	s := &Service{
 		colls: map[string]*coll{}, maxBody: cmp(cfg.MaxBody, DefaultMaxBody),
 		maxRecords: cmp(cfg.MaxRecords, DefaultMaxRecords), maxWait: cmp(cfg.MaxWait, DefaultMaxWait),
-		bodyTime: cmp(cfg.BodyTimeout, DefaultBodyTimeout),
+		bodyTime: cmp(cfg.BodyTimeout, DefaultBodyTimeout), streamWrite: cmp(cfg.StreamWriteTimeout, DefaultStreamWriteTimeout),
 	}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	for _, sp := range cfg.Specs {
@@ -390,6 +397,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Each write may wait StreamWriteTimeout for the client to read; the
+	// connection, kept alive after the stream, gets no deadline.
+	defer rc.SetWriteDeadline(time.Time{})
 	if err := rc.Flush(); err != nil {
 		return nil
 	}
@@ -400,8 +410,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return nil // the headers are sent: nothing to answer with
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite))
 		if _, err := fmt.Fprintf(w, "id: %d\nevent: cut\ndata: %s\n\n", cut.Seq(), b); err != nil {
-			return nil // the client went away
+			return nil // the client went away, or does not read
 		}
 		if err := rc.Flush(); err != nil {
 			return nil
