@@ -45,7 +45,9 @@ func demoCmd(ctx context.Context, e *env, args []string) int {
 
 // fwdObserver hands events to the dashboard once it exists: the demo's
 // client and worker are made before the dashboard, which needs the broker.
-type fwdObserver struct{ d atomic.Pointer[dashboard.Dashboard] }
+type fwdObserver struct {
+	d atomic.Pointer[dashboard.Dashboard]
+}
 
 func (o *fwdObserver) Observe(ev queue.Event) {
 	if d := o.d.Load(); d != nil {

@@ -79,7 +79,7 @@ func worker(ctx context.Context, e *env, args []string) int {
 		log.Error("worker", "err", err)
 		return ExitUsage
 	}
-	log.Info("working", "nats", nc.ConnectedUrl(), "queues", wf.queues.String(), "concurrency", wf.concurrency)
+	log.Info("working", "nats", nc.ConnectedUrlRedacted(), "queues", wf.queues.String(), "concurrency", wf.concurrency)
 	if err := w.Start(); err != nil {
 		log.Error("worker", "err", err)
 		return ExitUsage

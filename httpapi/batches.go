@@ -9,6 +9,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,18 +137,14 @@ func checkJSON(r *http.Request) error {
 	return nil
 }
 
-// bodyTimeout bounds the time a request body may take to arrive.
-const bodyTimeout = 2 * time.Minute
-
 // decode reads one JSON value from the body into v, strictly: unknown
 // fields, wrong types, trailing data and bodies over the limit are
 // problems that say what is accepted.
-// A body must arrive within bodyTimeout: the http.Server has no
+// A body must arrive within Config.BodyTimeout: the http.Server has no
 // ReadTimeout, which would also cut long waits and event streams.
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(bodyTimeout)) // unsupported only on test recorders
-	defer rc.SetReadDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTime)) // unsupported only on test recorders
 	body := http.MaxBytesReader(w, r.Body, s.maxBody)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -158,7 +155,14 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 	}
 	if err == nil {
+		// The body was read to its end. Cleared only then: the server
+		// reads what a refused body has left before it answers, and that
+		// read needs the deadline too.
+		_ = rc.SetReadDeadline(time.Time{})
 		return nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return problem(http.StatusBadRequest, CodeMalformed, "the body did not arrive within %v: send it faster or split the batch", s.bodyTime)
 	}
 	var mbe *http.MaxBytesError
 	var ute *json.UnmarshalTypeError
@@ -434,6 +438,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Each write may wait StreamWriteTimeout for the client to read; the
+	// connection, kept alive after the stream, gets no deadline.
+	defer rc.SetWriteDeadline(time.Time{})
 	var buf bytes.Buffer
 	ping := time.NewTicker(15 * time.Second)
 	defer ping.Stop()
@@ -462,8 +469,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		ch := t.changed
 		t.mu.Unlock()
 		if buf.Len() > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite))
 			if _, err := w.Write(buf.Bytes()); err != nil {
-				return nil // the client went away
+				return nil // the client went away, or does not read
 			}
 			if err := rc.Flush(); err != nil {
 				return nil
@@ -478,6 +486,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ch:
 		case <-ping.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite))
 			if _, err := w.Write([]byte(": ping\n\n")); err != nil {
 				return nil
 			}

@@ -27,7 +27,7 @@ func IssueTicket(s *Server, exp time.Time) string { return s.issueTicket(exp) }
 // at now, for tests.
 func TicketOK(s *Server, ticket string, now time.Time) bool {
 	r, _ := http.NewRequest("GET", "/v1/batches/x/events?ticket="+url.QueryEscape(ticket), nil)
-	return s.ticketOK(r, now)
+	return s.ticketOK(r, "GET /v1/batches/{id}/events", now)
 }
 
 // Followed returns how many batches s keeps results of, for tests.

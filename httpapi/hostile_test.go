@@ -108,10 +108,12 @@ func TestHostileRequests(t *testing.T) {
 // loopback names and the configured hosts are served, others refused.
 func TestRebinding(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, opts{workers: -1, cfg: func(c *httpapiConfig) { c.Hosts = []string{"gather.example"} }})
+	e := newEnv(t, opts{workers: -1, cfg: func(c *httpapiConfig) { c.Hosts = []string{"gather.example", "Other.Example."} }})
 	for host, want := range map[string]int{
 		"evil.example:8080": 403, "evil.example": 403, "127.0.0.2:8080": 403, "localhost.evil.example": 403,
 		"localhost:8080": 200, "127.0.0.1": 200, "[::1]:8080": 200, "gather.example:8080": 200, "GATHER.example": 200,
+		"localhost.:8080": 200, "gather.example.": 200, "other.example:80": 200, "[::1]": 200, "evil.example.": 403,
+		"[::ffff:127.0.0.1]:8080": 403, "localhost..": 403,
 	} {
 		r := e.do("GET", "/v1/queues", "", "Host", host)
 		if r.status != want {
@@ -122,5 +124,17 @@ func TestRebinding(t *testing.T) {
 	}
 	if r := e.do("GET", "/v1/queues", ""); r.status != 200 {
 		t.Fatalf("still serving: %d", r.status)
+	}
+}
+
+// TestBearerSchemeCase checks that the scheme of the Authorization header
+// is taken in any case, as HTTP defines it, and the token exactly.
+func TestBearerSchemeCase(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, opts{token: "s3cret", workers: -1})
+	for hdr, want := range map[string]int{"bearer s3cret": 200, "BEARER s3cret": 200, "Bearer S3CRET": 401, "Bearer  s3cret": 401, "Bearers3cret": 401} {
+		if r := e.do("GET", "/v1/queues", "", "Authorization", hdr); r.status != want {
+			t.Errorf("Authorization %q: %d, want %d", hdr, r.status, want)
+		}
 	}
 }

@@ -26,6 +26,10 @@ const (
 	DefaultMaxWait   = 60 * time.Second
 	DefaultResultTTL = 10 * time.Minute
 	DefaultMaxPage   = 1000
+	// DefaultBodyTimeout is Config.BodyTimeout's default.
+	DefaultBodyTimeout = 2 * time.Minute
+	// DefaultStreamWriteTimeout is Config.StreamWriteTimeout's default.
+	DefaultStreamWriteTimeout = 30 * time.Second
 )
 
 // Config configures a Server. Client is required; every other zero field
@@ -55,6 +59,16 @@ type Config struct {
 	Hosts []string
 	// MaxBody is the largest request body, in bytes. Default DefaultMaxBody.
 	MaxBody int64
+	// BodyTimeout is the longest a request may take to send its body;
+	// then it gets 400 and its connection is closed. (An http.Server's
+	// ReadTimeout would also cut long waits and event streams.) Default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
+	// StreamWriteTimeout is the longest one write of an event stream may
+	// wait for a client that does not read; then the stream ends. (An
+	// http.Server's WriteTimeout would end every stream after it.)
+	// Default DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 	// MaxItems is the most items of one batch. Default DefaultMaxItems.
 	MaxItems int
 	// MaxItem is the largest item, in bytes of JSON. Default DefaultMaxItem.
@@ -85,27 +99,29 @@ type Config struct {
 // use. It owns one goroutine per batch it follows; Close stops them. Drain
 // makes it refuse new work.
 type Server struct {
-	client    *queue.Client
-	broker    queue.Broker
-	kinds     map[string]string
-	disabled  map[string]string
-	queues    []string
-	token     []byte
-	hosts     []string
-	anyHost   bool
-	maxBody   int64
-	maxItems  int
-	maxItem   int
-	maxWait   time.Duration
-	ttl       time.Duration
-	metrics   http.Handler
-	ui        http.Handler
-	ready     func(ctx context.Context) error
-	log       *slog.Logger
-	mux       *http.ServeMux
-	csrf      *http.CrossOriginProtection
-	guarded   http.Handler // csrf around mux
-	guardedUI http.Handler // csrf around ui, when there is one
+	client      *queue.Client
+	broker      queue.Broker
+	kinds       map[string]string
+	disabled    map[string]string
+	queues      []string
+	token       []byte
+	hosts       []string
+	anyHost     bool
+	maxBody     int64
+	bodyTime    time.Duration
+	streamWrite time.Duration
+	maxItems    int
+	maxItem     int
+	maxWait     time.Duration
+	ttl         time.Duration
+	metrics     http.Handler
+	ui          http.Handler
+	ready       func(ctx context.Context) error
+	log         *slog.Logger
+	mux         *http.ServeMux
+	csrf        *http.CrossOriginProtection
+	guarded     http.Handler // csrf around mux
+	guardedUI   http.Handler // csrf around ui, when there is one
 
 	ctx      context.Context // ends with Close: the followers' context
 	cancel   context.CancelFunc
@@ -169,11 +185,19 @@ func New(cfg *Config) (*Server, error) {
 	neg("MaxItem", int64(s.maxItem))
 	neg("MaxWait", int64(s.maxWait))
 	neg("ResultTTL", int64(s.ttl))
+	neg("BodyTimeout", int64(cfg.BodyTimeout))
+	neg("StreamWriteTimeout", int64(cfg.StreamWriteTimeout))
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if s.maxBody == 0 {
 		s.maxBody = DefaultMaxBody
+	}
+	if s.bodyTime = cfg.BodyTimeout; s.bodyTime == 0 {
+		s.bodyTime = DefaultBodyTimeout
+	}
+	if s.streamWrite = cfg.StreamWriteTimeout; s.streamWrite == 0 {
+		s.streamWrite = DefaultStreamWriteTimeout
 	}
 	if s.maxItems == 0 {
 		s.maxItems = DefaultMaxItems
@@ -197,7 +221,7 @@ func New(cfg *Config) (*Server, error) {
 		if h == "*" {
 			s.anyHost = true
 		}
-		s.hosts = append(s.hosts, strings.ToLower(strings.Trim(h, "[]")))
+		s.hosts = append(s.hosts, normHost(h))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -281,8 +305,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	open := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
-	authed := len(s.token) == 0 || s.authorized(r) || s.ticketOK(r, time.Now())
 	h, pattern := s.mux.Handler(r)
+	authed := len(s.token) == 0 || s.authorized(r) || s.ticketOK(r, pattern, time.Now())
 	if pattern == "" && s.guardedUI != nil && s.forUI(r.URL.Path) {
 		s.guardedUI.ServeHTTP(w, withAuth(r, authed))
 		return
@@ -333,9 +357,13 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *Server) authorized(r *http.Request) bool {
+	// The scheme is case-insensitive (RFC 9110, 11.1); the token is not.
 	a := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(a, "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(tok), s.token) == 1
+	const scheme = "Bearer "
+	if len(a) < len(scheme) || !strings.EqualFold(a[:len(scheme)], scheme) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(a[len(scheme):]), s.token) == 1
 }
 
 func (s *Server) hostAllowed(hostport string) bool {
@@ -346,12 +374,18 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	host = strings.ToLower(strings.Trim(host, "[]"))
-	switch host {
+	switch host = normHost(host); host {
 	case "localhost", "127.0.0.1", "::1":
 		return true
 	}
 	return slices.Contains(s.hosts, host)
+}
+
+// normHost returns a host name as the Host check compares it: lower case,
+// without the brackets of an IPv6 address or the trailing dot of a fully
+// qualified name.
+func normHost(h string) string {
+	return strings.ToLower(strings.TrimSuffix(strings.Trim(h, "[]"), "."))
 }
 
 // Drain makes the server refuse new work with 503 (code "draining") and

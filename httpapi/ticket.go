@@ -50,11 +50,15 @@ func (s *Server) issueTicket(exp time.Time) string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// ticketOK reports whether r may pass the token check with a ticket: a GET
-// of an event stream whose ?ticket= is one this server (or one with the
-// same token) issued and that has not expired.
-func (s *Server) ticketOK(r *http.Request, now time.Time) bool {
-	if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/events") {
+// ticketOK reports whether r, which the mux matched to pattern, may pass
+// the token check with a ticket: a GET of an event stream (a route whose
+// pattern ends in /events, or a path of Config.UI that does) whose ?ticket=
+// is one this server (or one with the same token) issued and that has not
+// expired. The pattern, not the path, says what is served: a path ending
+// in %2Fevents is another route's.
+func (s *Server) ticketOK(r *http.Request, pattern string, now time.Time) bool {
+	stream := strings.HasSuffix(pattern, "/events") || pattern == "" && strings.HasSuffix(r.URL.Path, "/events")
+	if r.Method != http.MethodGet || !stream {
 		return false
 	}
 	t := r.URL.Query().Get("ticket")

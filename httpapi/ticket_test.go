@@ -40,6 +40,8 @@ func TestTickets(t *testing.T) {
 		{"a forged ticket", "GET", events + strings.Repeat("A", len(tk.Ticket)), 401},
 		{"a ticket for a status", "GET", "/v1/batches/" + b.ID + "?ticket=" + tk.Ticket, 401},
 		{"a ticket for a cancel", "POST", "/v1/batches/" + b.ID + "/cancel?ticket=" + tk.Ticket, 401},
+		{"a ticket for a status whose id ends in /events", "GET", "/v1/batches/" + b.ID + "%2Fevents?ticket=" + tk.Ticket, 401},
+		{"a ticket for a dead letter named events", "GET", "/v1/dead-letters/events?ticket=" + tk.Ticket, 401},
 		{"a ticket for a ticket", "POST", "/v1/tickets?ticket=" + tk.Ticket, 401},
 	} {
 		r := e.do(c.method, c.path, "", noAuth...)

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gather-go/gather/queue"
@@ -17,15 +19,29 @@ import (
 // stderr.
 const DefaultExecMaxOutput = 1 << 20
 
+// ExecWaitDelay is how long the exec kind waits, once its command has
+// exited or been killed, for the command's output to close (a background
+// child may hold it open); then it closes the output and returns.
+const ExecWaitDelay = 5 * time.Second
+
 // ExecConfig configures the exec kind.
 type ExecConfig struct {
 	// Allow lists the commands tasks may run, by the exact name they give
-	// (looked up in PATH) or absolute path. Default nil: every exec task
+	// (looked up in PATH) or absolute path. A command runs with the
+	// worker's environment less its GATHER_ variables, in a process group
+	// of its own that is killed when the task is cancelled or times out. Default nil: every exec task
 	// fails permanently, and a server refuses them.
 	Allow []string
 	// MaxOutput bounds what is kept of stdout and of stderr, each.
 	// Default DefaultExecMaxOutput.
 	MaxOutput int
+}
+
+// execEnv returns the environment of a command the exec kind runs: the
+// worker's, without its GATHER_ variables, which may hold the program's
+// tokens and passwords.
+func execEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GATHER_") })
 }
 
 // ExecInput is an exec task: a command from the allow-list, its
@@ -65,6 +81,9 @@ func Exec(cfg ExecConfig) Def {
 			}
 			cmd := exec.CommandContext(ctx, in.Command, in.Args...)
 			cmd.Stdin = strings.NewReader(in.Stdin)
+			cmd.Env = execEnv()
+			cmd.WaitDelay = ExecWaitDelay
+			killGroup(cmd)
 			stdout := &capped{max: cfg.MaxOutput}
 			stderr := &capped{max: cfg.MaxOutput}
 			cmd.Stdout, cmd.Stderr = stdout, stderr

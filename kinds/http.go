@@ -37,8 +37,9 @@ type HTTPConfig struct {
 	// redirects, like http.DefaultClient. BlockPrivate does not apply to
 	// a Client given here.
 	Client *http.Client
-	// BlockPrivate refuses connections to loopback, private, link-local
-	// and unspecified addresses, checked on the address dialled (so after
+	// BlockPrivate refuses connections to loopback, private, link-local,
+	// shared (100.64.0.0/10), reserved and unspecified addresses, and to
+	// IPv6 addresses embedding one of them (NAT64, 6to4), checked on the address dialled (so after
 	// DNS, redirects included): set it when those who submit tasks must
 	// not reach the workers' own network. Default false.
 	BlockPrivate bool
@@ -172,11 +173,49 @@ func refusePrivate(network, address string, _ syscall.RawConn) error {
 	if err != nil {
 		return err
 	}
-	ip = ip.Unmap()
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+	if isPrivate(ip) {
 		return queue.Permanent(fmt.Errorf("address %s is private: this worker refuses loopback, private and link-local addresses", ip))
 	}
 	return nil
+}
+
+// notPublic are the ranges, besides those netip.Addr's methods name, that
+// reach a host's own network: "this network", shared (carrier-grade NAT,
+// where some clouds serve their metadata), IETF protocol assignments,
+// benchmarking, reserved and broadcast.
+var notPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+}
+
+// isPrivate reports whether ip is one HTTPConfig.BlockPrivate refuses,
+// looking through the IPv6 forms that embed an IPv4 address (mapped,
+// NAT64, 6to4).
+func isPrivate(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		b := ip.As16()
+		switch {
+		case netip.MustParsePrefix("64:ff9b::/96").Contains(ip):
+			return isPrivate(netip.AddrFrom4([4]byte(b[12:16])))
+		case netip.MustParsePrefix("64:ff9b:1::/48").Contains(ip):
+			return true // local-use NAT64: any IPv4 address, at any place
+		case netip.MustParsePrefix("2002::/16").Contains(ip):
+			return isPrivate(netip.AddrFrom4([4]byte(b[2:6])))
+		}
+	}
+	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() || ip.IsMulticast() {
+		return true
+	}
+	for _, p := range notPublic {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func snippet(b []byte) string {

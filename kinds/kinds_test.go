@@ -18,7 +18,7 @@ import (
 
 // run runs one task of the kind named kind with input in on a membroker
 // worker with defs, and returns its output or failure.
-func run(t *testing.T, defs []kinds.Def, kind, in string) (string, *queue.Failure) {
+func run(t *testing.T, defs []kinds.Def, kind, in string, opts ...queue.Option) (string, *queue.Failure) {
 	t.Helper()
 	b, err := membroker.New(nil)
 	if err != nil {
@@ -40,7 +40,7 @@ func run(t *testing.T, defs []kinds.Def, kind, in string) (string, *queue.Failur
 	k, _ := queue.RawKind(kind)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	task, err := queue.Enqueue(ctx, c, k, json.RawMessage(in), queue.WithMaxAttempts(1))
+	task, err := queue.Enqueue(ctx, c, k, json.RawMessage(in), append([]queue.Option{queue.WithMaxAttempts(1)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +183,35 @@ func TestHTTPBlockPrivate(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer ts.Close()
 	defs := []kinds.Def{kinds.HTTP(kinds.HTTPConfig{BlockPrivate: true})}
-	for _, u := range []string{ts.URL, "http://localhost:1/", "http://[::1]:1/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1:1/"} {
+	for _, u := range []string{ts.URL, "http://localhost:1/", "http://[::1]:1/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1:1/",
+		"http://100.100.100.200:1/", "http://0.0.0.1:1/", "http://[64:ff9b::a00:1]:1/", "http://[2002:7f00:1::]:1/", "http://[::ffff:127.0.0.1]:1/"} {
 		_, f := run(t, defs, "http", `{"url":"`+u+`","timeout":"5s"}`)
 		if f == nil || f.Code != queue.CodePermanent || !strings.Contains(f.Message, "is private") {
 			t.Errorf("%s: %v, want refused as private", u, f)
 		}
+	}
+}
+
+// TestExecKillsItsProcessGroup cancels a command whose child holds its
+// output open: the task ends, not when the child would.
+func TestExecKillsItsProcessGroup(t *testing.T) {
+	t.Parallel()
+	defs := []kinds.Def{kinds.Exec(kinds.ExecConfig{Allow: []string{"sh"}})}
+	_, f := run(t, defs, "exec", `{"command":"sh","args":["-c","sleep 3600 & wait"]}`, queue.WithTimeout(500*time.Millisecond))
+	if f == nil {
+		t.Fatal("a command past its timeout succeeded")
+	}
+}
+
+// TestExecHidesGatherSecrets runs a command in a worker whose environment
+// holds the program's secrets: the command does not see them.
+func TestExecHidesGatherSecrets(t *testing.T) {
+	t.Setenv("GATHER_TOKEN", "s3cret")
+	t.Setenv("GATHER_NATS_PASSWORD", "s3cret")
+	t.Setenv("GATHER_TEST_OTHER", "visible")
+	defs := []kinds.Def{kinds.Exec(kinds.ExecConfig{Allow: []string{"sh"}})}
+	out, f := run(t, defs, "exec", `{"command":"sh","args":["-c","echo $GATHER_TOKEN $GATHER_NATS_PASSWORD $PATH"]}`)
+	if f != nil || strings.Contains(out, "s3cret") || !strings.Contains(out, "/") {
+		t.Fatalf("the command saw the environment %s %v", out, f)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -21,11 +22,14 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultMaxBody    = 8 << 20
-	DefaultMaxRecords = 100_000
-	DefaultMaxWait    = 60 * time.Second
-	defaultInterval   = time.Second
-	defaultHorizon    = time.Minute
+	DefaultMaxBody     = 8 << 20
+	DefaultMaxRecords  = 100_000
+	DefaultMaxWait     = 60 * time.Second
+	DefaultBodyTimeout = 2 * time.Minute
+	// DefaultStreamWriteTimeout is Config.StreamWriteTimeout's default.
+	DefaultStreamWriteTimeout = 30 * time.Second
+	defaultInterval           = time.Second
+	defaultHorizon            = time.Minute
 )
 
 // Config configures a [Service]. Specs is required; every other zero
@@ -44,6 +48,14 @@ type Config struct {
 	MaxRecords int
 	// MaxWait clamps the wait a read asks for. Default DefaultMaxWait.
 	MaxWait time.Duration
+	// BodyTimeout is the longest a POST may take to send its body; then
+	// it gets 400. Default DefaultBodyTimeout. (The http.Server has no
+	// ReadTimeout, which would also cut long waits and event streams.)
+	BodyTimeout time.Duration
+	// StreamWriteTimeout is the longest one write of an event stream may
+	// wait for a client that does not read; then the stream ends. Default
+	// DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
 	// Logger receives what the NATS feeds cannot return. Default: discard.
 	Logger *slog.Logger
 }
@@ -58,10 +70,12 @@ type Config struct {
 // up to some thousands of keys; a program that needs a few keys of a larger
 // one reads the collector in-process (Collector).
 type Service struct {
-	colls      map[string]*coll
-	maxBody    int64
-	maxRecords int
-	maxWait    time.Duration
+	colls       map[string]*coll
+	maxBody     int64
+	maxRecords  int
+	maxWait     time.Duration
+	bodyTime    time.Duration
+	streamWrite time.Duration
 
 	drainCtx context.Context // ends with Drain: waits and streams end
 	drain    context.CancelFunc
@@ -86,8 +100,8 @@ func New(cfg *Config) (*Service, error) {
 		return nil, err
 	}
 	var errs []error
-	if cfg.MaxBody < 0 || cfg.MaxRecords < 0 || cfg.MaxWait < 0 {
-		errs = append(errs, errors.New("snapshotapi: MaxBody, MaxRecords and MaxWait: want 0 (the default) or more"))
+	if cfg.MaxBody < 0 || cfg.MaxRecords < 0 || cfg.MaxWait < 0 || cfg.BodyTimeout < 0 || cfg.StreamWriteTimeout < 0 {
+		errs = append(errs, errors.New("snapshotapi: MaxBody, MaxRecords, MaxWait, BodyTimeout and StreamWriteTimeout: want 0 (the default) or more"))
 	}
 	for _, sp := range cfg.Specs {
 		if sp.NATS != nil && cfg.NATS == nil {
@@ -100,6 +114,7 @@ func New(cfg *Config) (*Service, error) {
 	s := &Service{
 		colls: map[string]*coll{}, maxBody: cmp(cfg.MaxBody, DefaultMaxBody),
 		maxRecords: cmp(cfg.MaxRecords, DefaultMaxRecords), maxWait: cmp(cfg.MaxWait, DefaultMaxWait),
+		bodyTime: cmp(cfg.BodyTimeout, DefaultBodyTimeout), streamWrite: cmp(cfg.StreamWriteTimeout, DefaultStreamWriteTimeout),
 	}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	for _, sp := range cfg.Specs {
@@ -230,9 +245,19 @@ func (s *Service) post(w http.ResponseWriter, r *http.Request) error {
 		(mt != "application/json" && mt != "application/x-ndjson" && mt != "application/jsonl") {
 		return httpapi.Error(http.StatusUnsupportedMediaType, httpapi.CodeMediaType, "Content-Type %q: want application/json (an array or JSON lines) or application/x-ndjson", r.Header.Get("Content-Type"))
 	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.bodyTime)) // unsupported only on test recorders
 	recs, err := decodeRecords(http.MaxBytesReader(w, r.Body, s.maxBody), s.maxRecords)
+	if err == nil {
+		// The body was read to its end. Cleared only then: the server
+		// reads what a refused body has left before it answers, and that
+		// read needs the deadline too.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return httpapi.Error(http.StatusBadRequest, httpapi.CodeMalformed, "the body did not arrive within %v: send it faster or split the records over several requests", s.bodyTime)
 	case errors.As(err, &mbe):
 		return httpapi.Error(http.StatusRequestEntityTooLarge, httpapi.CodeTooLarge, "request body over %d bytes: the limit is %d bytes; split the records over several requests", mbe.Limit, mbe.Limit)
 	case errors.Is(err, errTooMany):
@@ -372,6 +397,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Each write may wait StreamWriteTimeout for the client to read; the
+	// connection, kept alive after the stream, gets no deadline.
+	defer rc.SetWriteDeadline(time.Time{})
 	if err := rc.Flush(); err != nil {
 		return nil
 	}
@@ -382,8 +410,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return nil // the headers are sent: nothing to answer with
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(s.streamWrite))
 		if _, err := fmt.Fprintf(w, "id: %d\nevent: cut\ndata: %s\n\n", cut.Seq(), b); err != nil {
-			return nil // the client went away
+			return nil // the client went away, or does not read
 		}
 		if err := rc.Flush(); err != nil {
 			return nil
