@@ -533,6 +533,10 @@ type slot struct {
 	done  []Completion
 	first time.Time // when done[0] was appended
 	arena []byte    // outputs are cut from it
+
+	// failed is set when a report of the current group failed: the
+	// broker is likely unreachable, and the group's leases lapse with it.
+	failed bool
 }
 
 // held appends copies of the deliveries the slot holds and has not finished.
@@ -661,8 +665,17 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 		curCh   <-chan struct{}
 		watched *taskCtx // tctx when it is one, to end
 	)
+	s.failed = false
 	for i := range g {
 		d := &g[i]
+		if s.failed {
+			// A report failed: the rest of the group is left to its
+			// leases, which likely lapse while the broker is away (a
+			// server restarting), and comes again. Run now, it would run
+			// on leases that may be gone, beside the copies the broker
+			// hands out again.
+			break
+		}
 		if w.stopping() {
 			// Hand back what has not started.
 			for j := i; j < len(g); j++ {
@@ -939,6 +952,7 @@ func (s *slot) flush(ctx context.Context) {
 	if err := s.w.b.Complete(ctx, s.done); err != nil {
 		// The leases will expire and the tasks run again: at least once.
 		s.w.log.Error("recording results", "tasks", len(s.done), "err", err)
+		s.failed = true
 	}
 	s.completing += time.Since(start)
 	s.completes++

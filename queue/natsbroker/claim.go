@@ -44,6 +44,10 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	for _, f := range spares {
 		if start-f.at < int64(b.ackWait/2) {
 			fresh = append(fresh, f)
+		} else if b.leaseGone(f.at, 0) {
+			// The server may have delivered it again: a negative
+			// acknowledgement would hand back that copy. It comes again.
+			continue
 		} else if err := f.msg.Nak(); err != nil {
 			b.log.Warn("natsbroker: handing back a fetched message", "err", err)
 		}
@@ -105,6 +109,16 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		q.perMsg[level].Store(int32((c.tasks + c.seen - 1) / c.seen))
 	}
 	n := c.n
+	if n > 0 && time.Now().Add(d/3).After(l.serverBy) {
+		// The claim took so long (its checks' round trips on a busy
+		// machine or a server just back) that the server's lease on a
+		// message it holds is gone, or would be before the worker's first
+		// heartbeat (every lease/3): the server may have delivered it
+		// again, to this broker or another. Handing the tasks out would
+		// run them twice; they are left to come again instead.
+		b.log.Warn("natsbroker: a claim outlasted the server's lease on its messages; leaving them to come again", "tasks", n)
+		n = 0
+	}
 	if c.moved > 0 || c.skipped > 0 {
 		// Tasks were moved (another runner may take them), or finished
 		// ones dropped (this claim may come back with less than is there).
@@ -204,6 +218,9 @@ func (s *spareList) handBack(b *Broker) {
 	}
 	s.mu.Unlock()
 	for _, f := range fs {
+		if b.leaseGone(f.at, 0) {
+			continue // it may be another's copy now (see Claim)
+		}
 		if err := f.msg.Nak(); err != nil {
 			b.log.Warn("natsbroker: handing back a fetched message", "err", err)
 		}
@@ -211,6 +228,13 @@ func (s *spareList) handBack(b *Broker) {
 	if len(fs) > 0 {
 		b.wakeAfterAck()
 	}
+}
+
+// leaseGone reports whether the server's lease on a message fetched at
+// (Unix ns) is over, or will be within margin: the server may then deliver
+// it again, and an acknowledgement of any kind would apply to that copy.
+func (b *Broker) leaseGone(at int64, margin time.Duration) bool {
+	return time.Now().Add(margin).UnixNano() > at+int64(b.ackWait-b.skew())
 }
 
 // add adds the tasks of a message to dst and to the lease. Those that do not
