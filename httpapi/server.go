@@ -258,6 +258,12 @@ func (s *Server) forUI(path string) bool {
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Op == "write" {
+		// Writing the response failed: the client went away (or stopped
+		// reading) after its header was sent, and no problem can follow.
+		s.log.DebugContext(r.Context(), "client gone", "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
 	var pe *problemError
 	if !errors.As(err, &pe) || pe.p.Status >= 500 && pe.p.Status != http.StatusServiceUnavailable && pe.p.Status != http.StatusNotImplemented {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
