@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 )
 
 // TestGone: deleting a message that is not there is told apart from a
@@ -17,20 +15,7 @@ func TestGone(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	nc, err := s.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := startJS(ctx, t)
 	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "gone", Subjects: []string{"gone"}})
 	if err != nil {
 		t.Fatal(err)

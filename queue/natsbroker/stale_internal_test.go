@@ -8,7 +8,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gather-go/gather/queue"
-	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 )
 
 // slowMeta is a fetched task message whose Metadata takes a while: it
@@ -34,20 +33,7 @@ func TestClaimOutlastingLease(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	nc, err := s.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := startJS(ctx, t)
 	const ackWait = time.Second
 	b, err := New(ctx, js, &Config{Prefix: "stale", AckWait: ackWait, StateMaxBytes: 64 << 20})
 	if err != nil {

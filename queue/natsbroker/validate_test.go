@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/gather-go/gather/queue"
-	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 	"github.com/gather-go/gather/queue/queuetest"
 )
 
@@ -24,17 +23,7 @@ func TestClaimChecksWhereEnvelopesCameFrom(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	nc, err := s.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := startJS(ctx, t)
 	b, err := New(ctx, js, &Config{Prefix: "where"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,32 @@
+package natsbroker
+
+import (
+	"context"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+)
+
+// startJS starts an embedded server in a temporary directory for the
+// package's internal tests and returns the JetStream of a connection to
+// it; both are closed at cleanup.
+func startJS(ctx context.Context, t *testing.T) jetstream.JetStream {
+	t.Helper()
+	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := s.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
