@@ -15,7 +15,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
-	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 // limitedOut is what a limited task returns: when it ran, where.
@@ -97,13 +97,9 @@ func TestGlobalLimitAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(90*time.Second))
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
+	s := listening(ctx, t)
 	js := connect(t, s)
 	const prefix = "limits"
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: limitedLease})
@@ -203,11 +199,7 @@ func TestGlobalRateAcrossProcesses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
+	s := listening(ctx, t)
 	js := connect(t, s)
 	const prefix = "rates"
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: limitedLease})

@@ -43,6 +43,18 @@ func embedded(t testing.TB, syncAlways bool) *natsserver.Server {
 	return s
 }
 
+// listening starts an embedded server with a loopback TCP listener, for
+// tests whose other processes connect to it, shut down at cleanup.
+func listening(ctx context.Context, t testing.TB) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
 func connect(t testing.TB, s *natsserver.Server) jetstream.JetStream {
 	t.Helper()
 	nc, err := s.Connect()

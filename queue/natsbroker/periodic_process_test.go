@@ -14,7 +14,7 @@ import (
 
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker"
-	"github.com/gather-go/gather/queue/natsbroker/natsserver"
+	"github.com/gather-go/gather/queue/queuetest"
 )
 
 var beatKind = queue.NewKind[string, string]("natsbroker_test.beat")
@@ -61,13 +61,9 @@ func TestPeriodicAcrossProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes and runs 20 s")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(90*time.Second))
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
+	s := listening(ctx, t)
 	js := connect(t, s)
 	const prefix = "periodic"
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix})

@@ -217,11 +217,7 @@ func TestProcessesShareBatchAndSurviveKill(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(2*time.Minute))
 	defer cancel()
-	s, err := natsserver.Start(ctx, &natsserver.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
+	s := listening(ctx, t)
 	js := connect(t, s)
 	const prefix = "procs"
 	b := newBroker(t, js, natsbroker.Config{Prefix: prefix, AckWait: testAckWait})
