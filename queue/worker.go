@@ -21,6 +21,10 @@ type Policy int
 const (
 	// Strict runs a level only when every higher level is empty: no
 	// inversion, but low levels can starve while high ones are busy.
+	// "Empty" is as the broker answers a claim: a replicated broker
+	// (natsbroker with Replicas > 1) may answer from a replica that has
+	// not yet applied an acknowledged enqueue, and so run a lower level's
+	// task while that higher one is still on its way (a moment's lag).
 	Strict Policy = iota
 	// Weighted gives each non-empty level a share of the tasks proportional
 	// to its weight (WorkerConfig.Weights): no level is starved.

@@ -134,6 +134,10 @@
 //   - A message a claim kept for the next one and handed back unclaimed
 //     counts an attempt for its tasks, as does a message that arrives
 //     after its pull request was given up.
+//   - With Replicas > 1 a claim may be answered by a replica that has not
+//     yet applied an acknowledged enqueue: for that moment a higher
+//     priority level looks empty, and queue.Strict can run a lower level's
+//     task before it (the cluster suite's StrictPriority allows for it).
 //   - Moved tasks (the part of a pack a claim had no room for, a retried
 //     task of a pack) go to the back of their level: with slow tasks,
 //     claimed one at a time, a large batch's tasks can fall behind work
