@@ -14,8 +14,8 @@
 #                               for CI (about 30 s once installed, most of it the processes'
 #                               start-up and River's 250 ms completer ticks)
 #   bench/deployed.sh --half    the full run, then the same again on a machine about half as
-#                               fast, and the "no cliff" verdict: every goal's ratio within
-#                               25% of the full-speed run's (about 15 minutes)
+#                               fast, and the "no cliff" verdict: no goal's ratio more than
+#                               25% worse than the full-speed run's (about 15 minutes)
 #
 # It installs (apt-get) redis-server, postgresql, python3-celery, python3-redis, and nodejs
 # and npm when node is missing; and BullMQ into bench/peers/node_modules with `npm ci`

@@ -275,8 +275,21 @@ var goals = []goal{
 	},
 }
 
-// cliff is how far a ratio at half speed may move from the one at full speed.
+// cliff is how far a ratio at half speed may move from the one at full speed
+// against its goal: a throughput ratio may fall, a latency ratio rise, by at most
+// this much. A ratio that moves towards its goal is no cliff, however far it
+// moves (a lone round trip that gains on raw JetStream's at half speed is
+// reported, not counted against the goal).
 const cliff = 0.25
+
+// worse reports how far a ratio moved against g from full to half (a fraction of
+// the full-speed ratio; negative when it moved towards the goal).
+func (g goal) worse(full, half float64) float64 {
+	if g.atMost {
+		return half/full - 1
+	}
+	return 1 - half/full
+}
 
 func (t *table) goals(w io.Writer) {
 	fmt.Fprintln(w, "\nGoals (issue 10), ratios within one run and one worker count:")
@@ -293,7 +306,7 @@ func (t *table) goals(w io.Writer) {
 		fmt.Fprintln(w, "  no cliff: not measured (bench/deployed.sh --half measures it)")
 		return
 	}
-	fmt.Fprintf(w, "  no cliff: each ratio at half speed within %g%% of the same at full speed:\n", cliff*100)
+	fmt.Fprintf(w, "  no cliff: no ratio at half speed more than %g%% worse than the same at full speed (towards its goal is better):\n", cliff*100)
 	for _, wk := range t.workers {
 		for _, g := range goals {
 			full, half := g.ratio(t, "full", wk), g.ratio(t, "half", wk)
@@ -302,7 +315,7 @@ func (t *table) goals(w io.Writer) {
 				change = fmt.Sprintf("%+.0f%%", d*100)
 			}
 			fmt.Fprintf(w, "    %s, %s: %s at full, %s at half (%s): %s\n", g.text, plural(wk),
-				md.Ratio(full), md.Ratio(half), change, md.Verdict(math.Abs(d) <= cliff, d))
+				md.Ratio(full), md.Ratio(half), change, md.Verdict(g.worse(full, half) <= cliff, d))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -118,5 +119,27 @@ func TestParseRefusesGarbage(t *testing.T) {
 	}
 	if len(tb.failed) != 1 || !strings.Contains(tb.failed[0], "it broke") {
 		t.Errorf("failed = %q, want the one FAILED line", tb.failed)
+	}
+}
+
+// TestNoCliffDirection: a ratio that moves towards its goal at half speed is no
+// cliff however far it moves; one that moves away by more than 25% is.
+func TestNoCliffDirection(t *testing.T) {
+	at := func(p50 float64) string {
+		half := maps.Clone(figures)
+		half[ours] = [2]float64{figures[ours][0], p50}
+		return render(t, lines([]string{"full"}, figures)+lines([]string{"half"}, half))
+	}
+	for _, c := range []struct {
+		p50  float64
+		want string
+	}{
+		{0.5, "a lone task's round trip, p50 ÷ raw JetStream's (goal ≤ 1.5×), 1 worker: 0.500× at full, 0.250× at half (-50%): met"},
+		{1.2, "a lone task's round trip, p50 ÷ raw JetStream's (goal ≤ 1.5×), 1 worker: 0.500× at full, 0.600× at half (+20%): met"},
+		{1.4, "a lone task's round trip, p50 ÷ raw JetStream's (goal ≤ 1.5×), 1 worker: 0.500× at full, 0.700× at half (+40%): MISSED"},
+	} {
+		if out := at(c.p50); !strings.Contains(out, c.want) {
+			t.Errorf("natsbroker p50 %g ms at half speed: output lacks %q:\n%s", c.p50, c.want, out)
+		}
 	}
 }
