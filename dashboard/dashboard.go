@@ -27,7 +27,9 @@ const (
 // Config configures a Dashboard. Every field is optional.
 type Config struct {
 	// Inspector is read for the queues' depth, the batches and their
-	// tasks' states. Default nil: the page shows what the observed events
+	// tasks' states, and, when it is also a queue.Pauser, whether each
+	// queue is paused (the page pauses and resumes queues through the
+	// HTTP API). Default nil: the page shows what the observed events
 	// tell and says that the broker cannot be inspected.
 	Inspector queue.Inspector
 	// NATS, when set, is where worker heartbeats (see Announce) are heard,
