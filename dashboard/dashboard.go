@@ -60,7 +60,9 @@ type Config struct {
 // A Dashboard owns a goroutine that samples the counts every second and
 // pushes what changed to the open pages (at most one frame a
 // FrameInterval), one that reads the broker while a page is open (at most
-// twice a second for the queues and, while a page shows the batch list,
+// twice a second for the queues, with one more read per queue for whether
+// it is paused when the Inspector is a queue.Pauser, and, while a page
+// shows the batch list,
 // four times for the batches; less when nothing happens), and one per
 // snapshot source that waits for its changes. Close stops them. It is safe
 // for concurrent use.
