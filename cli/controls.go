@@ -293,6 +293,19 @@ func (c *controlFlags) check(ks []kinds.Def, served []string, working bool) erro
 	return errors.Join(errs...)
 }
 
+// logAttrs returns the limits and rates as log attributes, none when
+// there are none (the schedules are logged as the scheduler starts).
+func (c *controlFlags) logAttrs() []any {
+	var a []any
+	if len(c.limits) > 0 {
+		a = append(a, "limits", c.limits.String())
+	}
+	if len(c.rates) > 0 {
+		a = append(a, "rates", c.rates.String())
+	}
+	return a
+}
+
 // controls returns what GET /v1/controls shows.
 func (c *controlFlags) controls() httpapi.Controls {
 	out := httpapi.Controls{Limits: c.limits, Rates: c.rates}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"flag"
 	"net/http"
 	"strings"
 	"testing"
@@ -117,6 +118,27 @@ func TestControlFlags(t *testing.T) {
 	}
 }
 
+// TestControlFlagsReachTheWorker checks that the limits and rates parsed
+// are the worker's config.
+func TestControlFlagsReachTheWorker(t *testing.T) {
+	t.Parallel()
+	var w workerFlags
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	w.add(fs, "concurrency", "", 4)
+	if err := fs.Parse([]string{"--limit", "default/http=4", "--rate", "default=50:5", "--rate", "default/http=2"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := w.config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.GlobalLimits) != 1 || cfg.GlobalLimits[0] != (queue.GlobalLimit{Queue: "default", Kind: "http", Max: 4}) ||
+		len(cfg.GlobalRates) != 2 || cfg.GlobalRates[0] != (queue.GlobalRate{Queue: "default", PerSecond: 50, Burst: 5}) ||
+		cfg.GlobalRates[1] != (queue.GlobalRate{Queue: "default", Kind: "http", PerSecond: 2, Burst: 1}) {
+		t.Fatalf("config: limits %+v, rates %+v", cfg.GlobalLimits, cfg.GlobalRates)
+	}
+}
+
 // TestServeControls runs serve with a limit, a rate and a schedule: GET
 // /v1/controls (gather queues controls) shows them, the schedule's first
 // tick enqueues its task, which a worker runs, and gather queues pause and
@@ -124,13 +146,22 @@ func TestControlFlags(t *testing.T) {
 func TestServeControls(t *testing.T) {
 	t.Parallel()
 	s := startServe(t, "--workers", "2", "--queues", "default,bulk",
-		"--limit", "default/echo=2", "--limit", "bulk=3", "--rate", "bulk=100:10",
+		"--limit", "default/echo=2", "--limit", "bulk=3", "--limit", "default/sleep=1", "--rate", "bulk=100:10",
 		"--schedule", `{"name":"beat","every":"1s","kind":"echo","queue":"bulk","input":"tick"}`)
 	code, out, errOut := run(t, "", "queues", "controls", "--server", s.http)
-	want := `{"limits":[{"queue":"default","kind":"echo","max":2},{"queue":"bulk","max":3}],"rates":[{"queue":"bulk","per_second":100,"burst":10}],` +
+	want := `{"limits":[{"queue":"default","kind":"echo","max":2},{"queue":"bulk","max":3},{"queue":"default","kind":"sleep","max":1}],"rates":[{"queue":"bulk","per_second":100,"burst":10}],` +
 		`"schedules":[{"name":"beat","every":"1s","kind":"echo","queue":"bulk"}],"pause":true}` + "\n"
 	if code != 0 || out != want {
 		t.Fatalf("queues controls: exit %d\n got %s\nwant %s%s", code, out, want, errOut)
+	}
+	// The limit reaches the workers: with one sleep at a time, three of
+	// 300ms take 900ms at least (two workers without it: 600ms or less).
+	start := time.Now()
+	if code, out, errOut := run(t, "", "submit", "--server", s.http, "--kind", "sleep", "--args", "300ms", "300ms", "300ms"); code != 0 {
+		t.Fatalf("submit: exit %d, %q, %q", code, out, errOut)
+	}
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Fatalf("three sleeps of 300ms under --limit default/sleep=1 took %v: want 900ms at least, one at a time", took)
 	}
 	// The schedule ticks every second: wait for a batch of it, finished.
 	deadline := time.Now().Add(time.Minute)

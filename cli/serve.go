@@ -291,7 +291,7 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	if dash != nil {
 		log.Info("dashboard", "url", httpURL+"/")
 	}
-	log.Info("serving", "api", httpURL, "nats", redactURLs(natsURL), "workers", f.work.concurrency, "queues", f.work.queues.String())
+	log.Info("serving", append([]any{"api", httpURL, "nats", redactURLs(natsURL), "workers", f.work.concurrency, "queues", f.work.queues.String()}, f.work.ctl.logAttrs()...)...)
 	if f.addrFile != "" {
 		b, _ := json.Marshal(map[string]string{"http": httpURL, "nats": natsURL})
 		if err := os.WriteFile(f.addrFile, b, 0o600); err != nil {

@@ -88,7 +88,7 @@ func worker(ctx context.Context, e *env, args []string) int {
 		return ExitUsage
 	}
 	defer stopSched() // after the worker's shutdown below
-	log.Info("working", "nats", nc.ConnectedUrlRedacted(), "queues", wf.queues.String(), "concurrency", wf.concurrency)
+	log.Info("working", append([]any{"nats", nc.ConnectedUrlRedacted(), "queues", wf.queues.String(), "concurrency", wf.concurrency}, wf.ctl.logAttrs()...)...)
 	if err := w.Start(); err != nil {
 		log.Error("worker", "err", err)
 		return ExitUsage
