@@ -182,22 +182,4 @@ func deadRedrive(ctx context.Context, e *env, args []string) int {
 	return e.printCall(ctx, c, "POST", "/v1/dead-letters/"+url.PathEscape(id)+"/redrive", []byte("{}"))
 }
 
-func queuesCmd(ctx context.Context, e *env, args []string) int {
-	c, _, code, ok := apiCommand(e, "queues", "[flags]", "  gather queues", args, false, nil)
-	if !ok {
-		return code
-	}
-	var out struct {
-		Queues []json.RawMessage `json:"queues"`
-	}
-	if err := c.call(ctx, "GET", "/v1/queues", nil, &out); err != nil {
-		fmt.Fprintf(e.stderr, "gather: %v\n", err)
-		return ExitUsage
-	}
-	for _, q := range out.Queues {
-		fmt.Fprintf(e.stdout, "%s\n", q)
-	}
-	return ExitOK
-}
-
 type flagSetT = flag.FlagSet

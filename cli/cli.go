@@ -16,7 +16,10 @@
 //
 // The commands: serve (embedded NATS or a cluster, the HTTP API, built-in
 // workers), worker (more workers), submit (a batch from the command line),
-// batch, dead and queues (inspection). Each prints its flags and an example
+// batch, dead and queues (inspection; queues also pauses and resumes a
+// queue). serve and worker take the queue controls: --limit (global
+// concurrency limits), --rate (global rate limits) and --schedule
+// (periodic tasks). Each prints its flags and an example
 // with --help. Machine output goes to stdout as JSON lines, human messages
 // and logs to stderr. Exit status: 0 ok, 1 the work failed, 2 usage or
 // transport error.
@@ -96,7 +99,7 @@ func commands() []command {
 		{"submit", "submit a batch and print its results in input order", submit},
 		{"batch", "get, attach to or cancel a batch by ID", batchCmd},
 		{"dead", "list, show or redrive dead letters", deadCmd},
-		{"queues", "list queues with their depth", queuesCmd},
+		{"queues", "list queues with their depth and whether paused; pause or resume one; show the controls", queuesCmd},
 		{"kinds", "list the kinds this program runs", kindsCmd},
 		{"feed", "replay captured exchange feeds into consistent snapshots (feed replay)", feedCmd},
 	}

@@ -93,6 +93,7 @@ type workerFlags struct {
 	execAllow   listFlag
 	httpMaxBody int64
 	httpPrivate bool
+	ctl         controlFlags // --limit, --rate, --schedule
 }
 
 func (w *workerFlags) add(fs *flag.FlagSet, concName, concUsage string, concDefault int) {
@@ -112,6 +113,7 @@ func (w *workerFlags) add(fs *flag.FlagSet, concName, concUsage string, concDefa
 	fs.Var(&w.execAllow, "exec-allow", "comma-separated commands the exec kind may run; empty refuses exec (env GATHER_EXEC_ALLOW)")
 	fs.Int64Var(&w.httpMaxBody, "http-max-body", kinds.DefaultHTTPMaxBody, "most bytes of a response body the http kind reads")
 	fs.BoolVar(&w.httpPrivate, "http-block-private", false, "the http kind refuses loopback, private and link-local addresses")
+	w.ctl.add(fs)
 }
 
 func (w *workerFlags) check() error {
@@ -144,6 +146,7 @@ func (w *workerFlags) kindsConfig() kinds.Config {
 func (w *workerFlags) config(log *slog.Logger) (*queue.WorkerConfig, error) {
 	cfg := &queue.WorkerConfig{
 		Queues: w.queues, Concurrency: w.concurrency, Lease: w.lease, ShutdownTimeout: w.shutdown, Logger: log,
+		GlobalLimits: w.ctl.limits, GlobalRates: w.ctl.rates,
 	}
 	switch w.policy {
 	case "strict":

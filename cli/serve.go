@@ -16,6 +16,7 @@ import (
 
 	"github.com/gather-go/gather/dashboard"
 	"github.com/gather-go/gather/httpapi"
+	"github.com/gather-go/gather/kinds"
 	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 	"github.com/gather-go/gather/snapshot/snapshotapi"
@@ -23,6 +24,9 @@ import (
 
 const serveExample = `  # embedded NATS in ./gather-data, the API on 127.0.0.1:8080, built-in workers:
   gather serve --data ./gather-data
+
+  # a task of kind http every night at 3 in Paris, however many servers run it:
+  gather serve --schedule '{"name":"refresh","cron":"0 3 * * *","tz":"Europe/Paris","kind":"http","input":{"url":"https://example.com/refresh"}}'
 
   # no built-in workers; remote "gather worker"s connect to port 4222 with a token:
   GATHER_TOKEN=s3cret GATHER_NATS_TOKEN=n4ts gather serve --workers 0 \
@@ -38,6 +42,7 @@ type serveFlags struct {
 	dashboard                                    bool
 	snapshots                                    string
 	snapSpecs                                    []snapshotapi.Spec
+	kinds                                        []kinds.Def // the program's, for the check
 	nats                                         natsFlags
 	work                                         workerFlags
 	log                                          logFlags
@@ -79,6 +84,7 @@ func serve(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return e.usageErr("serve", "%v", err)
 	}
+	f.kinds = e.allKinds(f.work.kindsConfig())
 	if err := f.check(); err != nil {
 		return e.usageErr("serve", "%v", err)
 	}
@@ -115,6 +121,9 @@ func (f *serveFlags) check() error {
 	}
 	if (f.nats.user == "") != (f.nats.password == "") {
 		errs = append(errs, errors.New("--nats-user and --nats-password go together"))
+	}
+	if err := f.work.ctl.check(f.kinds, f.work.queues, f.work.concurrency > 0); err != nil {
+		errs = append(errs, err)
 	}
 	if err := durationOK("result-ttl", f.resultTTL, time.Second, 24*time.Hour); err != nil {
 		errs = append(errs, err)
@@ -216,7 +225,7 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	api, err := httpapi.New(&httpapi.Config{
 		Client: client, Kinds: names, Disabled: disabled, Queues: f.work.queues, Token: f.token,
 		Hosts: f.hosts, MaxBody: f.maxBody, MaxItems: f.maxItems, MaxItem: f.maxItem, MaxWait: f.maxWait,
-		ResultTTL: f.resultTTL, Metrics: metricsHandler, Logger: log, UI: ui,
+		ResultTTL: f.resultTTL, Metrics: metricsHandler, Logger: log, UI: ui, Controls: f.work.ctl.controls(),
 		Ready: func(context.Context) error {
 			if s := nc.Status(); s != nats.CONNECTED {
 				return fmt.Errorf("NATS connection %v", s)
@@ -248,7 +257,14 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", f.addr)
+	stopSched, err := f.work.ctl.startScheduler(broker, log)
+	if err == nil {
+		defer stopSched() // after the workers' shutdown: schedules tick until the end
+	}
+	var ln net.Listener
+	if err == nil {
+		ln, err = net.Listen("tcp", f.addr)
+	}
 	if err != nil {
 		if wk != nil {
 			wk.Shutdown(context.Background())
@@ -275,7 +291,7 @@ func (e *env) runServe(ctx context.Context, f *serveFlags, log *slog.Logger) err
 	if dash != nil {
 		log.Info("dashboard", "url", httpURL+"/")
 	}
-	log.Info("serving", "api", httpURL, "nats", redactURLs(natsURL), "workers", f.work.concurrency, "queues", f.work.queues.String())
+	log.Info("serving", append([]any{"api", httpURL, "nats", redactURLs(natsURL), "workers", f.work.concurrency, "queues", f.work.queues.String()}, f.work.ctl.logAttrs()...)...)
 	if f.addrFile != "" {
 		b, _ := json.Marshal(map[string]string{"http": httpURL, "nats": natsURL})
 		if err := os.WriteFile(f.addrFile, b, 0o600); err != nil {

@@ -9,7 +9,10 @@ import (
 	"github.com/gather-go/gather/queue"
 )
 
-const workerExample = `  gather worker --nats nats://server:4222 --nats-token "$TOKEN" --concurrency 16 --queues default,bulk`
+const workerExample = `  gather worker --nats nats://server:4222 --nats-token "$TOKEN" --concurrency 16 --queues default,bulk
+
+  # at most 4 http tasks of default at once and 50 a second, across every worker given the same flags:
+  gather worker --nats nats://server:4222 --limit default/http=4 --rate default/http=50:5`
 
 func worker(ctx context.Context, e *env, args []string) int {
 	var nf natsFlags
@@ -38,7 +41,7 @@ func worker(ctx context.Context, e *env, args []string) int {
 	if wf.concurrency < 1 {
 		errs = append(errs, errors.New("--concurrency: want at least 1"))
 	}
-	errs = append(errs, wf.check())
+	errs = append(errs, wf.check(), wf.ctl.check(e.allKinds(wf.kindsConfig()), wf.queues, true))
 	if err := errors.Join(errs...); err != nil {
 		return e.usageErr("worker", "%v", err)
 	}
@@ -79,7 +82,13 @@ func worker(ctx context.Context, e *env, args []string) int {
 		log.Error("worker", "err", err)
 		return ExitUsage
 	}
-	log.Info("working", "nats", nc.ConnectedUrlRedacted(), "queues", wf.queues.String(), "concurrency", wf.concurrency)
+	stopSched, err := wf.ctl.startScheduler(b, log)
+	if err != nil {
+		log.Error("worker", "err", err)
+		return ExitUsage
+	}
+	defer stopSched() // after the worker's shutdown below
+	log.Info("working", append([]any{"nats", nc.ConnectedUrlRedacted(), "queues", wf.queues.String(), "concurrency", wf.concurrency}, wf.ctl.logAttrs()...)...)
 	if err := w.Start(); err != nil {
 		log.Error("worker", "err", err)
 		return ExitUsage

@@ -27,7 +27,9 @@ const (
 // Config configures a Dashboard. Every field is optional.
 type Config struct {
 	// Inspector is read for the queues' depth, the batches and their
-	// tasks' states. Default nil: the page shows what the observed events
+	// tasks' states, and, when it is also a queue.Pauser, whether each
+	// queue is paused (the page pauses and resumes queues through the
+	// HTTP API). Default nil: the page shows what the observed events
 	// tell and says that the broker cannot be inspected.
 	Inspector queue.Inspector
 	// NATS, when set, is where worker heartbeats (see Announce) are heard,
@@ -58,7 +60,9 @@ type Config struct {
 // A Dashboard owns a goroutine that samples the counts every second and
 // pushes what changed to the open pages (at most one frame a
 // FrameInterval), one that reads the broker while a page is open (at most
-// twice a second for the queues and, while a page shows the batch list,
+// twice a second for the queues, with one more read per queue for whether
+// it is paused when the Inspector is a queue.Pauser, and, while a page
+// shows the batch list,
 // four times for the batches; less when nothing happens), and one per
 // snapshot source that waits for its changes. Close stops them. It is safe
 // for concurrent use.

@@ -19,7 +19,9 @@
 //     server is needed.
 //   - Config.Inspector (the broker, when it is a queue.Inspector) gives the
 //     queues' depth per priority level and in flight, the batches with their
-//     progress, and one batch's per-task states. The dashboard reads it only
+//     progress, and one batch's per-task states; when it is also a
+//     queue.Pauser, whether each queue is paused (a read per queue, with the
+//     queues' read). The dashboard reads it only
 //     while a page is open, at most twice a second for the queues and four
 //     times for the batches, and once a second when nothing happens.
 //   - Workers report themselves: each worker process (gather serve's own and

@@ -198,6 +198,9 @@ type queueJSON struct {
 	Depth    map[string]int `json:"depth"`
 	Total    int            `json:"total"`
 	InFlight int            `json:"in_flight"`
+	// Paused is whether workers claim none of its tasks, when the
+	// Inspector is a queue.Pauser.
+	Paused *bool `json:"paused,omitempty"`
 }
 
 // publishQueues publishes the queues and reports whether their depth or in
@@ -217,11 +220,24 @@ func (d *Dashboard) publishQueues() (changed bool) {
 		d.log.Warn("dashboard: listing queues", "err", err)
 		out.Error = err.Error()
 	}
+	pauser, _ := d.in.(queue.Pauser)
 	for _, q := range qs {
 		j := queueJSON{Name: q.Name, Depth: make(map[string]int, queue.NumPriorities), InFlight: q.InFlight}
 		for l, n := range q.Depth {
 			j.Depth[queue.Priority(l).String()] = n
 			j.Total += n
+		}
+		if pauser != nil {
+			// A read of the broker per queue: queues are few.
+			if paused, err := pauser.Paused(ctx, q.Name); err != nil {
+				if d.ctx.Err() != nil {
+					return false
+				}
+				d.log.Warn("dashboard: whether a queue is paused", "queue", q.Name, "err", err)
+				out.Error = err.Error()
+			} else {
+				j.Paused = &paused
+			}
 		}
 		out.Queues = append(out.Queues, j)
 	}

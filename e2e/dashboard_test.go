@@ -47,7 +47,9 @@ type server struct {
 	done   chan int
 }
 
-func startServer(t *testing.T, token string) *server {
+// startServer starts gather serve with a token (none when empty) and the
+// extra flags.
+func startServer(t *testing.T, token string, extra ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	addrFile := filepath.Join(dir, "addr.json")
@@ -64,6 +66,7 @@ func startServer(t *testing.T, token string) *server {
 	if token != "" {
 		args = append(args, "--token", token)
 	}
+	args = append(args, extra...)
 	var logs bytes.Buffer
 	var logMu sync.Mutex
 	go func() {

@@ -14,6 +14,7 @@ type queueJSON struct {
 	Depth    map[string]int `json:"depth"` // per priority level, by name
 	Total    int            `json:"total"`
 	InFlight *int           `json:"in_flight,omitempty"` // when the broker tells
+	Paused   *bool          `json:"paused,omitempty"`    // when the broker can pause queues
 }
 
 func depthJSON(d [queue.NumPriorities]int) (map[string]int, int) {
@@ -40,7 +41,11 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
 		for _, q := range qs {
 			d, total := depthJSON(q.Depth)
 			n := q.InFlight
-			out.Queues = append(out.Queues, queueJSON{q.Name, d, total, &n})
+			paused, err := s.pausedOf(r, q.Name)
+			if err != nil {
+				return problem(http.StatusServiceUnavailable, CodeBrokerDown, "whether queue %s is paused: %v", q.Name, err)
+			}
+			out.Queues = append(out.Queues, queueJSON{q.Name, d, total, &n, paused})
 		}
 		return writeJSON(w, http.StatusOK, out)
 	}
@@ -54,7 +59,11 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
 			return problem(http.StatusServiceUnavailable, CodeBrokerDown, "depth of queue %s: %v", name, err)
 		}
 		d, total := depthJSON(dd)
-		out.Queues = append(out.Queues, queueJSON{Name: name, Depth: d, Total: total})
+		paused, err := s.pausedOf(r, name)
+		if err != nil {
+			return problem(http.StatusServiceUnavailable, CodeBrokerDown, "whether queue %s is paused: %v", name, err)
+		}
+		out.Queues = append(out.Queues, queueJSON{Name: name, Depth: d, Total: total, Paused: paused})
 	}
 	return writeJSON(w, http.StatusOK, out)
 }

@@ -86,6 +86,10 @@ type Config struct {
 	// Logger receives one record per request that failed with a 5xx and
 	// the followers' errors. Default: discard.
 	Logger *slog.Logger
+	// Controls are the global limits, rates and periodic tasks that the
+	// program's workers and scheduler run with, shown by GET
+	// /v1/controls. Default: none shown.
+	Controls Controls
 	// UI, when set, serves every request outside /v1/ that no route of
 	// the API serves: a web dashboard's pages and streams. Its requests
 	// pass the Host check and the cross-origin guard like the API's, but
@@ -116,6 +120,7 @@ type Server struct {
 	ttl         time.Duration
 	metrics     http.Handler
 	ui          http.Handler
+	controls    Controls
 	ready       func(ctx context.Context) error
 	log         *slog.Logger
 	mux         *http.ServeMux
@@ -156,6 +161,9 @@ func (s *Server) routes() []route {
 		{"GET", "/v1/batches/{id}/events", s.events},
 		{"POST", "/v1/batches/{id}/cancel", s.cancelBatch},
 		{"GET", "/v1/queues", s.listQueues},
+		{"POST", "/v1/queues/{name}/pause", s.pauseQueue},
+		{"POST", "/v1/queues/{name}/resume", s.resumeQueue},
+		{"GET", "/v1/controls", s.getControls},
 		{"GET", "/v1/dead-letters", s.listDead},
 		{"GET", "/v1/dead-letters/{id}", s.getDead},
 		{"POST", "/v1/dead-letters/{id}/redrive", s.redrive},
@@ -172,7 +180,8 @@ func New(cfg *Config) (*Server, error) {
 		client: cfg.Client, broker: cfg.Client.Broker(), kinds: cfg.Kinds, disabled: cfg.Disabled,
 		queues: cfg.Queues, token: []byte(cfg.Token), maxBody: cfg.MaxBody, maxItems: cfg.MaxItems,
 		maxItem: cfg.MaxItem, maxWait: cfg.MaxWait, ttl: cfg.ResultTTL, metrics: cfg.Metrics, ui: cfg.UI,
-		ready: cfg.Ready, log: cfg.Logger, drainCh: make(chan struct{}), trackers: map[string]*tracker{},
+		controls: cfg.Controls,
+		ready:    cfg.Ready, log: cfg.Logger, drainCh: make(chan struct{}), trackers: map[string]*tracker{},
 	}
 	var errs []error
 	neg := func(name string, v int64) {

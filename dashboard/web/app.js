@@ -10,6 +10,10 @@ const state = {
   hello: null, view: "", batchID: "", batch: null,
   failures: new Map(), results: new Map(), outcomes: null,
   deadTotal: -1, deadTimer: 0,
+  // pauseHold: queue name → {paused, until}: what this page set, shown
+  // until the stream's reads of the broker say the same (a read begun
+  // before the change may still come with the old state).
+  pauseHold: new Map(), pauseError: "", controls: null,
 };
 
 // h builds an element: h("td", {class: "num"}, "12").
@@ -202,6 +206,19 @@ function renderStats() {
   state.deadTotal = total;
 }
 
+// pausedOf returns whether queue q (as the broker reported it) is paused,
+// with what this page set lately taking precedence; undefined when the
+// broker cannot pause queues.
+function pausedOf(name, q) {
+  const hold = state.pauseHold.get(name);
+  const seen = q ? q.paused : undefined;
+  if (hold) {
+    if (seen === hold.paused || Date.now() > hold.until) state.pauseHold.delete(name);
+    else return hold.paused;
+  }
+  return seen;
+}
+
 function renderQueues() {
   const names = new Set(Object.keys(state.stats));
   const broker = new Map();
@@ -210,8 +227,17 @@ function renderQueues() {
   const rows = [...names].sort().map((name) => {
     const q = broker.get(name), s = state.stats[name] || {};
     const d = (l) => (q ? n(q.depth[l]) : "–");
+    const paused = pausedOf(name, q);
+    const stateCell = paused === undefined ? h("td", {}, "–") : h("td", { class: "nowrap" },
+      h("span", { class: "badge " + (paused ? "paused" : "ok"), "data-queue-state": name }, paused ? "paused" : "active"), " ",
+      h("button", {
+        class: "small" + (paused ? "" : " danger"), "data-queue-action": name,
+        title: paused ? "workers claim its tasks again" : "workers stop claiming its tasks; running ones finish; enqueues are still accepted",
+        onclick: () => setPaused(name, !paused),
+      }, paused ? "Resume" : "Pause"));
     return h("tr", {},
       h("td", {}, h("strong", {}, name)),
+      stateCell,
       levels.map((l) => h("td", { class: "num" }, d(l))),
       h("td", { class: "num" }, q ? h("strong", {}, n(q.total)) : "–"),
       h("td", { class: "num" }, q ? n(q.in_flight) : "–"),
@@ -221,10 +247,11 @@ function renderQueues() {
       h("td", { class: "num" }, n(s.dead_lettered)));
   });
   tb.replaceChildren(...rows);
-  let note = "Depth and in flight are the broker's, for every worker; the counts are this server's own workers and clients since it started.";
+  let note = "Depth and in flight are the broker's, for every worker; the counts are this server's own workers and clients since it started. A paused queue takes enqueues, and no worker claims its tasks until it is resumed.";
   if (state.hello && !state.hello.inspector) note = "This broker cannot be inspected: depth and batches are not shown. " + note;
   if (state.queues && state.queues.error) note = "Reading the broker failed: " + state.queues.error;
   if (!rows.length) note = "No queue yet: submit a batch.";
+  if (state.pauseError) note = state.pauseError;
   $("#queues-note").textContent = note;
   const sel = $("#dead-queue");
   const have = [...sel.options].map((o) => o.value).join(",");
@@ -235,6 +262,37 @@ function renderQueues() {
     sel.replaceChildren(...want.map((q) => h("option", { value: q }, q)));
     sel.value = want.includes(cur) ? cur : "default";
   }
+}
+
+// setPaused pauses or resumes queue name through the API (with the
+// page's token, like every action).
+async function setPaused(name, paused) {
+  state.pauseError = "";
+  try {
+    const r = await api("POST", "/v1/queues/" + encodeURIComponent(name) + (paused ? "/pause" : "/resume"));
+    state.pauseHold.set(name, { paused: r.paused, until: Date.now() + 5000 });
+  } catch (e) {
+    state.pauseError = (paused ? "Pausing " : "Resuming ") + name + " failed: " + e.message;
+  }
+  renderQueues();
+}
+
+// loadControls shows the limits, rates and periodic tasks the server's
+// program runs with (read-only: they are its flags).
+async function loadControls() {
+  let c;
+  try { c = await api("GET", "/v1/controls"); } catch (e) { return; }
+  state.controls = c;
+  const scopeKind = (k) => (k ? k : h("span", { class: "muted" }, "every kind"));
+  const rows = [];
+  for (const l of c.limits) rows.push(h("tr", {}, h("td", {}, "concurrency limit"), h("td", {}, l.queue), h("td", {}, scopeKind(l.kind)),
+    h("td", {}, "at most " + n(l.max) + " at once, across every worker")));
+  for (const r of c.rates) rows.push(h("tr", {}, h("td", {}, "rate limit"), h("td", {}, r.queue), h("td", {}, scopeKind(r.kind)),
+    h("td", {}, r.per_second + " a second, bursts of " + n(r.burst) + ", across every worker")));
+  for (const p of c.schedules) rows.push(h("tr", {}, h("td", {}, "periodic task ", h("strong", {}, p.name)), h("td", {}, p.queue), h("td", {}, p.kind),
+    h("td", {}, p.every ? "every " + p.every : h("code", {}, p.cron), p.cron ? " (" + (p.tz || "UTC") + ")" : "")));
+  $("#controls-table tbody").replaceChildren(...rows);
+  $("#controls-card").hidden = !rows.length;
 }
 
 function renderCharts() {
@@ -635,6 +693,7 @@ async function start() {
     // The server is unreachable: the stream reconnects and says so.
   }
   route();
+  loadControls();
 }
 
 start();
