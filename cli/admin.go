@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -31,8 +32,8 @@ func batchCmd(ctx context.Context, e *env, args []string) int {
 	}, "get|attach|cancel")
 }
 
-// apiCommand parses a subcommand's flags, which take one ID argument
-// when withID, and returns its client.
+// apiCommand parses a subcommand's flags, which take one argument (an ID or
+// a name, as usage's first word says) when withID, and returns its client.
 func apiCommand(e *env, name, usage, example string, args []string, withID bool, more func(fs *flagSetT)) (*apiClient, string, int, bool) {
 	var a apiFlags
 	fs := e.flagSet(name, usage, example)
@@ -46,7 +47,7 @@ func apiCommand(e *env, name, usage, example string, args []string, withID bool,
 	id := ""
 	switch {
 	case withID && fs.NArg() != 1:
-		return nil, "", e.usageErr(name, "want one ID, got %d arguments", fs.NArg()), false
+		return nil, "", e.usageErr(name, "want one %s, got %d arguments", strings.Fields(usage)[0], fs.NArg()), false
 	case withID:
 		id = fs.Arg(0)
 	case fs.NArg() > 0:

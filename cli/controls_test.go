@@ -220,7 +220,7 @@ func TestServeControls(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"queues", "pause", "--server", s.http}, "want one ID"},
+		{[]string{"queues", "pause", "--server", s.http}, "want one NAME"},
 		{[]string{"queues", "pause", "--server", s.http, "a b"}, "queue name"},
 		{[]string{"queues", "resume", "--server", s.http, "a", "b"}, "got 2 arguments"},
 	} {
