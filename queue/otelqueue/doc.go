@@ -57,8 +57,12 @@
 // recovery still fails the attempt with queue.CodePanic and the original
 // stack.
 //
-// Cost: Handler adds one span per attempt and Enqueue one per batch. The
-// package's benchmarks measure it; with the OpenTelemetry SDK recording
-// every span and exporting none, the handler's middleware costs about 45
-// allocations per task (see BenchmarkHandler).
+// Cost: Handler adds a span per attempt and Enqueue a span per batch. With
+// the OpenTelemetry SDK recording every span and exporting none, Handler
+// allocates 12 times (2.7 KB) per attempt and Enqueue 17 times (3.3 KB) per
+// batch, and a lone task's enqueue and AwaitTask on membroker allocate 50
+// times where the bare round trip allocates 11; with OpenTelemetry's no-op
+// provider, Handler allocates 8 times and Enqueue 10. An exporter's cost
+// comes on top. BenchmarkHandler, BenchmarkEnqueue and BenchmarkRoundTrip
+// measure it.
 package otelqueue

@@ -65,6 +65,6 @@ func Enqueue(opts ...Option) queue.EnqueueMiddleware {
 // headers is the propagator's view of a submission's headers.
 type headers struct{ s *queue.Submission }
 
-func (h headers) Get(key string) string      { return h.s.Headers[key] }
-func (h headers) Set(key, value string)      { h.s.SetHeader(key, value) }
-func (h headers) Keys() []string             { return slices.Collect(maps.Keys(h.s.Headers)) }
+func (h headers) Get(key string) string { return h.s.Headers[key] }
+func (h headers) Set(key, value string) { h.s.SetHeader(key, value) }
+func (h headers) Keys() []string        { return slices.Collect(maps.Keys(h.s.Headers)) }
