@@ -39,6 +39,12 @@
 // enqueue under no span starts a new trace, and an await under no span
 // another.
 //
+// Other paths: a Scheduler given Enqueue in its SchedulerConfig.Client
+// starts a trace per tick enqueued (a tick another scheduler enqueued
+// first is a send span marked with DeduplicatedKey); a dead letter that is
+// redriven keeps the headers it was enqueued with, so its new attempts
+// join the trace of the original enqueue.
+//
 // What must agree between processes: the producer's and the worker's
 // propagators (the global one by default, otel.GetTextMapPropagator, which
 // injects nothing until the program sets one, for example with

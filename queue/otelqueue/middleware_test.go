@@ -5,10 +5,13 @@ import (
 	"errors"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gather-go/gather/queue"
@@ -137,5 +140,56 @@ func TestHandlerPanicAndGoexit(t *testing.T) {
 	}
 	if s := tr.one(t, "process exit"); s.SpanKind() != trace.SpanKindConsumer || s.Parent().IsValid() {
 		t.Errorf("span of a task without a trace context: kind %v, parent %v; want a consumer span at the root", s.SpanKind(), s.Parent())
+	}
+}
+
+// TestBaggageOverHeaderLimit: baggage that takes the headers past
+// queue.MaxHeaderBytes gets the enqueue refused with ErrBadInput, recorded
+// on its span, rather than dropped without a word.
+func TestBaggageOverHeaderLimit(t *testing.T) {
+	t.Parallel()
+	tr := newTracing(t)
+	b, err := membroker.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	tenant := func(next queue.EnqueueFunc) queue.EnqueueFunc {
+		return func(ctx context.Context, s *queue.Submission) (string, error) {
+			s.SetHeader("tenant", strings.Repeat("t", 1000))
+			return next(ctx, s)
+		}
+	}
+	prop := otelqueue.WithPropagators(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	c, err := queue.NewClient(b, &queue.ClientConfig{EnqueueMiddleware: []queue.EnqueueMiddleware{
+		otelqueue.Enqueue(otelqueue.WithTracerProvider(tr.tp), prop), tenant}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members []baggage.Member
+	for _, k := range []string{"a", "b"} {
+		m, err := baggage.NewMemberRaw(k, strings.Repeat("v", 3800))
+		if err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, m)
+	}
+	bag, err := baggage.New(members...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := baggage.ContextWithBaggage(context.Background(), bag)
+	if _, err := queue.Enqueue(ctx, c, queue.NewKind[int, int]("k"), 1); !errors.Is(err, queue.ErrBadInput) || !strings.Contains(err.Error(), "MaxHeaderBytes") {
+		t.Fatalf("Enqueue with %d bytes of baggage = %v, want ErrBadInput naming MaxHeaderBytes", len(bag.String()), err)
+	}
+	if s := tr.one(t, "send default"); s.Status().Code != codes.Error {
+		t.Errorf("refused enqueue's span: status %v, want Error", s.Status())
+	}
+	small, err := baggage.New(members[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := queue.Enqueue(baggage.ContextWithBaggage(context.Background(), small), c, queue.NewKind[int, int]("k"), 1); err != nil {
+		t.Fatalf("Enqueue with %d bytes of baggage: %v", len(small.String()), err)
 	}
 }
