@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
@@ -29,22 +30,33 @@ import (
 func Enqueue(opts ...Option) queue.EnqueueMiddleware {
 	c := newConfig(opts)
 	tracer := c.tracer()
+	producer := trace.WithSpanKind(trace.SpanKindProducer)
 	return func(next queue.EnqueueFunc) queue.EnqueueFunc {
+		var names nameCache
 		return func(ctx context.Context, s *queue.Submission) (string, error) {
-			attrs := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+			// As in Handler: what a sampler may use at the start, the rest
+			// on a span that records.
+			n := len(s.Payloads)
+			start := [5]attribute.KeyValue{
 				system,
 				semconv.MessagingOperationTypeSend,
 				semconv.MessagingOperationName("send"),
 				semconv.MessagingDestinationName(s.Queue),
-				BatchIDKey.String(s.BatchID),
-				KindKey.String(s.Kind),
-			)}
-			if n := len(s.Payloads); n == 1 {
-				attrs = append(attrs, trace.WithAttributes(semconv.MessagingMessageID(queue.TaskID(s.BatchID, 0))))
-			} else {
-				attrs = append(attrs, trace.WithAttributes(semconv.MessagingBatchMessageCount(n)))
 			}
-			ctx, span := tracer.Start(ctx, c.name("send", s.Queue), attrs...)
+			attrs := start[:4]
+			if n > 1 {
+				attrs = append(attrs, semconv.MessagingBatchMessageCount(n))
+			}
+			ctx, span := tracer.Start(ctx, names.get(c, "send", s.Queue), producer, trace.WithAttributes(attrs...))
+			if span.IsRecording() {
+				id := BatchIDKey.String(s.BatchID)
+				kind := KindKey.String(s.Kind)
+				if n == 1 {
+					span.SetAttributes(id, kind, semconv.MessagingMessageID(queue.TaskID(s.BatchID, 0)))
+				} else {
+					span.SetAttributes(id, kind)
+				}
+			}
 			defer span.End()
 			c.prop.Inject(ctx, headers{s})
 			id, err := next(ctx, s)

@@ -36,21 +36,29 @@ import (
 func Handler(opts ...Option) queue.Middleware {
 	c := newConfig(opts)
 	tracer := c.tracer()
+	consumer := trace.WithSpanKind(trace.SpanKindConsumer)
 	return func(next queue.RunFunc) queue.RunFunc {
+		var names nameCache
 		return func(ctx context.Context, m *queue.Message, dst []byte) (out []byte, err error) {
 			ctx = c.prop.Extract(ctx, propagation.MapCarrier(m.Headers))
-			ctx, span := tracer.Start(ctx, c.name("process", m.Queue),
-				trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
-					system,
-					semconv.MessagingOperationTypeProcess,
-					semconv.MessagingOperationName("process"),
-					semconv.MessagingDestinationName(m.Queue),
+			// The attributes a sampler may use go in at the start, as the
+			// messaging conventions ask; the rest only on a span that
+			// records, so that a provider that records nothing costs less.
+			ctx, span := tracer.Start(ctx, names.get(c, "process", m.Queue), consumer, trace.WithAttributes(
+				system,
+				semconv.MessagingOperationTypeProcess,
+				semconv.MessagingOperationName("process"),
+				semconv.MessagingDestinationName(m.Queue),
+			))
+			if span.IsRecording() {
+				span.SetAttributes(
 					semconv.MessagingMessageID(m.ID()),
 					semconv.MessagingMessageBodySize(len(m.Payload)),
 					BatchIDKey.String(m.BatchID),
 					KindKey.String(m.Kind),
 					AttemptKey.Int(m.Attempt),
-				))
+				)
+			}
 			returned := false
 			defer func() {
 				if returned {

@@ -1,6 +1,8 @@
 package otelqueue
 
 import (
+	"sync/atomic"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
@@ -76,8 +78,10 @@ func WithPropagators(p propagation.TextMapPropagator) Option {
 // WithSpanNameFormatter sets how spans are named. f gets the operation,
 // "send" (Enqueue), "process" (Handler) or "await" (the Await functions),
 // and the queue, which is "" for await spans since a batch handle does not
-// know its queue. It is called once per span, from many goroutines at
-// once, and should return a name of low cardinality (not a batch ID).
+// know its queue. It is called from many goroutines at once, not
+// necessarily once per span (a name is kept for the next span on the same
+// queue), so it must depend on its arguments only, and should return a
+// name of low cardinality (not a batch ID).
 // Default: "<operation> <queue>", as OpenTelemetry's messaging conventions
 // name spans, and "await" alone. A nil f keeps the default.
 func WithSpanNameFormatter(f func(operation, queue string) string) Option {
@@ -106,6 +110,22 @@ func newConfig(opts []Option) *config {
 
 func (c *config) tracer() trace.Tracer {
 	return c.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+}
+
+// nameCache keeps the last span name made for an operation on a queue,
+// since a middleware mostly sees one queue: a name costs an allocation.
+// Its zero value is empty; it is safe for concurrent use.
+type nameCache struct{ last atomic.Pointer[cachedName] }
+
+type cachedName struct{ queue, name string }
+
+func (n *nameCache) get(c *config, operation, queue string) string {
+	if l := n.last.Load(); l != nil && l.queue == queue {
+		return l.name
+	}
+	name := c.name(operation, queue)
+	n.last.Store(&cachedName{queue, name})
+	return name
 }
 
 func spanName(operation, queue string) string {
