@@ -302,7 +302,11 @@ func checkTraces(t *testing.T, b queue.Broker) {
 	}
 
 	// Permanent failures, awaited settled.
-	for _, r := range tr.spans("process default", otelqueue.BatchIDKey.String(refused.ID())) {
+	refusals := tr.spans("process default", otelqueue.BatchIDKey.String(refused.ID()))
+	if len(refusals) != 2 {
+		t.Errorf("%d process spans for the batch of 2 refused tasks, want 2 (a permanent failure is not retried)", len(refusals))
+	}
+	for _, r := range refusals {
 		if attr(r, "error.type").AsString() != "permanent" {
 			t.Errorf("refusing attempt: attributes %v, want error.type permanent", r.Attributes())
 		}
