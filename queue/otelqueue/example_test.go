@@ -68,3 +68,39 @@ func Example() {
 	// request, the root
 	// send default, child of request
 }
+
+// AwaitSettled's span says how many tasks failed, with an event for each
+// of the first 16.
+func ExampleAwaitSettled() {
+	ctx := context.Background()
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(ctx)
+
+	broker, _ := membroker.New(nil)
+	defer broker.Close()
+	check := queue.NewKind[int, int]("check")
+	worker, _ := queue.NewWorker(broker, nil)
+	queue.HandleFunc(worker, check, func(ctx context.Context, n int) (int, error) {
+		if n < 0 {
+			return 0, queue.Permanent(fmt.Errorf("%d is negative", n))
+		}
+		return n, nil
+	})
+	_ = worker.Start()
+	defer worker.Shutdown(ctx)
+	client, _ := queue.NewClient(broker, nil)
+
+	batch, _ := queue.EnqueueBatch(ctx, client, check, []int{1, -2, 3})
+	res, _ := otelqueue.AwaitSettled(ctx, batch, otelqueue.WithTracerProvider(tp))
+	fmt.Println(len(res), res[1].Err != nil)
+	await := spans.Ended()[0]
+	fmt.Println(await.Name(), await.Status().Description)
+	for _, e := range await.Events() {
+		fmt.Println(e.Name, e.Attributes[0].Value.AsInt64())
+	}
+	// Output:
+	// 3 true
+	// await 1 of 3 tasks failed
+	// task failed 1
+}
