@@ -64,4 +64,7 @@
 // Clients and workers report what happens to an Observer (queue/metrics
 // turns the events into Prometheus metrics), and brokers that implement
 // Inspector list their queues, batches, per-task states and dead letters.
+// queue/otelqueue carries OpenTelemetry traces from the enqueue to every
+// attempt of every task and back to the await, as middleware on both
+// sides; queue itself does not import OpenTelemetry.
 package queue
