@@ -42,6 +42,17 @@ func orderedRun(t testing.TB, ops [][2]int, cutEvery int) {
 					return fmt.Errorf("view side %d level %d: %v=%d, want %v", side, i, e.Key, e.Value, keys[i])
 				}
 			}
+			// A partial top appended after what dst holds.
+			pre := []snapshot.Entry[book, int]{{Key: book{Side: 9}}}
+			part := v.Top(side, 3, pre)
+			if n := min(3, len(keys)); len(part) != 1+n || part[0].Key != pre[0].Key {
+				return fmt.Errorf("view side %d: Top(3) after one entry has %d, want %d", side, len(part), 1+n)
+			}
+			for i, e := range part[1:] {
+				if e.Key != keys[i] || e.Value != ref[keys[i]] || e.KeySeq != 0 {
+					return fmt.Errorf("view side %d: Top(3) level %d: %+v, want %v", side, i, e, keys[i])
+				}
+			}
 			if f, _, ok := v.First(side); ok != (len(keys) > 0) || ok && f != keys[0] {
 				return fmt.Errorf("view side %d: First %v", side, f)
 			}

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 )
 
@@ -85,32 +86,36 @@ func (v *View[K, V]) Last(side int) (K, V, bool) { return v.end(side, true) }
 // top of its book.
 func (v *View[K, V]) Top(side, n int, dst []Entry[K, V]) []Entry[K, V] {
 	t := v.side(side)
-	if t == nil || n <= 0 {
+	if t == nil || t.root == nil || n <= 0 {
 		return dst
 	}
-	if t.root != nil {
-		dst, _ = topEntries(t.root, n, v.s.st.kdir, v.s.lv.vals, dst)
-	}
-	return dst
+	// Room for all of them first, so that the walk writes in place.
+	n = min(n, t.n)
+	at := len(dst)
+	dst = slices.Grow(dst, n)[:at+n]
+	got := topEntries(t.root, dst[at:], v.s.st.kdir, v.s.lv.vals)
+	return dst[:at+got]
 }
 
-// topEntries appends the first k entries under node n with their values,
-// and returns how many more are wanted.
-func topEntries[K comparable, V any](n *bnode[K], k int, kdir []*keyChunk[K], vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
+// topEntries fills dst with the first len(dst) entries under node n, with
+// their values, and returns how many it filled.
+func topEntries[K comparable, V any](n *bnode[K], dst []Entry[K, V], kdir []*keyChunk[K], vals []V) int {
 	if n.kids == nil {
-		m := min(k, len(n.ents))
-		for _, id := range n.ents[:m] {
-			dst = append(dst, Entry[K, V]{Key: kdir[id>>chunkBits][id&chunkMask], Value: vals[id]})
+		ents := n.ents[:min(len(dst), len(n.ents))]
+		for i, id := range ents {
+			e := &dst[i]
+			e.Key, e.Value, e.KeySeq = kdir[id>>chunkBits][id&chunkMask], vals[id], 0
 		}
-		return dst, k - m
+		return len(ents)
 	}
+	k := 0
 	for _, kid := range n.kids {
-		if k == 0 {
+		if k == len(dst) {
 			break
 		}
-		dst, k = topEntries(kid, k, kdir, vals, dst)
+		k += topEntries(kid, dst[k:], kdir, vals)
 	}
-	return dst, k
+	return k
 }
 
 // Ascend yields the keys of a side in [Config.Order]'s order, with their
