@@ -179,3 +179,112 @@ func TestBestBidOffer(t *testing.T) {
 		t.Fatalf("BBO %s", got)
 	}
 }
+
+// View.Changed, against a reference book: it is true exactly when an image
+// was applied, or a key the event set or removed is on the side and among
+// its first n keys after the event (or the side has n keys or fewer), so
+// that whenever the first n levels differ from the previous event's it is
+// true, and a checksum cached while it is false stays right.
+func TestViewChanged(t *testing.T) {
+	const n = 5
+	r := rand.New(rand.NewPCG(7, 8))
+	ref := map[book]int{}
+	var prev [2][]snapshot.Entry[book, int]
+	var event []book // the keys the event being checked changes
+	image := false
+	changedSeen, unchangedSeen := 0, 0
+	check := func(v *snapshot.View[book, int]) error {
+		for side := range 2 {
+			keys := sortedSide(ref, side)
+			want := image
+			if !image {
+				for _, k := range event {
+					if k.Side == side && (len(keys) <= n || bookOrder().Compare(k, keys[n-1]) <= 0) {
+						want = true
+					}
+				}
+			}
+			got := v.Changed(side, n)
+			if got != want {
+				return fmt.Errorf("seq %d side %d: Changed %v, want %v (event %v)", v.Seq(), side, got, want, event)
+			}
+			top := v.Top(side, n, nil)
+			if !got && !slices.Equal(top, prev[side]) {
+				return fmt.Errorf("seq %d side %d: Changed false, but the top went from %v to %v", v.Seq(), side, prev[side], top)
+			}
+			if got {
+				changedSeen++
+			} else {
+				unchangedSeen++
+			}
+			prev[side] = top
+			if v.Changed(side, 0) {
+				return fmt.Errorf("seq %d side %d: Changed(0) is true", v.Seq(), side)
+			}
+		}
+		return nil
+	}
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X", Messages: true}},
+		Order: bookOrder(), Check: check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset := func(seq uint64) {
+		clear(ref)
+		img := snapshot.Image[book, int]{Source: "X", Seq: seq, Time: base.Add(time.Duration(seq) * time.Microsecond)}
+		for range r.IntN(30) {
+			k := book{Side: r.IntN(2), Price: 1 + r.IntN(40)}
+			if _, ok := ref[k]; !ok {
+				ref[k] = 1 + r.IntN(3)
+				img.Entries = append(img.Entries, snapshot.Entry[book, int]{Key: k, Value: ref[k]})
+			}
+		}
+		image, event = true, nil
+		if err := c.Reset(img); err != nil {
+			t.Fatal(err)
+		}
+		image = false
+	}
+	reset(1)
+	for seq := uint64(2); seq < 3000; seq++ {
+		if seq%500 == 0 {
+			reset(seq)
+			continue
+		}
+		m := snapshot.Message[book, int]{Source: "X", Seq: seq, Time: base.Add(time.Duration(seq) * time.Microsecond)}
+		event = event[:0]
+		for range 1 + r.IntN(3) {
+			k := book{Side: r.IntN(2), Price: 1 + r.IntN(40)}
+			ch := snapshot.Change[book, int]{Key: k, Value: 1 + r.IntN(3)}
+			if r.IntN(3) == 0 {
+				ch = snapshot.Change[book, int]{Key: k, Delete: true}
+				delete(ref, k)
+			} else {
+				ref[k] = ch.Value
+			}
+			m.Changes = append(m.Changes, ch)
+			event = append(event, k)
+		}
+		if err := c.ApplyMessage(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if changedSeen < 100 || unchangedSeen < 100 {
+		t.Fatalf("Changed was true %d times and false %d times: the test covers too little", changedSeen, unchangedSeen)
+	}
+}
+
+// Without an Order, Changed is always true: nothing is known of the order.
+func TestViewChangedUnordered(t *testing.T) {
+	var got []bool
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X"}},
+		Check: func(v *snapshot.View[book, int]) error { got = append(got, v.Changed(0, 3)); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Reset(snapshot.Image[book, int]{Source: "X", Seq: 1, Time: base}))
+	must(t, c.Apply(snapshot.Update[book, int]{Source: "X", Seq: 2, Time: base, Key: book{0, 9}, Value: 1}))
+	if !slices.Equal(got, []bool{true, true}) {
+		t.Fatalf("Changed reported %v, want [true true]", got)
+	}
+}
