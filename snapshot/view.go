@@ -213,7 +213,7 @@ type live[K comparable, V any] struct {
 	// whole: the event being checked is an image, which changed everything
 	// (its changes are not in undo).
 	whole bool
-	view View[K, V]
+	view  View[K, V]
 }
 
 type undoRec[V any] struct {
