@@ -2,6 +2,8 @@ package okx
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"time"
 
 	"github.com/gather-go/gather/exchange"
@@ -35,6 +37,13 @@ func Source(instID string) snapshot.Source {
 // event time of a push is its ts. A checksum of 0 is taken for none: OKX
 // sends 0 since it deprecated the field in 2026.
 //
+// Each channel keeps a book of a fixed depth per side (books and
+// books-l2-tbt 400 levels, books50-l2-tbt 50; see [Depth]): a level pushed
+// out of it by better ones is not deleted by OKX, and no longer updated.
+// The Feed keeps the prices of each book (at most the depth per side) and
+// deletes such levels itself, in the same message, so the collector's book
+// is OKX's. Subscribe to one book channel per instrument.
+//
 // The zero value is not usable; create one with NewFeed. A Feed is not safe
 // for concurrent use: feed it from the connection's reading goroutine.
 type Feed struct {
@@ -49,6 +58,21 @@ type book struct {
 	source string
 	offset uint64 // added to OKX's seqIds, raised when OKX restarts them
 	last   uint64 // the collector Seq of the last push passed on
+	// Prices in the book, best first on each side, at most the channel's
+	// depth of them.
+	sides [2][]exchange.Decimal
+}
+
+// Depth returns the levels per side that an order book channel keeps: 400
+// for books and books-l2-tbt, 50 for books50-l2-tbt, 0 for other channels.
+func Depth(channel string) int {
+	switch channel {
+	case "books", "books-l2-tbt":
+		return 400
+	case "books50-l2-tbt":
+		return 50
+	}
+	return 0
 }
 
 // NewFeed returns a Feed writing to sink and registering checksums and
@@ -74,7 +98,7 @@ func (f *Feed) Handle(recv time.Time, msg []byte) error {
 		f.books[m.InstID] = b
 	}
 	for i := range m.Books {
-		if err := f.push(b, m.Kind, &m.Books[i]); err != nil {
+		if err := f.push(b, m.Kind, Depth(m.Channel), &m.Books[i]); err != nil {
 			return fmt.Errorf("okx: %s %s seqId %d: %w", b.source, m.Channel, m.Books[i].SeqID, err)
 		}
 	}
@@ -92,7 +116,10 @@ func (f *Feed) Seq(instID string, seqID int64) uint64 {
 	return uint64(seqID) + off
 }
 
-func (f *Feed) push(b *book, kind Kind, bk *Book) error {
+func (f *Feed) push(b *book, kind Kind, depth int, bk *Book) error {
+	if depth <= 0 {
+		depth = math.MaxInt // a channel of unknown depth: nothing is cut
+	}
 	seq := uint64(bk.SeqID) + b.offset
 	switch kind {
 	case BBO:
@@ -107,8 +134,27 @@ func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 			b.offset = b.last + 1 - uint64(bk.SeqID)
 			seq = b.last + 1
 		}
-		f.entries = exchange.Entries(f.entries[:0], exchange.Bid, bk.Bids)
-		f.entries = exchange.Entries(f.entries, exchange.Ask, bk.Asks)
+		f.entries = f.entries[:0]
+		for s, ls := range [2][]exchange.Level{exchange.Bid: bk.Bids, exchange.Ask: bk.Asks} {
+			side := exchange.Side(s)
+			b.sides[s] = b.sides[s][:0]
+			for _, l := range ls {
+				if !l.Qty.IsZero() {
+					b.set(side, l.Price.Norm())
+				}
+			}
+			// A snapshot deeper than the channel is cut to it, as the book
+			// will be after every update.
+			b.sides[s] = b.sides[s][:min(len(b.sides[s]), depth)]
+			for _, l := range ls {
+				if l.Qty.IsZero() {
+					continue
+				}
+				if key := exchange.KeyOf(side, l.Price); b.has(side, key.Price) {
+					f.entries = append(f.entries, snapshot.Entry[exchange.Key, exchange.Level]{Key: key, Value: l})
+				}
+			}
+		}
 		if bk.HasChecksum && f.checker != nil {
 			f.checker.ExpectChecksum(b.source, seq, uint32(bk.Checksum), BookChecksum)
 		}
@@ -125,8 +171,25 @@ func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 	if bk.SeqID == bk.PrevSeqID && len(bk.Bids) == 0 && len(bk.Asks) == 0 {
 		return f.sink.Heartbeat(snapshot.Heartbeat{Source: b.source, Seq: seq, Time: bk.Time})
 	}
-	f.changes = exchange.Changes(f.changes[:0], exchange.Bid, bk.Bids)
-	f.changes = exchange.Changes(f.changes, exchange.Ask, bk.Asks)
+	f.changes = f.changes[:0]
+	for s, ls := range [2][]exchange.Level{exchange.Bid: bk.Bids, exchange.Ask: bk.Asks} {
+		side := exchange.Side(s)
+		for _, l := range ls {
+			key := exchange.KeyOf(side, l.Price)
+			if l.Qty.IsZero() {
+				b.del(side, key.Price)
+			} else {
+				b.set(side, key.Price)
+			}
+			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{Key: key, Value: l, Delete: l.Qty.IsZero()})
+		}
+		// Levels pushed out of the channel's depth leave the book.
+		for len(b.sides[s]) > depth {
+			p := b.sides[s][len(b.sides[s])-1]
+			b.sides[s] = b.sides[s][:len(b.sides[s])-1]
+			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{Key: exchange.Key{Side: side, Price: p}, Delete: true})
+		}
+	}
 	if bk.HasChecksum && f.checker != nil {
 		f.checker.ExpectChecksum(b.source, seq, uint32(bk.Checksum), BookChecksum)
 	}
@@ -134,6 +197,33 @@ func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 	return f.sink.ApplyMessage(snapshot.Message[exchange.Key, exchange.Level]{
 		Source: b.source, Seq: seq, Prev: prev, Time: bk.Time, Changes: f.changes,
 	})
+}
+
+// find returns where price p (normalized) is, or would be, on side (best
+// first).
+func (b *book) find(side exchange.Side, p exchange.Decimal) (int, bool) {
+	return slices.BinarySearchFunc(b.sides[side], p, func(have, want exchange.Decimal) int {
+		return exchange.Compare(exchange.Key{Side: side, Price: have}, exchange.Key{Side: side, Price: want})
+	})
+}
+
+func (b *book) has(side exchange.Side, p exchange.Decimal) bool {
+	_, ok := b.find(side, p)
+	return ok
+}
+
+// set adds price p to side if it is not there.
+func (b *book) set(side exchange.Side, p exchange.Decimal) {
+	if i, ok := b.find(side, p); !ok {
+		b.sides[side] = slices.Insert(b.sides[side], i, p)
+	}
+}
+
+// del removes price p from side if it is there.
+func (b *book) del(side exchange.Side, p exchange.Decimal) {
+	if i, ok := b.find(side, p); ok {
+		b.sides[side] = slices.Delete(b.sides[side], i, i+1)
+	}
 }
 
 // BookChecksum computes OKX's checksum (see [Checksum]) of the book v shows,
