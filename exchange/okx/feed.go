@@ -3,7 +3,6 @@ package okx
 import (
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/gather-go/gather/exchange"
@@ -58,9 +57,8 @@ type book struct {
 	source string
 	offset uint64 // added to OKX's seqIds, raised when OKX restarts them
 	last   uint64 // the collector Seq of the last push passed on
-	// Prices in the book, best first on each side, at most the channel's
-	// depth of them.
-	sides [2][]exchange.Decimal
+	// Prices in the book, at most the channel's depth on each side.
+	sides [2]wire.DepthSide
 }
 
 // Depth returns the levels per side that an order book channel keeps: 400
@@ -137,20 +135,11 @@ func (f *Feed) push(b *book, kind Kind, depth int, bk *Book) error {
 		f.entries = f.entries[:0]
 		for s, ls := range [2][]exchange.Level{exchange.Bid: bk.Bids, exchange.Ask: bk.Asks} {
 			side := exchange.Side(s)
-			b.sides[s] = b.sides[s][:0]
-			for _, l := range ls {
-				if !l.Qty.IsZero() {
-					b.set(side, l.Price.Norm())
-				}
-			}
 			// A snapshot deeper than the channel is cut to it, as the book
 			// will be after every update.
-			b.sides[s] = b.sides[s][:min(len(b.sides[s]), depth)]
+			b.sides[s].Reset(side, ls, depth)
 			for _, l := range ls {
-				if l.Qty.IsZero() {
-					continue
-				}
-				if key := exchange.KeyOf(side, l.Price); b.has(side, key.Price) {
+				if key := exchange.KeyOf(side, l.Price); !l.Qty.IsZero() && b.sides[s].Has(side, key.Price) {
 					f.entries = append(f.entries, snapshot.Entry[exchange.Key, exchange.Level]{Key: key, Value: l})
 				}
 			}
@@ -171,24 +160,14 @@ func (f *Feed) push(b *book, kind Kind, depth int, bk *Book) error {
 	if bk.SeqID == bk.PrevSeqID && len(bk.Bids) == 0 && len(bk.Asks) == 0 {
 		return f.sink.Heartbeat(snapshot.Heartbeat{Source: b.source, Seq: seq, Time: bk.Time})
 	}
-	f.changes = f.changes[:0]
+	f.changes = exchange.Changes(f.changes[:0], exchange.Bid, bk.Bids)
+	f.changes = exchange.Changes(f.changes, exchange.Ask, bk.Asks)
+	// Levels pushed out of the channel's depth leave the book.
 	for s, ls := range [2][]exchange.Level{exchange.Bid: bk.Bids, exchange.Ask: bk.Asks} {
 		side := exchange.Side(s)
-		for _, l := range ls {
-			key := exchange.KeyOf(side, l.Price)
-			if l.Qty.IsZero() {
-				b.del(side, key.Price)
-			} else {
-				b.set(side, key.Price)
-			}
-			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{Key: key, Value: l, Delete: l.Qty.IsZero()})
-		}
-		// Levels pushed out of the channel's depth leave the book.
-		for len(b.sides[s]) > depth {
-			p := b.sides[s][len(b.sides[s])-1]
-			b.sides[s] = b.sides[s][:len(b.sides[s])-1]
+		b.sides[s].Apply(side, ls, depth, func(p exchange.Decimal) {
 			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{Key: exchange.Key{Side: side, Price: p}, Delete: true})
-		}
+		})
 	}
 	if bk.HasChecksum && f.checker != nil {
 		f.checker.ExpectChecksum(b.source, seq, uint32(bk.Checksum), BookChecksum)
@@ -197,33 +176,6 @@ func (f *Feed) push(b *book, kind Kind, depth int, bk *Book) error {
 	return f.sink.ApplyMessage(snapshot.Message[exchange.Key, exchange.Level]{
 		Source: b.source, Seq: seq, Prev: prev, Time: bk.Time, Changes: f.changes,
 	})
-}
-
-// find returns where price p (normalized) is, or would be, on side (best
-// first).
-func (b *book) find(side exchange.Side, p exchange.Decimal) (int, bool) {
-	return slices.BinarySearchFunc(b.sides[side], p, func(have, want exchange.Decimal) int {
-		return exchange.Compare(exchange.Key{Side: side, Price: have}, exchange.Key{Side: side, Price: want})
-	})
-}
-
-func (b *book) has(side exchange.Side, p exchange.Decimal) bool {
-	_, ok := b.find(side, p)
-	return ok
-}
-
-// set adds price p to side if it is not there.
-func (b *book) set(side exchange.Side, p exchange.Decimal) {
-	if i, ok := b.find(side, p); !ok {
-		b.sides[side] = slices.Insert(b.sides[side], i, p)
-	}
-}
-
-// del removes price p from side if it is there.
-func (b *book) del(side exchange.Side, p exchange.Decimal) {
-	if i, ok := b.find(side, p); ok {
-		b.sides[side] = slices.Delete(b.sides[side], i, i+1)
-	}
 }
 
 // BookChecksum computes OKX's checksum (see [Checksum]) of the book v shows,
