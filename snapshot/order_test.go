@@ -186,6 +186,13 @@ func TestBestBidOffer(t *testing.T) {
 // that whenever the first n levels differ from the previous event's it is
 // true, and a checksum cached while it is false stays right.
 func TestViewChanged(t *testing.T) {
+	t.Run("messages", func(t *testing.T) { testViewChanged(t, true) })
+	t.Run("events", func(t *testing.T) { testViewChanged(t, false) })
+}
+
+// testViewChanged feeds events of one to three changes, as messages or as
+// updates ending with EndOfEvent.
+func testViewChanged(t *testing.T, messages bool) {
 	const n = 5
 	r := rand.New(rand.NewPCG(7, 8))
 	ref := map[book]int{}
@@ -224,7 +231,7 @@ func TestViewChanged(t *testing.T) {
 		}
 		return nil
 	}
-	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X", Messages: true}},
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X", Messages: messages, Events: !messages}},
 		Order: bookOrder(), Check: check})
 	if err != nil {
 		t.Fatal(err)
@@ -246,12 +253,15 @@ func TestViewChanged(t *testing.T) {
 		image = false
 	}
 	reset(1)
-	for seq := uint64(2); seq < 3000; seq++ {
-		if seq%500 == 0 {
+	seq := uint64(2)
+	for ev := 0; ev < 3000; ev++ {
+		if ev%500 == 499 {
 			reset(seq)
+			seq++
 			continue
 		}
-		m := snapshot.Message[book, int]{Source: "X", Seq: seq, Time: base.Add(time.Duration(seq) * time.Microsecond)}
+		at := base.Add(time.Duration(seq) * time.Microsecond)
+		m := snapshot.Message[book, int]{Source: "X", Seq: seq, Time: at}
 		event = event[:0]
 		for range 1 + r.IntN(3) {
 			k := book{Side: r.IntN(2), Price: 1 + r.IntN(40)}
@@ -265,8 +275,20 @@ func TestViewChanged(t *testing.T) {
 			m.Changes = append(m.Changes, ch)
 			event = append(event, k)
 		}
-		if err := c.ApplyMessage(m); err != nil {
-			t.Fatal(err)
+		if messages {
+			if err := c.ApplyMessage(m); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+			continue
+		}
+		for i, ch := range m.Changes {
+			u := snapshot.Update[book, int]{Source: "X", Seq: seq, Time: at, Key: ch.Key, Value: ch.Value, Delete: ch.Delete,
+				EndOfEvent: i == len(m.Changes)-1}
+			if err := c.Apply(u); err != nil {
+				t.Fatal(err)
+			}
+			seq++
 		}
 	}
 	if changedSeen < 100 || unchangedSeen < 100 {
