@@ -126,8 +126,9 @@ func topEntries[K comparable, V any](n *bnode[K], dst []Entry[K, V], kdir []*key
 // hook sees every source's events). It is true after an image, when a key
 // the event set or removed is among the first n keys after it (a value set
 // to the value it had counts), when the side holds n keys or fewer after
-// the event and the event changed a key of it, and always without an Order;
-// false for n ≤ 0 and for a side out of range. It costs O(keys changed by the event + log keys + n).
+// the event and the event changed a key of it, and always without an
+// Order; false for n ≤ 0 and for a side out of range. It costs O(keys the
+// event changed + log keys + n).
 func (v *View[K, V]) Changed(side, n int) bool {
 	lv := v.s.lv
 	if n <= 0 {
