@@ -270,3 +270,44 @@ func ExampleView() {
 	// resync kraken:XBT/USD
 	// true
 }
+
+// A Check hook that keeps its checksum of the best three levels per source
+// and computes it again only when an event may have changed them: changes
+// further down the book cost it nothing.
+func ExampleView_Changed() {
+	sums := map[string]uint32{}
+	computed := 0
+	c, _ := snapshot.New(&snapshot.Config[int, int]{
+		Sources: []snapshot.Source{{Name: "book"}},
+		Order:   &snapshot.Order[int]{Compare: func(a, b int) int { return b - a }}, // bids, highest first
+		Check: func(v *snapshot.View[int, int]) error {
+			if _, ok := sums[v.Source()]; ok && !v.Changed(0, 3) {
+				return nil // the kept checksum holds
+			}
+			var b []byte
+			for _, e := range v.Top(0, 3, nil) {
+				b = fmt.Appendf(b, "%d:%d;", e.Key, e.Value)
+			}
+			sums[v.Source()] = crc32.ChecksumIEEE(b)
+			computed++
+			return nil
+		},
+	})
+	at := time.Date(2024, 1, 2, 9, 30, 0, 0, time.UTC)
+	img := snapshot.Image[int, int]{Source: "book", Seq: 1, Time: at}
+	for p := 100; p <= 105; p++ {
+		img.Entries = append(img.Entries, snapshot.Entry[int, int]{Key: p, Value: 1})
+	}
+	_ = c.Reset(img) // computed: an image changes everything
+	for i, ch := range []snapshot.Change[int, int]{
+		{Key: 90, Value: 4},      // below the best three: kept
+		{Key: 104, Value: 2},     // the second best: computed
+		{Key: 101, Delete: true}, // kept
+	} {
+		_ = c.Apply(snapshot.Update[int, int]{Source: "book", Seq: uint64(2 + i), Time: at, Key: ch.Key, Value: ch.Value, Delete: ch.Delete})
+	}
+	fmt.Printf("computed %d times for 4 events, checksum of 105:1;104:2;103:1; %v\n",
+		computed, sums["book"] == crc32.ChecksumIEEE([]byte("105:1;104:2;103:1;")))
+	// Output:
+	// computed 2 times for 4 events, checksum of 105:1;104:2;103:1; true
+}

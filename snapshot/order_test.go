@@ -42,6 +42,17 @@ func orderedRun(t testing.TB, ops [][2]int, cutEvery int) {
 					return fmt.Errorf("view side %d level %d: %v=%d, want %v", side, i, e.Key, e.Value, keys[i])
 				}
 			}
+			// A partial top appended after what dst holds.
+			pre := []snapshot.Entry[book, int]{{Key: book{Side: 9}}}
+			part := v.Top(side, 3, pre)
+			if n := min(3, len(keys)); len(part) != 1+n || part[0].Key != pre[0].Key {
+				return fmt.Errorf("view side %d: Top(3) after one entry has %d, want %d", side, len(part), 1+n)
+			}
+			for i, e := range part[1:] {
+				if e.Key != keys[i] || e.Value != ref[keys[i]] || e.KeySeq != 0 {
+					return fmt.Errorf("view side %d: Top(3) level %d: %+v, want %v", side, i, e, keys[i])
+				}
+			}
 			if f, _, ok := v.First(side); ok != (len(keys) > 0) || ok && f != keys[0] {
 				return fmt.Errorf("view side %d: First %v", side, f)
 			}
@@ -166,5 +177,136 @@ func TestBestBidOffer(t *testing.T) {
 	ask, aq, _ := cut.First("V", 1)
 	if got := fmt.Sprintf("%d x %d / %d x %d", bid.Price, bq, ask.Price, aq); got != "101 x 11 / 102 x 13" {
 		t.Fatalf("BBO %s", got)
+	}
+}
+
+// View.Changed, against a reference book: it is true exactly when an image
+// was applied, or a key the event set or removed is on the side and among
+// its first n keys after the event (or the side has n keys or fewer), so
+// that whenever the first n levels differ from the previous event's it is
+// true, and a checksum cached while it is false stays right.
+func TestViewChanged(t *testing.T) {
+	t.Run("messages", func(t *testing.T) { testViewChanged(t, true) })
+	t.Run("events", func(t *testing.T) { testViewChanged(t, false) })
+}
+
+// testViewChanged feeds events of one to three changes, as messages or as
+// updates ending with EndOfEvent.
+func testViewChanged(t *testing.T, messages bool) {
+	const n = 5
+	r := rand.New(rand.NewPCG(7, 8))
+	ref := map[book]int{}
+	var prev [2][]snapshot.Entry[book, int]
+	var event []book // the keys the event being checked changes
+	image := false
+	changedSeen, unchangedSeen := 0, 0
+	check := func(v *snapshot.View[book, int]) error {
+		for side := range 2 {
+			keys := sortedSide(ref, side)
+			want := image
+			if !image {
+				for _, k := range event {
+					if k.Side == side && (len(keys) <= n || bookOrder().Compare(k, keys[n-1]) <= 0) {
+						want = true
+					}
+				}
+			}
+			got := v.Changed(side, n)
+			if got != want {
+				return fmt.Errorf("seq %d side %d: Changed %v, want %v (event %v)", v.Seq(), side, got, want, event)
+			}
+			top := v.Top(side, n, nil)
+			if !got && !slices.Equal(top, prev[side]) {
+				return fmt.Errorf("seq %d side %d: Changed false, but the top went from %v to %v", v.Seq(), side, prev[side], top)
+			}
+			if got {
+				changedSeen++
+			} else {
+				unchangedSeen++
+			}
+			prev[side] = top
+			if v.Changed(side, 0) {
+				return fmt.Errorf("seq %d side %d: Changed(0) is true", v.Seq(), side)
+			}
+		}
+		return nil
+	}
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X", Messages: messages, Events: !messages}},
+		Order: bookOrder(), Check: check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reset := func(seq uint64) {
+		clear(ref)
+		img := snapshot.Image[book, int]{Source: "X", Seq: seq, Time: base.Add(time.Duration(seq) * time.Microsecond)}
+		for range r.IntN(30) {
+			k := book{Side: r.IntN(2), Price: 1 + r.IntN(40)}
+			if _, ok := ref[k]; !ok {
+				ref[k] = 1 + r.IntN(3)
+				img.Entries = append(img.Entries, snapshot.Entry[book, int]{Key: k, Value: ref[k]})
+			}
+		}
+		image, event = true, nil
+		if err := c.Reset(img); err != nil {
+			t.Fatal(err)
+		}
+		image = false
+	}
+	reset(1)
+	seq := uint64(2)
+	for ev := 0; ev < 3000; ev++ {
+		if ev%500 == 499 {
+			reset(seq)
+			seq++
+			continue
+		}
+		at := base.Add(time.Duration(seq) * time.Microsecond)
+		m := snapshot.Message[book, int]{Source: "X", Seq: seq, Time: at}
+		event = event[:0]
+		for range 1 + r.IntN(3) {
+			k := book{Side: r.IntN(2), Price: 1 + r.IntN(40)}
+			ch := snapshot.Change[book, int]{Key: k, Value: 1 + r.IntN(3)}
+			if r.IntN(3) == 0 {
+				ch = snapshot.Change[book, int]{Key: k, Delete: true}
+				delete(ref, k)
+			} else {
+				ref[k] = ch.Value
+			}
+			m.Changes = append(m.Changes, ch)
+			event = append(event, k)
+		}
+		if messages {
+			if err := c.ApplyMessage(m); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+			continue
+		}
+		for i, ch := range m.Changes {
+			u := snapshot.Update[book, int]{Source: "X", Seq: seq, Time: at, Key: ch.Key, Value: ch.Value, Delete: ch.Delete,
+				EndOfEvent: i == len(m.Changes)-1}
+			if err := c.Apply(u); err != nil {
+				t.Fatal(err)
+			}
+			seq++
+		}
+	}
+	if changedSeen < 100 || unchangedSeen < 100 {
+		t.Fatalf("Changed was true %d times and false %d times: the test covers too little", changedSeen, unchangedSeen)
+	}
+}
+
+// Without an Order, Changed is always true: nothing is known of the order.
+func TestViewChangedUnordered(t *testing.T) {
+	var got []bool
+	c, err := snapshot.New(&snapshot.Config[book, int]{Sources: []snapshot.Source{{Name: "X"}},
+		Check: func(v *snapshot.View[book, int]) error { got = append(got, v.Changed(0, 3)); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, c.Reset(snapshot.Image[book, int]{Source: "X", Seq: 1, Time: base}))
+	must(t, c.Apply(snapshot.Update[book, int]{Source: "X", Seq: 2, Time: base, Key: book{0, 9}, Value: 1}))
+	if !slices.Equal(got, []bool{true, true}) {
+		t.Fatalf("Changed reported %v, want [true true]", got)
 	}
 }

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"fmt"
 	"iter"
+	"slices"
 	"time"
 )
 
@@ -85,32 +86,105 @@ func (v *View[K, V]) Last(side int) (K, V, bool) { return v.end(side, true) }
 // top of its book.
 func (v *View[K, V]) Top(side, n int, dst []Entry[K, V]) []Entry[K, V] {
 	t := v.side(side)
-	if t == nil || n <= 0 {
+	if t == nil || t.root == nil || n <= 0 {
 		return dst
 	}
-	if t.root != nil {
-		dst, _ = topEntries(t.root, n, v.s.st.kdir, v.s.lv.vals, dst)
-	}
-	return dst
+	// Room for all of them first, so that the walk writes in place.
+	n = min(n, t.n)
+	at := len(dst)
+	dst = slices.Grow(dst, n)[:at+n]
+	got := topEntries(t.root, dst[at:], v.s.st.kdir, v.s.lv.vals)
+	return dst[:at+got]
 }
 
-// topEntries appends the first k entries under node n with their values,
-// and returns how many more are wanted.
-func topEntries[K comparable, V any](n *bnode[K], k int, kdir []*keyChunk[K], vals []V, dst []Entry[K, V]) ([]Entry[K, V], int) {
+// topEntries fills dst with the first len(dst) entries under node n, with
+// their values, and returns how many it filled.
+func topEntries[K comparable, V any](n *bnode[K], dst []Entry[K, V], kdir []*keyChunk[K], vals []V) int {
 	if n.kids == nil {
-		m := min(k, len(n.ents))
-		for _, id := range n.ents[:m] {
-			dst = append(dst, Entry[K, V]{Key: kdir[id>>chunkBits][id&chunkMask], Value: vals[id]})
+		ents := n.ents[:min(len(dst), len(n.ents))]
+		for i, id := range ents {
+			e := &dst[i]
+			e.Key, e.Value, e.KeySeq = kdir[id>>chunkBits][id&chunkMask], vals[id], 0
 		}
-		return dst, k - m
+		return len(ents)
 	}
+	k := 0
 	for _, kid := range n.kids {
-		if k == 0 {
+		if k == len(dst) {
 			break
 		}
-		dst, k = topEntries(kid, k, kdir, vals, dst)
+		k += topEntries(kid, dst[k:], kdir, vals)
 	}
-	return dst, k
+	return k
+}
+
+// Changed reports whether the event just applied may have changed the
+// first n keys of a side in [Config.Order]'s order, or their values. False
+// means that they and their values are what they were before the event, so
+// that a checksum of the top of a book computed after the source's previous
+// event still holds and need not be computed again (keep it per source: the
+// hook sees every source's events). It is true after an image, when a key
+// the event set or removed is among the first n keys after it (a value set
+// to the value it had counts), when the side holds n keys or fewer after
+// the event and the event changed a key of it, and always without an
+// Order; false for n ≤ 0 and for a side out of range. It costs O(keys the
+// event changed + log keys + n).
+func (v *View[K, V]) Changed(side, n int) bool {
+	lv := v.s.lv
+	if n <= 0 {
+		return false
+	}
+	if lv.whole || lv.ord == nil {
+		return true
+	}
+	t := v.side(side)
+	if t == nil {
+		return false
+	}
+	// A key after the n-th key that follows the event leaves the first n as
+	// they were: the keys up to that n-th key, and their values, are the
+	// same before and after, and there were n of them before too.
+	var nth K
+	full, found := false, false
+	o := v.s.c.cfg.Order
+	for i := range lv.undo {
+		k := v.s.st.key(lv.undo[i].id)
+		if o.side(k) != side {
+			continue
+		}
+		if !found { // found once, and only for an event that changed this side
+			found = true
+			if t.root != nil && t.n > n {
+				nth, _, full = nthKey(t.root, n, v.s.st.kdir)
+			}
+		}
+		if !full || t.cmp(k, nth) <= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// nthKey returns the n-th key (from 1) under nd and true, or, if nd holds
+// fewer than n keys, how many it holds and false.
+func nthKey[K comparable](nd *bnode[K], n int, kdir []*keyChunk[K]) (K, int, bool) {
+	var zero K
+	if nd.kids == nil {
+		if n <= len(nd.ents) {
+			id := nd.ents[n-1]
+			return kdir[id>>chunkBits][id&chunkMask], 0, true
+		}
+		return zero, len(nd.ents), false
+	}
+	seen := 0
+	for _, kid := range nd.kids {
+		k, c, ok := nthKey(kid, n-seen, kdir)
+		if ok {
+			return k, 0, true
+		}
+		seen += c
+	}
+	return zero, seen, false
 }
 
 // Ascend yields the keys of a side in [Config.Order]'s order, with their
@@ -137,7 +211,10 @@ type live[K comparable, V any] struct {
 	ord  *ordered[K] // never shared, so changed in place
 	undo []undoRec[V]
 	ids  []int32 // scratch: the key ids of a message's changes
-	view View[K, V]
+	// whole: the event being checked is an image, which changed everything
+	// (its changes are not in undo).
+	whole bool
+	view  View[K, V]
 }
 
 type undoRec[V any] struct {
@@ -291,7 +368,10 @@ func (s *source[K, V]) checkImage(seq uint64, t int64, entries []Entry[K, V]) er
 		lv.set(e.Key, s.st.id(e.Key), false, e.Value)
 	}
 	lv.commit()
-	if err := s.runCheck(seq, t); err != nil {
+	lv.whole = true
+	err := s.runCheck(seq, t)
+	lv.whole = false
+	if err != nil {
 		return s.refuseChecked("reset", seq, undatedT, err)
 	}
 	return nil

@@ -45,8 +45,15 @@ func Source(mk Market, symbol string) snapshot.Source {
 // E is when the response was made, not a time of the book), so the
 // collector dates an image by the message that follows it.
 //
-// Binance sends no heartbeats in its streams: a book that does not change
-// shows no progress, and cuts after its last event wait for it.
+// Binance sends no heartbeats, and the Feed invents none. Binance pushes a
+// diff per interval (100ms or 1000ms spot, 100ms to 500ms futures) only for
+// a book that changed in it: its futures documentation says "if existing",
+// and its spot documentation promises no push for an unchanged book. So
+// silence on a symbol is the same whether nothing changed or its events are
+// late or lost, and nothing proves a quiet book current: each event proves
+// the book up to its E, and a cut after a book's last event waits for its
+// next one. Mark the sources of quiet books [snapshot.Source] Optional, or
+// wait for the books a computation needs with [snapshot.Collector.AtFor].
 //
 // The zero value is not usable; create one with NewFeed. A Feed is not safe
 // for concurrent use: feed it from the connection's reading goroutine, and

@@ -161,3 +161,36 @@ func TestHandleImageRefusesOtherURLs(t *testing.T) {
 		t.Fatalf("HandleImage(trades URL) = %v, want ErrFormat", err)
 	}
 }
+
+// Binance says nothing of a book that does not change (its futures streams
+// push "if existing"), so the Feed announces no progress of its own: a cut
+// after a book's last event waits for it, and the next event, even one
+// with no levels, completes the cut up to its event time.
+func TestQuietBookWaitsForItsNextEvent(t *testing.T) {
+	t.Parallel()
+	src := binance.SourceName(binance.Spot, "BNBBTC")
+	f, c, _ := newFeed(t, binance.Source(binance.Spot, "BNBBTC"))
+	base := t0.UnixMilli()
+	if err := f.HandleImage(t0, spotURL, []byte(`{"lastUpdateId":10,"bids":[["1","1"]],"asks":[["2","1"]]}`)); err != nil {
+		t.Fatal(err)
+	}
+	handle(t, f, spotDiff(11, 11, base+100, `[["1","2"]]`, `[]`))
+	cut, err := c.Cut(time.UnixMilli(base + 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cut.Complete() {
+		t.Fatalf("a cut after the book's last event is complete: %v", cut)
+	}
+	if st, _ := cut.Status(src); st.Seq != 11 {
+		t.Fatalf("status %v, want the book at 11", st)
+	}
+	handle(t, f, spotDiff(12, 12, base+1100, `[]`, `[]`))
+	cut, err = c.Cut(time.UnixMilli(base + 1050))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cut.Complete() {
+		t.Fatalf("after an event at +1.1s, the cut at +1.05s is incomplete: %v", cut.Err())
+	}
+}

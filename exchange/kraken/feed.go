@@ -3,7 +3,6 @@ package kraken
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/gather-go/gather/exchange"
@@ -51,6 +50,7 @@ type Feed struct {
 	books   map[string]*book
 	changes []snapshot.Change[exchange.Key, exchange.Level]
 	entries []snapshot.Entry[exchange.Key, exchange.Level]
+	levels  []exchange.Level // scratch: one side's levels of a message
 }
 
 type book struct {
@@ -58,8 +58,8 @@ type book struct {
 	seq    uint64
 	depth  int
 	last   time.Time
-	// Prices in the book, best first on each side, at most depth of them.
-	sides [2][]exchange.Decimal
+	// Prices in the book, at most depth on each side.
+	sides [2]wire.DepthSide
 }
 
 // NewFeed returns a Feed writing to sink and registering checksums with
@@ -123,25 +123,15 @@ func (f *Feed) snapshot(recv time.Time, m *Message) error {
 	f.entries = f.entries[:0]
 	for s, ls := range [2][]Level{exchange.Bid: m.Bids, exchange.Ask: m.Asks} {
 		side := exchange.Side(s)
-		b.sides[s] = b.sides[s][:0]
-		for _, l := range ls {
-			if l.Volume.IsZero() {
-				continue
-			}
-			p := l.Price.Norm()
-			if i, found := b.find(side, p); !found {
-				b.sides[s] = slices.Insert(b.sides[s], i, p)
-			}
-		}
 		// A snapshot deeper than the subscription is cut to it, as the
 		// book will be after every update.
-		b.sides[s] = b.sides[s][:min(len(b.sides[s]), b.depth)]
+		b.sides[s].Reset(side, f.exchangeLevels(ls), b.depth)
 		for _, l := range ls {
 			if l.Volume.IsZero() {
 				continue
 			}
 			key := exchange.KeyOf(side, l.Price)
-			if _, found := b.find(side, key.Price); found {
+			if b.sides[s].Has(side, key.Price) {
 				f.entries = append(f.entries, snapshot.Entry[exchange.Key, exchange.Level]{
 					Key: key, Value: exchange.Level{Price: l.Price, Qty: l.Volume},
 				})
@@ -155,11 +145,13 @@ func (f *Feed) snapshot(recv time.Time, m *Message) error {
 	return nil
 }
 
-// find returns where p is, or would be, in side's prices (best first).
-func (b *book) find(side exchange.Side, p exchange.Decimal) (int, bool) {
-	return slices.BinarySearchFunc(b.sides[side], p, func(have, want exchange.Decimal) int {
-		return exchange.Compare(exchange.Key{Side: side, Price: have}, exchange.Key{Side: side, Price: want})
-	})
+// exchangeLevels returns ls as exchange levels, in a buffer of the Feed.
+func (f *Feed) exchangeLevels(ls []Level) []exchange.Level {
+	f.levels = f.levels[:0]
+	for _, l := range ls {
+		f.levels = append(f.levels, exchange.Level{Price: l.Price, Qty: l.Volume})
+	}
+	return f.levels
 }
 
 func (f *Feed) update(recv time.Time, m *Message) error {
@@ -172,29 +164,18 @@ func (f *Feed) update(recv time.Time, m *Message) error {
 	for s, ls := range [2][]Level{exchange.Bid: m.Bids, exchange.Ask: m.Asks} {
 		side := exchange.Side(s)
 		for _, l := range ls {
-			p := l.Price.Norm()
-			i, found := b.find(side, p)
-			if l.Volume.IsZero() {
-				if found {
-					b.sides[s] = slices.Delete(b.sides[s], i, i+1)
-				}
-			} else if !found {
-				b.sides[s] = slices.Insert(b.sides[s], i, p)
-			}
 			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{
-				Key:    exchange.Key{Side: side, Price: p},
+				Key:    exchange.KeyOf(side, l.Price),
 				Value:  exchange.Level{Price: l.Price, Qty: l.Volume},
 				Delete: l.Volume.IsZero(),
 			})
 		}
 		// Levels pushed below the subscribed depth leave the book.
-		for len(b.sides[s]) > b.depth {
-			p := b.sides[s][len(b.sides[s])-1]
-			b.sides[s] = b.sides[s][:len(b.sides[s])-1]
+		b.sides[s].Apply(side, f.exchangeLevels(ls), b.depth, func(p exchange.Decimal) {
 			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{
 				Key: exchange.Key{Side: side, Price: p}, Delete: true,
 			})
-		}
+		})
 	}
 	b.seq++
 	b.last = later(recv, b.last)

@@ -2,6 +2,7 @@ package okx
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/gather-go/gather/exchange"
@@ -35,6 +36,13 @@ func Source(instID string) snapshot.Source {
 // event time of a push is its ts. A checksum of 0 is taken for none: OKX
 // sends 0 since it deprecated the field in 2026.
 //
+// Each channel keeps a book of a fixed depth per side (books and
+// books-l2-tbt 400 levels, books50-l2-tbt 50; see [Depth]): a level pushed
+// out of it by better ones is not deleted by OKX, and no longer updated.
+// The Feed keeps the prices of each book (at most the depth per side) and
+// deletes such levels itself, in the same message, so the collector's book
+// is OKX's. Subscribe to one book channel per instrument.
+//
 // The zero value is not usable; create one with NewFeed. A Feed is not safe
 // for concurrent use: feed it from the connection's reading goroutine.
 type Feed struct {
@@ -49,6 +57,20 @@ type book struct {
 	source string
 	offset uint64 // added to OKX's seqIds, raised when OKX restarts them
 	last   uint64 // the collector Seq of the last push passed on
+	// Prices in the book, at most the channel's depth on each side.
+	sides [2]wire.DepthSide
+}
+
+// Depth returns the levels per side that an order book channel keeps: 400
+// for books and books-l2-tbt, 50 for books50-l2-tbt, 0 for other channels.
+func Depth(channel string) int {
+	switch channel {
+	case "books", "books-l2-tbt":
+		return 400
+	case "books50-l2-tbt":
+		return 50
+	}
+	return 0
 }
 
 // NewFeed returns a Feed writing to sink and registering checksums and
@@ -74,7 +96,7 @@ func (f *Feed) Handle(recv time.Time, msg []byte) error {
 		f.books[m.InstID] = b
 	}
 	for i := range m.Books {
-		if err := f.push(b, m.Kind, &m.Books[i]); err != nil {
+		if err := f.push(b, m.Kind, Depth(m.Channel), &m.Books[i]); err != nil {
 			return fmt.Errorf("okx: %s %s seqId %d: %w", b.source, m.Channel, m.Books[i].SeqID, err)
 		}
 	}
@@ -92,7 +114,10 @@ func (f *Feed) Seq(instID string, seqID int64) uint64 {
 	return uint64(seqID) + off
 }
 
-func (f *Feed) push(b *book, kind Kind, bk *Book) error {
+func (f *Feed) push(b *book, kind Kind, depth int, bk *Book) error {
+	if depth <= 0 {
+		depth = math.MaxInt // a channel of unknown depth: nothing is cut
+	}
 	seq := uint64(bk.SeqID) + b.offset
 	switch kind {
 	case BBO:
@@ -107,8 +132,18 @@ func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 			b.offset = b.last + 1 - uint64(bk.SeqID)
 			seq = b.last + 1
 		}
-		f.entries = exchange.Entries(f.entries[:0], exchange.Bid, bk.Bids)
-		f.entries = exchange.Entries(f.entries, exchange.Ask, bk.Asks)
+		f.entries = f.entries[:0]
+		for s, ls := range [2][]exchange.Level{exchange.Bid: bk.Bids, exchange.Ask: bk.Asks} {
+			side := exchange.Side(s)
+			// A snapshot deeper than the channel is cut to it, as the book
+			// will be after every update.
+			b.sides[s].Reset(side, ls, depth)
+			for _, l := range ls {
+				if key := exchange.KeyOf(side, l.Price); !l.Qty.IsZero() && b.sides[s].Has(side, key.Price) {
+					f.entries = append(f.entries, snapshot.Entry[exchange.Key, exchange.Level]{Key: key, Value: l})
+				}
+			}
+		}
 		if bk.HasChecksum && f.checker != nil {
 			f.checker.ExpectChecksum(b.source, seq, uint32(bk.Checksum), BookChecksum)
 		}
@@ -127,6 +162,13 @@ func (f *Feed) push(b *book, kind Kind, bk *Book) error {
 	}
 	f.changes = exchange.Changes(f.changes[:0], exchange.Bid, bk.Bids)
 	f.changes = exchange.Changes(f.changes, exchange.Ask, bk.Asks)
+	// Levels pushed out of the channel's depth leave the book.
+	for s, ls := range [2][]exchange.Level{exchange.Bid: bk.Bids, exchange.Ask: bk.Asks} {
+		side := exchange.Side(s)
+		b.sides[s].Apply(side, ls, depth, func(p exchange.Decimal) {
+			f.changes = append(f.changes, snapshot.Change[exchange.Key, exchange.Level]{Key: exchange.Key{Side: side, Price: p}, Delete: true})
+		})
+	}
 	if bk.HasChecksum && f.checker != nil {
 		f.checker.ExpectChecksum(b.source, seq, uint32(bk.Checksum), BookChecksum)
 	}

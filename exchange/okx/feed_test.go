@@ -123,3 +123,71 @@ func TestFeedWrongChecksumInvalidates(t *testing.T) {
 		t.Fatalf("checks: %d matched, %d mismatched; want 1, 1", m, mm)
 	}
 }
+
+// levels returns n levels on a side from price from, one apart (down for
+// bids, up for asks), quantity 1.
+func levels(from, n, step int) []exchange.Level {
+	var out []exchange.Level
+	for i := range n {
+		out = append(out, exchange.Level{Price: exchange.MustDecimal(fmt.Sprint(from + i*step)), Qty: exchange.MustDecimal("1")})
+	}
+	return out
+}
+
+func pushOn(channel, action string, asks, bids []exchange.Level, ms int64, prev, seq int64) string {
+	return strings.Replace(push(action, asks, bids, ms, 0, prev, seq), `"channel":"books"`, `"channel":"`+channel+`"`, 1)
+}
+
+// A books50-l2-tbt book keeps 50 levels a side, as OKX's does: a level
+// pushed out by a better one leaves the book (OKX sends it no more updates,
+// so keeping it would leave a stale level that resurfaces once the levels
+// above it go), and a snapshot deeper than the channel is cut to it.
+func TestFeedKeepsTheChannelsDepth(t *testing.T) {
+	t.Parallel()
+	f, c, _ := newFeed(t)
+	const ms = 1597026383085
+	const ch = "books50-l2-tbt"
+	if okx.Depth(ch) != 50 || okx.Depth("books") != 400 || okx.Depth("books-l2-tbt") != 400 || okx.Depth("bbo-tbt") != 0 {
+		t.Fatalf("Depth: %d %d %d %d", okx.Depth(ch), okx.Depth("books"), okx.Depth("books-l2-tbt"), okx.Depth("bbo-tbt"))
+	}
+	bids, asks := levels(1000, 52, -1), levels(1001, 50, 1) // bids 1000 down to 949
+	bid := func(p string) exchange.Key { return exchange.KeyOf(exchange.Bid, exchange.MustDecimal(p)) }
+	steps := []struct {
+		msg     string
+		bids    int    // bid levels after it
+		worst   string // the worst bid after it
+		gone    string // a bid that must not be in the book
+		bestBid string
+		bestQty string
+	}{
+		{pushOn(ch, "snapshot", asks, bids, ms, -1, 10), 50, "951", "950", "1000", "1"},
+		// A better bid pushes 951 out of the top 50.
+		{pushOn(ch, "update", nil, lv("1000.5", "2"), ms+10, 10, 11), 50, "952", "951", "1000.5", "2"},
+		// The two best bids go: 951 must not come back, OKX has not sent it.
+		{pushOn(ch, "update", nil, lv("1000.5", "0", "1000", "0"), ms+20, 11, 12), 48, "952", "951", "999", "1"},
+		// OKX refills the book from below: the level it sends is there.
+		{pushOn(ch, "update", nil, lv("940", "3"), ms+30, 12, 13), 49, "940", "951", "999", "1"},
+	}
+	for i, s := range steps {
+		if err := f.Handle(time.UnixMilli(ms), []byte(s.msg)); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		cut, err := c.Cut(time.UnixMilli(ms + int64(10*i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := cut.Top(src, exchange.BidSide, 100, nil)
+		if len(got) != s.bids || got[len(got)-1].Key != bid(s.worst) {
+			t.Fatalf("step %d: %d bids down to %v, want %d down to %s", i, len(got), got[len(got)-1].Key.Price, s.bids, s.worst)
+		}
+		if _, ok := cut.Get(src, bid(s.gone)); ok {
+			t.Fatalf("step %d: bid %s is in the book", i, s.gone)
+		}
+		if _, b, _ := cut.First(src, exchange.BidSide); b.Price.String() != s.bestBid || b.Qty.String() != s.bestQty {
+			t.Fatalf("step %d: best bid %v, want %s@%s", i, b, s.bestQty, s.bestBid)
+		}
+		if n := len(cut.Top(src, exchange.AskSide, 100, nil)); n != 50 {
+			t.Fatalf("step %d: %d asks, want 50", i, n)
+		}
+	}
+}

@@ -21,6 +21,10 @@ func FuzzFeed(f *testing.F) {
 		push("update", lv("3366.8", "0", "3367", "2"), nil, ms+100, okx.Checksum(bids, lv("3367", "2", "3368", "8")), 1000, 1007) + "\n" +
 		push("update", nil, nil, ms+1100, 0, 1007, 1007)))
 	f.Add([]byte(push("update", asks, nil, ms, 5, 7, 3) + "\n" + push("snapshot", nil, bids, ms-5, 0, -1, 2)))
+	// A books50-l2-tbt book pushed past its depth, then thinned.
+	f.Add([]byte(pushOn("books50-l2-tbt", "snapshot", levels(101, 50, 1), levels(100, 51, -1), ms, -1, 5) + "\n" +
+		pushOn("books50-l2-tbt", "update", nil, lv("100.5", "1", "99.5", "2"), ms+1, 5, 6) + "\n" +
+		pushOn("books50-l2-tbt", "update", lv("101", "0"), lv("100.5", "0", "100", "0"), ms+2, 6, 7)))
 	f.Add([]byte(`{"arg":{"channel":"bbo-tbt","instId":"BTC-USDT"},"data":[{"asks":[["1","1","0","1"]],"bids":[["2","1","0","1"]],"ts":"1","seqId":9}]}` + "\n" + `{"event":"subscribe"}`))
 	f.Fuzz(fuzzFeedBody)
 }
