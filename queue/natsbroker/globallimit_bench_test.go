@@ -31,6 +31,7 @@ func BenchmarkThroughputGlobalLimit(b *testing.B) {
 					r := newBenchRig(b, conn, cfg)
 					ctx := context.Background()
 					in := make([]int, 10000)
+					c0 := r.counts()
 					b.ReportAllocs()
 					for b.Loop() {
 						batch, err := queue.EnqueueBatch(ctx, r.c, noop, in)
@@ -42,6 +43,7 @@ func BenchmarkThroughputGlobalLimit(b *testing.B) {
 						}
 					}
 					b.ReportMetric(float64(len(in)*b.N)/b.Elapsed().Seconds(), "tasks/s")
+					r.report(b, c0, len(in)*b.N)
 				})
 			}
 		})

@@ -32,6 +32,7 @@ type controls struct {
 	mu     sync.Mutex                      // serialises writers of paused
 	stop   chan struct{}
 	done   sync.WaitGroup
+	memo   memo // revisions of rate and slot keys (see rate.go)
 }
 
 func (b *Broker) ctlBucket() string { return b.prefix + "_ctl" }
