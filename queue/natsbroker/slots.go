@@ -25,6 +25,8 @@ import (
 // NTP keeps them), or a dead worker's slot comes back that much later or
 // sooner. AcquireSlot reads up to max keys when every slot is held (one
 // round trip each); it starts at a random slot, so that processes spread.
+// A refusal writes the key "slotwait.<name token>" (at most once per
+// refuseEvery per broker and name), whose revision SlotRefusals reads.
 
 var _ queue.Semaphore = (*Broker)(nil)
 
@@ -62,7 +64,46 @@ func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease ti
 			return "", fmt.Errorf("natsbroker: acquire slot %q: %w", clip(name), err)
 		}
 	}
+	if err := b.refuseSlot(ctx, name, now); err != nil {
+		return "", fmt.Errorf("natsbroker: acquire slot %q: recording the refusal: %w", clip(name), err)
+	}
 	return "", nil
+}
+
+// refuseEvery is how often a broker records refusals of one slot name at
+// most: the runners of a worker waiting for a slot ask every few
+// milliseconds, and holders look every quarter of a second.
+const refuseEvery = 10 * time.Millisecond
+
+func slotWaitKey(name string) string { return "slotwait." + tok(name) }
+
+// refuseSlot records a refusal of slot name at now.
+func (b *Broker) refuseSlot(ctx context.Context, name string, now time.Time) error {
+	key := slotWaitKey(name)
+	m := b.ctl.memo.entry(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.val != 0 && now.UnixNano()-m.val < int64(refuseEvery) {
+		return nil
+	}
+	if _, err := b.ctl.kv.Put(ctx, key, nil); err != nil {
+		return err
+	}
+	m.val = now.UnixNano()
+	return nil
+}
+
+// SlotRefusals implements queue.Semaphore: the revision of the slot name's
+// refusal key, 0 while it has none.
+func (b *Broker) SlotRefusals(ctx context.Context, name string) (uint64, error) {
+	e, err := b.ctl.kv.Get(ctx, slotWaitKey(name))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("natsbroker: slot refusals of %q: %w", clip(name), err)
+	}
+	return e.Revision(), nil
 }
 
 // slotLive reports whether a slot's value is a lease not ended at now. A
