@@ -116,9 +116,11 @@ type WorkerConfig struct {
 	// GlobalRates cap how many tasks start per second across every
 	// worker of the broker, per queue or per kind (see GlobalRate); the
 	// broker must implement RateLimiter. A runner takes tokens for the
-	// rest of its claim at once (one broker round trip a claim while the
-	// rate is not reached) and waits while the bucket is empty. Default:
-	// none; at most MaxGlobalLimits.
+	// rest of its claim, or for as many tasks as it started in the last
+	// few milliseconds if more, at once (about one broker round trip per
+	// 10 ms while the rate is not reached), keeps them at most 10 ms,
+	// and waits while the bucket is empty. Default: none; at most
+	// MaxGlobalLimits.
 	GlobalRates []GlobalRate
 }
 
@@ -536,7 +538,7 @@ type slot struct {
 	gmu        sync.Mutex   // guards gslots; held while they are extended or released
 	gslots     []heldSlot   // global slots held (see takeSlots), kept across claims (see keepSlots)
 	yieldUntil time.Time    // no global slot is taken before it (see keepSlots)
-	tokens     []int        // rate tokens in stock, per Worker.rates (see takeTokens)
+	tokens     []rateStock  // rate tokens in stock, per Worker.rates (see takeTokens)
 	pos        atomic.Int32 // group[pos:] is not finished yet
 
 	done  []Completion
@@ -581,7 +583,8 @@ func (s *slot) loop() {
 			continue
 		}
 		if n == 0 {
-			s.dropSlots(ctx) // an idle runner holds no slot
+			s.dropSlots(ctx) // an idle runner holds no slot, and no token
+			s.dropTokens()
 			if !s.idle(ctx) {
 				return
 			}
@@ -713,7 +716,6 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 	}
 	s.flush(ctx)
 	s.keepSlots(ctx)
-	s.dropTokens()
 	s.setGroup(nil)
 }
 
