@@ -32,7 +32,8 @@ type controls struct {
 	mu     sync.Mutex                      // serialises writers of paused
 	stop   chan struct{}
 	done   sync.WaitGroup
-	memo   memo // revisions of rate and slot keys (see rate.go)
+	memo   memo       // revisions of rate and refusal keys (see rate.go)
+	freed  freedSlots // slots released, for AcquireSlot (see slots.go)
 }
 
 func (b *Broker) ctlBucket() string { return b.prefix + "_ctl" }

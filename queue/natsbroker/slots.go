@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gather-go/gather/queue"
@@ -16,17 +17,21 @@ import (
 // Global slots (queue.Semaphore). Slot i of name is the key
 // "slot.<name token>.<i>" of the control bucket, holding the Unix
 // nanoseconds its lease ends at; it is free when absent, deleted or past
-// that time. Taking one is a create, or a compare-and-set on the revision
-// read; extending and releasing are a compare-and-set and a delete on the
-// revision last written, so two holders never both succeed; extending
-// reads the key first (a second round trip, once a heartbeat). A token is
-// "<i>/<revision>". Expiry is judged on the reader's clock against the
-// writer's: the processes' clocks must agree to well within a lease (as
-// NTP keeps them), or a dead worker's slot comes back that much later or
-// sooner. AcquireSlot reads up to max keys when every slot is held (one
-// round trip each); it starts at a random slot, so that processes spread.
-// A refusal writes the key "slotwait.<name token>" (at most once per
-// refuseEvery per broker and name), whose revision SlotRefusals reads.
+// that time (a released slot holds 0). Taking one is a create, or a
+// compare-and-set on the revision read; extending and releasing are a
+// compare-and-set on the revision last written, so two holders never both
+// succeed; extending reads the key first (a second round trip, once a
+// heartbeat). A broker remembers the slots it released with their
+// revisions and takes one of those first, by compare-and-set without a
+// read: taking and releasing cost a round trip each while no other process
+// wrote the slot since. A token is "<i>/<revision>". Expiry is judged on
+// the reader's clock against the writer's: the processes' clocks must
+// agree to well within a lease (as NTP keeps them), or a dead worker's
+// slot comes back that much later or sooner. AcquireSlot reads up to max
+// keys when every slot is held (one round trip each); it starts at a
+// random slot, so that processes spread. A refusal writes the key
+// "slotwait.<name token>" (at most once per refuseEvery per broker and
+// name), whose revision SlotRefusals reads.
 
 var _ queue.Semaphore = (*Broker)(nil)
 
@@ -39,6 +44,20 @@ func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease ti
 	}
 	now := time.Now()
 	until := []byte(strconv.FormatInt(now.Add(lease).UnixNano(), 10))
+	for {
+		i, rev, ok := b.ctl.freed.pop(name, max)
+		if !ok {
+			break
+		}
+		nrev, err := b.ctl.kv.Update(ctx, slotKey(name, i), until, rev)
+		switch {
+		case err == nil:
+			return strconv.Itoa(i) + "/" + strconv.FormatUint(nrev, 10), nil
+		case !isWrongLastSeq(err):
+			return "", fmt.Errorf("natsbroker: acquire slot %q: %w", clip(name), err)
+		}
+		// Written since it was released here: look at every slot.
+	}
 	start := rand.IntN(max)
 	for k := range max {
 		i := (start + k) % max
@@ -157,8 +176,55 @@ func (b *Broker) ReleaseSlot(ctx context.Context, name, token string) error {
 	if !ok {
 		return fmt.Errorf("natsbroker: release slot %q: %w: token %q: want <index>/<revision> from AcquireSlot", clip(name), queue.ErrBadInput, clip(token))
 	}
-	if err := b.ctl.kv.Delete(ctx, slotKey(name, i), jetstream.LastRevision(rev)); err != nil && !isWrongLastSeq(err) {
+	nrev, err := b.ctl.kv.Update(ctx, slotKey(name, i), []byte("0"), rev)
+	switch {
+	case err == nil:
+		b.ctl.freed.push(name, i, nrev)
+	case !isWrongLastSeq(err): // wrong revision: lost, nothing to do
 		return fmt.Errorf("natsbroker: release slot %q: %w", clip(name), err)
 	}
 	return nil
+}
+
+// freedSlots are the slots a broker released, with the revisions it
+// wrote: by slot name, most recent last.
+type freedSlots struct {
+	mu sync.Mutex
+	m  map[string][]freedSlot
+	n  int // entries in m
+}
+
+type freedSlot struct {
+	i   int
+	rev uint64
+}
+
+func (f *freedSlots) push(name string, i int, rev uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || f.n >= maxMemo {
+		f.m, f.n = map[string][]freedSlot{}, 0
+	}
+	f.m[name] = append(f.m[name], freedSlot{i, rev})
+	f.n++
+}
+
+// pop returns a slot of name below max that the broker released, most
+// recent first.
+func (f *freedSlots) pop(name string, max int) (int, uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for l := f.m[name]; len(l) > 0; l = f.m[name] {
+		e := l[len(l)-1]
+		l[len(l)-1] = freedSlot{}
+		f.m[name] = l[:len(l)-1]
+		f.n--
+		if len(l) == 1 {
+			delete(f.m, name)
+		}
+		if e.i < max {
+			return e.i, e.rev, true
+		}
+	}
+	return 0, 0, false
 }
