@@ -21,7 +21,8 @@ import (
 // compare-and-set on the revision read; extending and releasing are a
 // compare-and-set on the revision last written, so two holders never both
 // succeed; extending reads the key first (a second round trip, once a
-// heartbeat). A broker remembers the slots it released with their
+// heartbeat) unless this broker wrote that revision itself, when it knows
+// the lease. A broker remembers the slots it released with their
 // revisions and takes one of those first, by compare-and-set without a
 // read: taking and releasing cost a round trip each while no other process
 // wrote the slot since. A token is "<i>/<revision>". Expiry is judged on
@@ -43,7 +44,8 @@ func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease ti
 		return "", fmt.Errorf("natsbroker: acquire slot %q: %w: max %d, lease %v: want max at least 1 and a positive lease", clip(name), queue.ErrBadInput, max, lease)
 	}
 	now := time.Now()
-	until := []byte(strconv.FormatInt(now.Add(lease).UnixNano(), 10))
+	untilNS := now.Add(lease).UnixNano()
+	until := []byte(strconv.FormatInt(untilNS, 10))
 	for {
 		i, rev, ok := b.ctl.freed.pop(name, max)
 		if !ok {
@@ -52,7 +54,7 @@ func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease ti
 		nrev, err := b.ctl.kv.Update(ctx, slotKey(name, i), until, rev)
 		switch {
 		case err == nil:
-			return strconv.Itoa(i) + "/" + strconv.FormatUint(nrev, 10), nil
+			return b.held(name, i, nrev, untilNS), nil
 		case !isWrongLastSeq(err):
 			return "", fmt.Errorf("natsbroker: acquire slot %q: %w", clip(name), err)
 		}
@@ -76,7 +78,7 @@ func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease ti
 		}
 		switch {
 		case err == nil:
-			return strconv.Itoa(i) + "/" + strconv.FormatUint(rev, 10), nil
+			return b.held(name, i, rev, untilNS), nil
 		case errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err):
 			continue // taken meanwhile
 		default:
@@ -147,27 +149,49 @@ func (b *Broker) ExtendSlot(ctx context.Context, name, token string, lease time.
 	}
 	// A slot whose lease ran out is lost even when nobody took it since:
 	// it counted for nobody meanwhile, and a holder must hear of that.
+	// The lease this broker wrote at rev tells without a read.
 	now := time.Now()
 	lost := fmt.Errorf("natsbroker: extend slot %q: %w: slot %q was lost (its lease ran out, or it was released)", clip(name), queue.ErrNotFound, token)
-	e, err := b.ctl.kv.Get(ctx, slotKey(name, i))
-	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return "", lost
-	case err != nil:
-		return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
-	case e.Revision() != rev || !slotLive(e.Value(), now):
+	key := slotKey(name, i)
+	m := b.ctl.memo.entry(key)
+	m.mu.Lock()
+	known := m.rev == rev && m.rev != 0
+	live := known && now.UnixNano() < m.val
+	m.mu.Unlock()
+	if known && !live {
 		return "", lost
 	}
-	until := []byte(strconv.FormatInt(now.Add(lease).UnixNano(), 10))
-	nrev, err := b.ctl.kv.Update(ctx, slotKey(name, i), until, rev)
+	if !known {
+		e, err := b.ctl.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return "", lost
+		case err != nil:
+			return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
+		case e.Revision() != rev || !slotLive(e.Value(), now):
+			return "", lost
+		}
+	}
+	untilNS := now.Add(lease).UnixNano()
+	nrev, err := b.ctl.kv.Update(ctx, key, []byte(strconv.FormatInt(untilNS, 10)), rev)
 	switch {
 	case err == nil:
-		return strconv.Itoa(i) + "/" + strconv.FormatUint(nrev, 10), nil
+		return b.held(name, i, nrev, untilNS), nil
 	case isWrongLastSeq(err):
 		return "", lost
 	default:
 		return "", fmt.Errorf("natsbroker: extend slot %q: %w", clip(name), err)
 	}
+}
+
+// held remembers that the broker wrote slot i of name at rev with a lease
+// until (Unix nanoseconds), and returns the slot's token.
+func (b *Broker) held(name string, i int, rev uint64, until int64) string {
+	m := b.ctl.memo.entry(slotKey(name, i))
+	m.mu.Lock()
+	m.rev, m.val = rev, until
+	m.mu.Unlock()
+	return strconv.Itoa(i) + "/" + strconv.FormatUint(rev, 10)
 }
 
 // ReleaseSlot implements queue.Semaphore.

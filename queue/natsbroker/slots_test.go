@@ -11,7 +11,7 @@ import (
 // TestControlRoundTrips: the control calls a worker makes while a limit or
 // a rate is not reached cost one request each, counted as messages the
 // broker's connection sends: taking back a slot this broker released,
-// releasing one, and taking rate tokens again. A slot another broker
+// releasing one, extending one it took, and taking rate tokens again. A slot another broker
 // wrote since is still taken (after a read), and a refusal changes what
 // SlotRefusals returns to every broker.
 func TestControlRoundTrips(t *testing.T) {
@@ -52,6 +52,9 @@ func TestControlRoundTrips(t *testing.T) {
 	for range 3 {
 		if n := sent(acquire(b)); n != 1 {
 			t.Errorf("AcquireSlot of a slot this broker released sent %d messages, want 1", n)
+		}
+		if n := sent(func() (err error) { tok, err = b.ExtendSlot(ctx, name, tok, lease); return err }); n != 1 {
+			t.Errorf("ExtendSlot of a slot this broker took sent %d messages, want 1", n)
 		}
 		sent(release(b))
 	}
