@@ -109,9 +109,10 @@ type WorkerConfig struct {
 	// starts, waiting while none is free, and keeps it across its claims
 	// while they hold tasks the limit covers: it releases it when it
 	// goes idle, when it waits for another slot, and when someone was
-	// refused one (asked every 250 ms held: one broker round trip). An
-	// unreached limit costs about a slot call a 250 ms, not a claim.
-	// Default: none; at most MaxGlobalLimits.
+	// refused one (asked every 250 ms held: one broker round trip). So
+	// an unreached limit costs a runner one slot call per 250 ms of
+	// claiming, not calls every claim. Default: none; at most
+	// MaxGlobalLimits.
 	GlobalLimits []GlobalLimit
 	// GlobalRates cap how many tasks start per second across every
 	// worker of the broker, per queue or per kind (see GlobalRate); the
