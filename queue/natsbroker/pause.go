@@ -99,6 +99,9 @@ func (c *controls) watch(b *Broker, w jetstream.KeyWatcher, ready chan struct{},
 	retry := rewatchMin
 	for {
 		if w == nil {
+			if b.nc.IsClosed() {
+				return // for good: the broker is unusable too
+			}
 			nw, err := c.watchPauses()
 			if err != nil {
 				b.log.Warn("natsbroker: watching the control bucket again", "bucket", c.kv.Bucket(), "err", err, "retry in", retry)
