@@ -98,11 +98,13 @@ func checkLimits(b Broker, ls []GlobalLimit, bad func(string, ...any)) {
 
 // slotHold is how long a runner keeps global slots across its claims
 // before it asks whether anyone was refused one meanwhile (see keepSlots);
-// slotYield is how long it then leaves the slot for them, at least the
-// longest poll of a waiting runner (see waitSlot).
+// slotYield is how long it then leaves the slot for them: two of the
+// longest polls of a waiting runner (see waitSlot), so that a waiter late
+// for one asks again in time. The slot is not idle meanwhile: a waiter
+// takes it at its next poll; only the yielding runner waits.
 const (
 	slotHold  = 250 * time.Millisecond
-	slotYield = slotPoll
+	slotYield = 2 * slotPoll
 )
 
 // heldSlot is a global slot a runner holds.
