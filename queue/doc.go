@@ -49,8 +49,9 @@
 //     Subtest PauseResume.
 //   - Global concurrency limits (WorkerConfig.GlobalLimits, Semaphore): at
 //     most Max tasks of a queue or kind run at once across every worker;
-//     a dead worker's slots come back when their lease ends. Subtests
-//     GlobalLimit and GlobalLimitLease.
+//     a dead worker's slots come back when their lease ends; a worker
+//     that keeps claiming does not starve one waiting for a slot.
+//     Subtests GlobalLimit, GlobalLimitLease and GlobalLimitFair.
 //   - Global rate limits (WorkerConfig.GlobalRates, RateLimiter): at most
 //     Burst + PerSecond×t tasks start in any stretch t, across every
 //     worker. Subtest GlobalRate.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -42,7 +43,8 @@ func (l GlobalLimit) name() string {
 // broker's; callers pass back the last one they got.
 type Semaphore interface {
 	// AcquireSlot takes one of max slots called name for lease and returns
-	// its token, or "" when max are held already. It does not block.
+	// its token, or "" when max are held already (a refusal, which
+	// changes what SlotRefusals returns). It does not block.
 	AcquireSlot(ctx context.Context, name string, max int, lease time.Duration) (token string, err error)
 	// ExtendSlot renews the slot for lease from now and returns its new
 	// token. It returns an error wrapping ErrNotFound when the slot was
@@ -50,6 +52,11 @@ type Semaphore interface {
 	ExtendSlot(ctx context.Context, name, token string, lease time.Duration) (string, error)
 	// ReleaseSlot frees the slot; releasing a lost one does nothing.
 	ReleaseSlot(ctx context.Context, name, token string) error
+	// SlotRefusals returns a number that changes whenever AcquireSlot of
+	// name is refused, in any process (a broker may let a few refusals
+	// in quick succession count as one): a worker that keeps its slots
+	// across tasks gives one up when it changed, because someone waits.
+	SlotRefusals(ctx context.Context, name string) (uint64, error)
 }
 
 // MaxGlobalLimits is the most GlobalLimits a WorkerConfig holds: a task
@@ -89,9 +96,22 @@ func checkLimits(b Broker, ls []GlobalLimit, bad func(string, ...any)) {
 	}
 }
 
+// slotHold is how long a runner keeps global slots across its claims
+// before it asks whether anyone was refused one meanwhile (see keepSlots);
+// slotYield is how long it then leaves the slot for them: two of the
+// longest polls of a waiting runner (see waitSlot), so that a waiter late
+// for one asks again in time. The slot is not idle meanwhile: a waiter
+// takes it at its next poll; only the yielding runner waits.
+const (
+	slotHold  = 250 * time.Millisecond
+	slotYield = 2 * slotPoll
+)
+
 // heldSlot is a global slot a runner holds.
 type heldSlot struct {
 	name, token string
+	lim         int       // index in Worker.limits
+	since       time.Time // taken, or last found not wanted
 }
 
 // takeSlots acquires the global slots that d needs, keeping those the
@@ -104,6 +124,7 @@ func (s *slot) takeSlots(ctx context.Context, d *Delivery) bool {
 	sem := w.b.(Semaphore)
 	for {
 		ok := true
+		yielding := time.Now().Before(s.yieldUntil) // see keepSlots
 		for i := range w.limits {
 			l := &w.limits[i]
 			if l.Queue != d.Queue || l.Kind != "" && l.Kind != d.Kind {
@@ -112,6 +133,10 @@ func (s *slot) takeSlots(ctx context.Context, d *Delivery) bool {
 			name := w.slotNames[i]
 			if s.holds(name) {
 				continue
+			}
+			if yielding {
+				ok = false
+				break
 			}
 			// Slot calls are broker waits, as Complete calls are: they
 			// size claims the same way (see resize), so a limited kind
@@ -127,7 +152,7 @@ func (s *slot) takeSlots(ctx context.Context, d *Delivery) bool {
 				break
 			}
 			s.gmu.Lock()
-			s.gslots = append(s.gslots, heldSlot{name, tok})
+			s.gslots = append(s.gslots, heldSlot{name: name, token: tok, lim: i, since: time.Now()})
 			s.gmu.Unlock()
 		}
 		if ok {
@@ -179,10 +204,16 @@ func (s *slot) waitSlot() bool {
 	}
 }
 
-// dropSlots releases every global slot the runner holds. gmu is held
-// through the release, so that the heartbeat never renews a slot with a
-// token the release no longer matches.
+// dropSlots releases every global slot the runner holds.
 func (s *slot) dropSlots(ctx context.Context) {
+	s.dropSlotsIf(ctx, func(heldSlot) bool { return true })
+}
+
+// dropSlotsIf releases the global slots the runner holds that drop
+// reports true for. gmu is held through the release, so that the
+// heartbeat never renews a slot with a token the release no longer
+// matches.
+func (s *slot) dropSlotsIf(ctx context.Context, drop func(heldSlot) bool) {
 	w := s.w
 	if len(w.limits) == 0 {
 		return
@@ -194,20 +225,120 @@ func (s *slot) dropSlots(ctx context.Context) {
 		return
 	}
 	t0 := time.Now()
+	kept := s.gslots[:0]
 	for _, h := range s.gslots {
+		if !drop(h) {
+			kept = append(kept, h)
+			continue
+		}
 		if err := sem.ReleaseSlot(ctx, h.name, h.token); err != nil {
 			w.log.Warn("releasing a global slot", "limit", h.name, "err", err)
 		}
 	}
 	s.completing += time.Since(t0)
-	s.gslots = s.gslots[:0]
+	released := len(kept) < len(s.gslots)
+	clear(s.gslots[len(kept):])
+	s.gslots = kept
 	s.gmu.Unlock()
+	if !released {
+		return
+	}
 	w.mu.Lock()
 	if w.freed != nil {
 		close(w.freed)
 		w.freed = nil
 	}
 	w.mu.Unlock()
+}
+
+// trimSlots releases, as group g starts, the global slots held for limits
+// that cover none of g's tasks: a runner keeps a slot only while it keeps
+// claiming tasks the slot's limit covers.
+func (s *slot) trimSlots(ctx context.Context, g []Delivery) {
+	if len(s.w.limits) == 0 {
+		return
+	}
+	s.dropSlotsIf(ctx, func(h heldSlot) bool {
+		l := &s.w.limits[h.lim]
+		for i := range g {
+			if g[i].Queue == l.Queue && (l.Kind == "" || l.Kind == g[i].Kind) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// keepSlots runs as a group ends: the runner keeps its global slots for
+// its next claim, saving a release and an acquire (broker round trips) a
+// claim while the limit is not reached. Fairness: a slot held for
+// slotHold is checked against the broker's SlotRefusals; when someone
+// was refused one since this worker last looked, the runner releases it
+// and takes no slot for slotYield, time for every waiting runner to ask
+// again (they ask at least every slotPoll). So a process refused a slot
+// waits behind a holder that keeps claiming at most about slotHold plus
+// the holder's current claim, per holder released before it; one runner
+// of each worker gives a slot up per refusal it sees. The slots of a
+// group whose report failed, and of a stopping worker, are released.
+func (s *slot) keepSlots(ctx context.Context) {
+	w := s.w
+	if len(w.limits) == 0 {
+		return
+	}
+	if s.failed || w.stopping() {
+		s.dropSlots(ctx)
+		return
+	}
+	now := time.Now()
+	var due []string
+	s.gmu.Lock()
+	for _, h := range s.gslots {
+		if now.Sub(h.since) >= slotHold {
+			due = append(due, h.name)
+		}
+	}
+	s.gmu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	sem := w.b.(Semaphore)
+	var give []string
+	for _, name := range due {
+		t0 := time.Now()
+		n, err := sem.SlotRefusals(ctx, name)
+		s.completing += time.Since(t0)
+		if err != nil {
+			w.log.Warn("asking whether a global slot is wanted", "limit", name, "err", err)
+		}
+		if err != nil || w.refusedSince(name, n) {
+			give = append(give, name)
+		}
+	}
+	s.gmu.Lock()
+	for i := range s.gslots {
+		if slices.Contains(due, s.gslots[i].name) {
+			s.gslots[i].since = now
+		}
+	}
+	s.gmu.Unlock()
+	if len(give) > 0 {
+		s.yieldUntil = now.Add(slotYield)
+		s.dropSlotsIf(ctx, func(h heldSlot) bool { return slices.Contains(give, h.name) })
+	}
+}
+
+// refusedSince reports whether refusals n of slot name differ from those
+// the worker saw last, and records n: one runner of the worker acts on
+// each change.
+func (w *Worker) refusedSince(name string, n uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.refusals == nil {
+		w.refusals = map[string]uint64{}
+	}
+	old, ok := w.refusals[name]
+	w.refusals[name] = n
+	return ok && old != n
 }
 
 // extendSlots renews the global slots the runners hold (the heartbeat).
@@ -218,16 +349,25 @@ func (w *Worker) extendSlots(ctx context.Context) {
 	sem := w.b.(Semaphore)
 	for _, s := range w.slots {
 		s.gmu.Lock()
-		for i, h := range s.gslots {
+		kept := s.gslots[:0]
+		for _, h := range s.gslots {
 			tok, err := sem.ExtendSlot(ctx, h.name, h.token, w.lease)
-			if err != nil {
-				// Lost: it counts for nobody now, and the runner
-				// releases it (doing nothing) when its group ends.
-				w.log.Warn("extending a global slot", "limit", h.name, "err", err)
+			switch {
+			case errors.Is(err, ErrNotFound):
+				// Lost: it counts for nobody now. The task running
+				// under it finishes; the runner's next task of the
+				// limit takes a slot again.
+				w.log.Warn("a global slot was lost", "limit", h.name, "err", err)
 				continue
+			case err != nil:
+				w.log.Warn("extending a global slot", "limit", h.name, "err", err)
+			default:
+				h.token = tok
 			}
-			s.gslots[i].token = tok
+			kept = append(kept, h)
 		}
+		clear(s.gslots[len(kept):])
+		s.gslots = kept
 		s.gmu.Unlock()
 	}
 }

@@ -12,7 +12,11 @@ import (
 // a token bucket refilled at PerSecond that holds at most Burst tokens,
 // one taken as each task starts. Every worker that runs such tasks must be
 // given the same rates (a worker without them does not count). Over any
-// stretch of time t, at most Burst + PerSecond×t tasks start.
+// stretch of time t, at most Burst + PerSecond×t tasks are admitted, and
+// each starts within 10 ms of its admission (a runner takes tokens for
+// the tasks it will start in the next few milliseconds at once, and gives
+// up those it has not used within 10 ms): at most
+// Burst + PerSecond×(t + 10 ms) start.
 type GlobalRate struct {
 	// Queue is the queue limited; required.
 	Queue string
@@ -98,35 +102,56 @@ func checkRates(b Broker, rs []GlobalRate, bad func(string, ...any)) {
 	}
 }
 
+// tokenAge is how long a runner keeps rate tokens it took: older ones are
+// given up (forgotten, which only lowers the rate), so that a task starts
+// at most tokenAge after its token was taken.
+const tokenAge = 10 * time.Millisecond
+
+// rateStock is a runner's stock of one rate's tokens.
+type rateStock struct {
+	n   int       // tokens in stock
+	at  time.Time // when they were taken
+	ask int       // how many to ask for next, besides the claim's rest
+}
+
 // takeTokens takes a token of every rate that d is under, from the
 // runner's stock, refilled from the broker with as many tokens as the
-// rest of its claim needs (at most the burst): one broker call per claim
-// while the rate is not reached. While a bucket is empty it waits. It
-// reports false when the worker stopped meanwhile: d was handed back.
+// rest of its claim needs, or as the runner used in the last tokenAge if
+// more (at most the burst): about one broker call a tokenAge while the
+// rate is not reached. While a bucket is empty it waits. It reports false
+// when the worker stopped meanwhile: d was handed back.
 func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 	w := s.w
 	rl := w.b.(RateLimiter)
 	if s.tokens == nil {
-		s.tokens = make([]int, len(w.rates))
+		s.tokens = make([]rateStock, len(w.rates))
 	}
 	for i := range w.rates {
 		r := &w.rates[i]
 		if r.Queue != d.Queue || r.Kind != "" && r.Kind != d.Kind {
 			continue
 		}
-		for s.tokens[i] == 0 {
-			need := s.rest(r)
+		st := &s.tokens[i]
+		if st.n > 0 && time.Since(st.at) > tokenAge {
+			st.n, st.ask = 0, st.ask/2 // asked for more than the runner used
+		}
+		for st.n == 0 {
 			t0 := time.Now()
-			took, wait, err := rl.TakeTokens(ctx, w.bucketNames[i], min(need, r.burst()), r.PerSecond, r.burst())
+			if !st.at.IsZero() && t0.Sub(st.at) < tokenAge/2 {
+				// The stock ran out within half its age: ask for more.
+				st.ask = min(2*max(st.ask, 1), r.burst())
+			}
+			took, wait, err := rl.TakeTokens(ctx, w.bucketNames[i], min(max(s.rest(r), st.ask), r.burst()), r.PerSecond, r.burst())
 			s.completing += time.Since(t0) // a broker wait (see takeSlots)
 			if err != nil {
 				w.log.Error("taking rate tokens", "rate", w.bucketNames[i], "err", err)
 				wait = time.Second
 			}
 			if took > 0 {
-				s.tokens[i] = took
+				st.n, st.at = took, time.Now()
 				break
 			}
+			st.at = time.Time{}
 			s.flush(ctx) // outcomes held for batching go out before a wait
 			if !s.pause(max(wait, time.Millisecond)) {
 				if err := w.b.Retry(ctx, d, time.Time{}, nil); err != nil {
@@ -135,7 +160,7 @@ func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 				return false
 			}
 		}
-		s.tokens[i]--
+		st.n--
 	}
 	return true
 }
@@ -154,7 +179,5 @@ func (s *slot) rest(r *GlobalRate) int {
 	return max(n, 1)
 }
 
-// dropTokens forgets the runner's stock at the end of its claim (tokens
-// are taken for the tasks of a claim; a claim cut short leaves some
-// unused, which only lowers the rate).
+// dropTokens gives up the runner's stock when it goes idle.
 func (s *slot) dropTokens() { clear(s.tokens) }

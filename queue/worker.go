@@ -106,16 +106,22 @@ type WorkerConfig struct {
 	// GlobalLimits cap the tasks running at once across every worker of
 	// the broker, per queue or per kind (see GlobalLimit); the broker must
 	// implement Semaphore. A runner takes a slot before a limited task
-	// starts and keeps it for the rest of its claim (about two broker
-	// round trips a claim), waiting while none is free. Default: none;
-	// at most MaxGlobalLimits.
+	// starts, waiting while none is free, and keeps it across its claims
+	// while they hold tasks the limit covers: it releases it when it
+	// goes idle, when it waits for another slot, and when someone was
+	// refused one (asked every 250 ms held: one broker round trip). So
+	// an unreached limit costs a runner one slot call per 250 ms of
+	// claiming, not calls every claim. Default: none; at most
+	// MaxGlobalLimits.
 	GlobalLimits []GlobalLimit
 	// GlobalRates cap how many tasks start per second across every
 	// worker of the broker, per queue or per kind (see GlobalRate); the
 	// broker must implement RateLimiter. A runner takes tokens for the
-	// rest of its claim at once (one broker round trip a claim while the
-	// rate is not reached) and waits while the bucket is empty. Default:
-	// none; at most MaxGlobalLimits.
+	// rest of its claim, or for as many tasks as it started in the last
+	// few milliseconds if more, at once (about one broker round trip per
+	// 10 ms while the rate is not reached), keeps them at most 10 ms,
+	// and waits while the bucket is empty. Default: none; at most
+	// MaxGlobalLimits.
 	GlobalRates []GlobalRate
 }
 
@@ -149,6 +155,7 @@ type Worker struct {
 	pass     [NumPriorities]uint64 // weighted: virtual time per level
 	qnext    int                   // rotates the first queue tried
 	freed    chan struct{}         // closed when a runner releases global slots; nil until one waits
+	refusals map[string]uint64     // SlotRefusals last seen, by slot name (see keepSlots)
 
 	stop       chan struct{} // closed by Shutdown: stop claiming
 	stopOnce   sync.Once
@@ -529,10 +536,11 @@ type slot struct {
 	mu    sync.Mutex // guards group for the heartbeat
 	group []Delivery
 
-	gmu    sync.Mutex   // guards gslots; held while they are extended or released
-	gslots []heldSlot   // global slots held (see takeSlots)
-	tokens []int        // rate tokens in stock, per Worker.rates (see takeTokens)
-	pos    atomic.Int32 // group[pos:] is not finished yet
+	gmu        sync.Mutex   // guards gslots; held while they are extended or released
+	gslots     []heldSlot   // global slots held (see takeSlots), kept across claims (see keepSlots)
+	yieldUntil time.Time    // no global slot is taken before it (see keepSlots)
+	tokens     []rateStock  // rate tokens in stock, per Worker.rates (see takeTokens)
+	pos        atomic.Int32 // group[pos:] is not finished yet
 
 	done  []Completion
 	first time.Time // when done[0] was appended
@@ -563,17 +571,21 @@ func (s *slot) loop() {
 	w := s.w
 	defer w.runners.Done()
 	ctx := context.WithoutCancel(w.hardCtx) // broker calls survive the hard stop
+	defer s.dropSlots(ctx)                  // kept across claims (see keepSlots)
 	s.buf = make([]Delivery, 1)             // grown as claims grow (see resize)
 	for !w.stopping() {
 		n, err := w.claim(ctx, s.buf[:s.chunk])
 		if err != nil {
 			w.log.Error("claiming tasks", "err", err)
+			s.dropSlots(ctx)
 			if !s.pause(time.Second) {
 				return
 			}
 			continue
 		}
 		if n == 0 {
+			s.dropSlots(ctx) // an idle runner holds no slot, and no token
+			s.dropTokens()
 			if !s.idle(ctx) {
 				return
 			}
@@ -664,6 +676,7 @@ func (s *slot) idle(ctx context.Context) bool {
 func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 	w := s.w
 	s.setGroup(g)
+	s.trimSlots(ctx, g)
 	var (
 		tctx    context.Context
 		curCh   <-chan struct{}
@@ -703,8 +716,7 @@ func (s *slot) runGroup(ctx context.Context, g []Delivery) {
 		watched.end()
 	}
 	s.flush(ctx)
-	s.dropSlots(ctx)
-	s.dropTokens()
+	s.keepSlots(ctx)
 	s.setGroup(nil)
 }
 

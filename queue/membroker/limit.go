@@ -21,8 +21,9 @@ type mslot struct {
 // semaphores are the broker's counted slots (see queue.Semaphore): by
 // name, the slots held or once held; a slot whose lease ran out is free.
 type semaphores struct {
-	sems map[string][]mslot
-	next uint64 // the last token handed out
+	sems     map[string][]mslot
+	refusals map[string]uint64 // AcquireSlot refusals by name
+	next     uint64            // the last token handed out
 }
 
 // AcquireSlot implements queue.Semaphore. A token is "<index>/<number>".
@@ -49,6 +50,10 @@ func (b *Broker) AcquireSlot(ctx context.Context, name string, max int, lease ti
 		}
 	}
 	if live >= max {
+		if b.slots.refusals == nil {
+			b.slots.refusals = map[string]uint64{}
+		}
+		b.slots.refusals[name]++
 		return "", nil
 	}
 	if free < 0 {
@@ -103,4 +108,15 @@ func (b *Broker) ReleaseSlot(ctx context.Context, name, token string) error {
 		*s = mslot{}
 	}
 	return nil
+}
+
+// SlotRefusals implements queue.Semaphore: it counts the refusals of
+// AcquireSlot of name.
+func (b *Broker) SlotRefusals(ctx context.Context, name string) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errClosed
+	}
+	return b.slots.refusals[name], nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gather-go/gather/queue"
@@ -13,16 +14,52 @@ import (
 
 // Rate buckets (queue.RateLimiter): bucket name is the key
 // "rate.<name token>" of the control bucket, holding its theoretical
-// arrival time (queue.GCRA) in Unix nanoseconds. Taking tokens reads it
-// and writes the new time by compare-and-set on the revision read (two
-// round trips; again when another process wrote between). Like the slots'
-// leases, it assumes the processes' clocks agree.
+// arrival time (queue.GCRA) in Unix nanoseconds. Taking tokens writes the
+// new time by compare-and-set on the revision this broker last wrote or
+// read, without reading first: one round trip while no other process
+// took tokens since, and a read and another write when one did. Calls of
+// one broker on one bucket take turns (each would make the other's write
+// fail). Like the slots' leases, it assumes the processes' clocks agree.
 
 var _ queue.RateLimiter = (*Broker)(nil)
 
 // maxRateTries bounds the compare-and-set attempts of one TakeTokens: a
 // bucket contended so hard reports a short wait instead.
 const maxRateTries = 8
+
+// memo remembers, per control key, the revision and value this broker last
+// wrote or read, so that its next write can be a compare-and-set on them
+// without a read first. A stale entry costs a failed write and a read; a
+// lost one (the map is cleared past maxMemo keys) costs a read.
+type memo struct {
+	mu sync.Mutex
+	m  map[string]*memoEntry
+}
+
+// maxMemo bounds the keys a memo remembers.
+const maxMemo = 4096
+
+// memoEntry is one key's memory; mu is held through a read-modify-write
+// of the key, so that the broker's calls on it take turns.
+type memoEntry struct {
+	mu  sync.Mutex
+	rev uint64 // 0: unknown
+	val int64
+}
+
+func (m *memo) entry(key string) *memoEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.m[key]
+	if e == nil {
+		if m.m == nil || len(m.m) >= maxMemo {
+			m.m = map[string]*memoEntry{}
+		}
+		e = &memoEntry{}
+		m.m[key] = e
+	}
+	return e
+}
 
 // TakeTokens implements queue.RateLimiter.
 func (b *Broker) TakeTokens(ctx context.Context, name string, n int, rate float64, burst int) (int, time.Duration, error) {
@@ -31,36 +68,54 @@ func (b *Broker) TakeTokens(ctx context.Context, name string, n int, rate float6
 			clip(name), queue.ErrBadInput, n, rate, burst, queue.MaxBurst, float64(queue.MaxRate))
 	}
 	key := "rate." + tok(name)
+	m := b.ctl.memo.entry(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for range maxRateTries {
-		var tat int64
-		var rev uint64
-		e, err := b.ctl.kv.Get(ctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w", clip(name), err)
-		default:
-			rev = e.Revision()
-			tat, _ = strconv.ParseInt(string(e.Value()), 10, 64) // a value that does not parse: a fresh bucket
+		if m.rev == 0 {
+			if err := b.readRate(ctx, key, m); err != nil {
+				return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w", clip(name), err)
+			}
 		}
-		ntat, took, wait := queue.GCRA(tat, time.Now(), n, rate, burst)
+		ntat, took, wait := queue.GCRA(m.val, time.Now(), n, rate, burst)
 		if took == 0 {
 			return 0, wait, nil
 		}
 		val := []byte(strconv.FormatInt(ntat, 10))
-		if rev == 0 {
-			_, err = b.ctl.kv.Create(ctx, key, val)
+		var rev uint64
+		var err error
+		if m.rev == ^uint64(0) { // absent
+			rev, err = b.ctl.kv.Create(ctx, key, val)
 		} else {
-			_, err = b.ctl.kv.Update(ctx, key, val, rev)
+			rev, err = b.ctl.kv.Update(ctx, key, val, m.rev)
 		}
 		switch {
 		case err == nil:
+			m.rev, m.val = rev, ntat
 			return took, 0, nil
 		case errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err):
-			continue // another process took tokens meanwhile
+			m.rev = 0 // another process took tokens meanwhile: read again
 		default:
+			m.rev = 0
 			return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w", clip(name), err)
 		}
 	}
 	return 0, time.Duration(1e9 / rate), nil
+}
+
+// readRate reads a bucket's time into m; an absent key is revision
+// ^uint64(0) (created on the next write), a value that does not parse a
+// fresh bucket.
+func (b *Broker) readRate(ctx context.Context, key string, m *memoEntry) error {
+	e, err := b.ctl.kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		m.rev, m.val = ^uint64(0), 0
+	case err != nil:
+		return err
+	default:
+		m.rev = e.Revision()
+		m.val, _ = strconv.ParseInt(string(e.Value()), 10, 64)
+	}
+	return nil
 }

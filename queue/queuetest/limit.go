@@ -158,3 +158,81 @@ func testGlobalLimitLease(t *testing.T, e *env) {
 		t.Errorf("ReleaseSlot of a lost slot: %v, want nil", err)
 	}
 }
+
+// testGlobalLimitFair: a worker that keeps claiming tasks of a kind limited
+// to 1 keeps its slot across its claims, yet does not starve another
+// worker waiting for it: the second worker, started once the first runs,
+// starts a task while the first still has tasks to run (not only once it
+// ran out of work), and never do two run at once.
+func testGlobalLimitFair(t *testing.T, e *env) {
+	if _, ok := e.b.(queue.Semaphore); !ok {
+		t.Skipf("%T does not implement queue.Semaphore", e.b)
+	}
+	const q = "queuetest-limited-fair"
+	lim := queue.GlobalLimit{Queue: q, Kind: limited.Name(), Max: 1}
+	ctx := e.ctx()
+	// Enough work for the first worker to be busy seconds after the
+	// second starts (a holder checks for waiters every quarter of a
+	// second): 3 s, and at least 12 units.
+	work := e.unit / 4
+	n := int(max(3*time.Second, 12*e.unit) / work)
+	var (
+		inflight, over atomic.Int32
+		mu             sync.Mutex
+		firstB         time.Time // when the second worker first started a task
+		lastA          time.Time // when the first worker last finished one
+		ranA           = make(chan struct{})
+		ranOnce        sync.Once
+	)
+	handler := func(isA bool) func(context.Context, int) (int, error) {
+		return func(ctx context.Context, v int) (int, error) {
+			start := time.Now()
+			if inflight.Add(1) > 1 {
+				over.Add(1)
+			}
+			t := time.NewTimer(work) // the task's work
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			inflight.Add(-1)
+			end := time.Now()
+			mu.Lock()
+			if isA {
+				lastA = end
+			} else if firstB.IsZero() {
+				firstB = start
+			}
+			mu.Unlock()
+			if isA {
+				ranOnce.Do(func() { close(ranA) })
+			}
+			return v, nil
+		}
+	}
+	cfg := func(claim int) *queue.WorkerConfig {
+		return &queue.WorkerConfig{Concurrency: 1, MaxClaim: claim, Queues: []string{q}, GlobalLimits: []queue.GlobalLimit{lim}}
+	}
+	e.worker(cfg(0), func(w *queue.Worker) { queue.HandleFunc(w, limited, handler(true)) })
+	b := try(queue.EnqueueBatch(ctx, e.c, limited, ints(n), queue.WithQueue(q))).get(t)
+	select {
+	case <-ranA:
+	case <-ctx.Done():
+		t.Fatal("the first worker ran no task")
+	}
+	// One task a claim: the second worker holds only what it waits to run.
+	e.worker(cfg(1), func(w *queue.Worker) { queue.HandleFunc(w, limited, handler(false)) })
+	if got := try(b.Await(ctx)).get(t); len(got) != n {
+		t.Fatalf("%d results, want %d", len(got), n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if o := over.Load(); o > 0 {
+		t.Errorf("%d tasks started while another ran: the limit is 1", o)
+	}
+	if firstB.IsZero() || !firstB.Before(lastA) {
+		t.Fatalf("the second worker first started a task at %v, the first worker last finished one at %v: the second waited until the first ran out of work (starved)",
+			firstB.Format(time.StampMicro), lastA.Format(time.StampMicro))
+	}
+}

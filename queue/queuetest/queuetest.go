@@ -129,6 +129,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"PauseResume", false, testPause},
 		{"GlobalLimit", false, testGlobalLimit},
 		{"GlobalLimitLease", true, testGlobalLimitLease},
+		{"GlobalLimitFair", true, testGlobalLimitFair},
 		{"GlobalRate", true, testGlobalRate},
 		{"Periodic", true, testPeriodic},
 	}
