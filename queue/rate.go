@@ -15,8 +15,10 @@ import (
 // stretch of time t, at most Burst + PerSecond×t tasks are admitted, and
 // each starts within 10 ms of its admission (a runner takes tokens for
 // the tasks it will start in the next few milliseconds at once, and gives
-// up those it has not used within 10 ms): at most
-// Burst + PerSecond×(t + 10 ms) start.
+// back those it has not used within 10 ms, or when it goes idle): at most
+// Burst + PerSecond×(t + 10 ms) start. Tokens given back are the bucket's
+// again, so a runner held up (a loaded machine, a slow claim) costs the
+// fleet no capacity.
 type GlobalRate struct {
 	// Queue is the queue limited; required.
 	Queue string
@@ -53,6 +55,10 @@ type RateLimiter interface {
 	// and returns how many it took. When it took none it returns how long
 	// until one is due. It does not block.
 	TakeTokens(ctx context.Context, name string, n int, rate float64, burst int) (took int, wait time.Duration, err error)
+	// ReturnTokens gives back n tokens taken from the bucket called name
+	// and not used: the bucket holds them again, but never more than a
+	// full bucket (see GCRAReturn). It does not block.
+	ReturnTokens(ctx context.Context, name string, n int, rate float64) error
 }
 
 // GCRA is the token bucket as the generic cell rate algorithm keeps it,
@@ -71,6 +77,18 @@ func GCRA(tat int64, now time.Time, n int, rate float64, burst int) (newTAT int6
 	}
 	took = int(min(room, int64(n)))
 	return t + int64(took)*per, took, 0
+}
+
+// GCRAReturn gives n unused tokens back to a bucket kept by GCRA: tat
+// moves back n/rate seconds, but not before now (a full bucket holds
+// burst tokens whatever was given back).
+func GCRAReturn(tat int64, now time.Time, n int, rate float64) int64 {
+	per := max(int64(math.Round(1e9/rate)), 1)
+	back := int64(n) * per
+	if n < 0 || back/per != int64(n) { // overflow: give back everything
+		back = math.MaxInt64
+	}
+	return max(tat-min(back, tat), now.UnixNano())
 }
 
 // checkRates validates cfg's GlobalRates against b.
@@ -103,8 +121,8 @@ func checkRates(b Broker, rs []GlobalRate, bad func(string, ...any)) {
 }
 
 // tokenAge is how long a runner keeps rate tokens it took: older ones are
-// given up (forgotten, which only lowers the rate), so that a task starts
-// at most tokenAge after its token was taken.
+// given back, so that a task starts at most tokenAge after its token was
+// taken.
 const tokenAge = 10 * time.Millisecond
 
 // rateStock is a runner's stock of one rate's tokens.
@@ -115,11 +133,14 @@ type rateStock struct {
 }
 
 // takeTokens takes a token of every rate that d is under, from the
-// runner's stock, refilled from the broker with as many tokens as the
-// rest of its claim needs, or as the runner used in the last tokenAge if
-// more (at most the burst): about one broker call a tokenAge while the
-// rate is not reached. While a bucket is empty it waits. It reports false
-// when the worker stopped meanwhile: d was handed back.
+// runner's stock, refilled from the broker with about as many tokens as
+// the runner used in the last tokenAge (doubling while the stock runs out
+// within half of it, halving when tokens are left at its end; at most the
+// burst): about one broker call a tokenAge while the rate is not reached,
+// and one token a call for tasks slower than tokenAge, so that a runner
+// never sits on tokens others could use. While a bucket is empty it
+// waits. It reports false when the worker stopped meanwhile: d was handed
+// back.
 func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 	w := s.w
 	rl := w.b.(RateLimiter)
@@ -133,7 +154,8 @@ func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 		}
 		st := &s.tokens[i]
 		if st.n > 0 && time.Since(st.at) > tokenAge {
-			st.n, st.ask = 0, st.ask/2 // asked for more than the runner used
+			s.returnTokens(ctx, i) // asked for more than the runner used
+			st.ask /= 2
 		}
 		for st.n == 0 {
 			t0 := time.Now()
@@ -141,7 +163,7 @@ func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 				// The stock ran out within half its age: ask for more.
 				st.ask = min(2*max(st.ask, 1), r.burst())
 			}
-			took, wait, err := rl.TakeTokens(ctx, w.bucketNames[i], min(max(s.rest(r), st.ask), r.burst()), r.PerSecond, r.burst())
+			took, wait, err := rl.TakeTokens(ctx, w.bucketNames[i], min(max(st.ask, 1), r.burst()), r.PerSecond, r.burst())
 			s.completing += time.Since(t0) // a broker wait (see takeSlots)
 			if err != nil {
 				w.log.Error("taking rate tokens", "rate", w.bucketNames[i], "err", err)
@@ -165,19 +187,25 @@ func (s *slot) takeTokens(ctx context.Context, d *Delivery) bool {
 	return true
 }
 
-// rest counts the tasks under r from the current one to the end of the
-// runner's claim.
-func (s *slot) rest(r *GlobalRate) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, d := range s.group[s.pos.Load():] {
-		if d.Queue == r.Queue && (r.Kind == "" || r.Kind == d.Kind) {
-			n++
-		}
+// dropTokens gives the runner's stock back when it goes idle.
+func (s *slot) dropTokens(ctx context.Context) {
+	for i := range s.tokens {
+		s.returnTokens(ctx, i)
 	}
-	return max(n, 1)
 }
 
-// dropTokens gives up the runner's stock when it goes idle.
-func (s *slot) dropTokens() { clear(s.tokens) }
+// returnTokens gives the stock of rate i back to the broker.
+func (s *slot) returnTokens(ctx context.Context, i int) {
+	st := &s.tokens[i]
+	if st.n == 0 {
+		return
+	}
+	w := s.w
+	r := &w.rates[i]
+	t0 := time.Now()
+	if err := w.b.(RateLimiter).ReturnTokens(ctx, w.bucketNames[i], st.n, r.PerSecond); err != nil {
+		w.log.Warn("giving rate tokens back", "rate", w.bucketNames[i], "err", err) // lost: the rate is lower a moment
+	}
+	s.completing += time.Since(t0)
+	st.n = 0
+}

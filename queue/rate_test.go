@@ -42,3 +42,22 @@ func TestGCRA(t *testing.T) {
 		t.Fatalf("10 s asking every millisecond: %d tokens, want about %d", total, want)
 	}
 }
+
+// TestGCRAReturn: tokens given back can be taken again at once, but a
+// bucket never holds more than its burst, however many come back.
+func TestGCRAReturn(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1000, 0)
+	const rate, burst = 100.0, 5
+	tat, _, _ := queue.GCRA(0, now, burst, rate, burst)
+	tat = queue.GCRAReturn(tat, now, 2, rate)
+	if _, took, _ := queue.GCRA(tat, now, burst, rate, burst); took != 2 {
+		t.Fatalf("after giving 2 back: took %d, want 2", took)
+	}
+	for _, n := range []int{burst, 1000, 1 << 62} {
+		full := queue.GCRAReturn(tat, now, n, rate)
+		if _, took, _ := queue.GCRA(full, now, 2*burst, rate, burst); took != burst {
+			t.Fatalf("after giving %d back: took %d, want the burst %d", n, took, burst)
+		}
+	}
+}

@@ -116,11 +116,11 @@ type WorkerConfig struct {
 	GlobalLimits []GlobalLimit
 	// GlobalRates cap how many tasks start per second across every
 	// worker of the broker, per queue or per kind (see GlobalRate); the
-	// broker must implement RateLimiter. A runner takes tokens for the
-	// rest of its claim, or for as many tasks as it started in the last
-	// few milliseconds if more, at once (about one broker round trip per
-	// 10 ms while the rate is not reached), keeps them at most 10 ms,
-	// and waits while the bucket is empty. Default: none; at most
+	// broker must implement RateLimiter. A runner takes tokens for as
+	// many tasks as it started in the last few milliseconds at once
+	// (about one broker round trip per 10 ms while the rate is not
+	// reached), gives back those it has not used within 10 ms, and waits
+	// while the bucket is empty. Default: none; at most
 	// MaxGlobalLimits.
 	GlobalRates []GlobalRate
 }
@@ -585,7 +585,7 @@ func (s *slot) loop() {
 		}
 		if n == 0 {
 			s.dropSlots(ctx) // an idle runner holds no slot, and no token
-			s.dropTokens()
+			s.dropTokens(ctx)
 			if !s.idle(ctx) {
 				return
 			}

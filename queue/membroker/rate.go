@@ -30,3 +30,21 @@ func (b *Broker) TakeTokens(ctx context.Context, name string, n int, rate float6
 	b.buckets[name] = tat
 	return took, wait, nil
 }
+
+// ReturnTokens implements queue.RateLimiter, with queue.GCRAReturn.
+func (b *Broker) ReturnTokens(ctx context.Context, name string, n int, rate float64) error {
+	if n < 1 || !(rate > 0 && rate <= queue.MaxRate) {
+		return fmt.Errorf("membroker: return tokens of %q: %w: n %d, rate %v: want n at least 1, rate above 0 and at most %g",
+			name, queue.ErrBadInput, n, rate, float64(queue.MaxRate))
+	}
+	now := time.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errClosed
+	}
+	if tat, ok := b.buckets[name]; ok {
+		b.buckets[name] = queue.GCRAReturn(tat, now, n, rate)
+	}
+	return nil
+}

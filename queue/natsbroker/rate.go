@@ -119,3 +119,44 @@ func (b *Broker) readRate(ctx context.Context, key string, m *memoEntry) error {
 	}
 	return nil
 }
+
+// ReturnTokens implements queue.RateLimiter: a compare-and-set of the
+// bucket's time moved back (queue.GCRAReturn), on the revision this broker
+// last saw, as TakeTokens writes. A bucket contended past maxRateTries
+// keeps the tokens (the rate is lower a moment), and so does one absent.
+func (b *Broker) ReturnTokens(ctx context.Context, name string, n int, rate float64) error {
+	if n < 1 || !(rate > 0 && rate <= queue.MaxRate) {
+		return fmt.Errorf("natsbroker: return tokens of %q: %w: n %d, rate %v: want n at least 1, rate above 0 and at most %g",
+			clip(name), queue.ErrBadInput, n, rate, float64(queue.MaxRate))
+	}
+	key := "rate." + tok(name)
+	m := b.ctl.memo.entry(key)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for range maxRateTries {
+		if m.rev == 0 {
+			if err := b.readRate(ctx, key, m); err != nil {
+				return fmt.Errorf("natsbroker: return tokens of %q: %w", clip(name), err)
+			}
+		}
+		if m.rev == ^uint64(0) {
+			return nil // no bucket: nothing was taken from it
+		}
+		ntat := queue.GCRAReturn(m.val, time.Now(), n, rate)
+		if ntat == m.val {
+			return nil // full already
+		}
+		rev, err := b.ctl.kv.Update(ctx, key, []byte(strconv.FormatInt(ntat, 10)), m.rev)
+		switch {
+		case err == nil:
+			m.rev, m.val = rev, ntat
+			return nil
+		case isWrongLastSeq(err):
+			m.rev = 0 // another process took tokens meanwhile: read again
+		default:
+			m.rev = 0
+			return fmt.Errorf("natsbroker: return tokens of %q: %w", clip(name), err)
+		}
+	}
+	return nil
+}

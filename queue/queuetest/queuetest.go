@@ -131,6 +131,7 @@ func Run(t *testing.T, newBroker func(t *testing.T) queue.Broker, opts ...Option
 		{"GlobalLimitLease", true, testGlobalLimitLease},
 		{"GlobalLimitFair", true, testGlobalLimitFair},
 		{"GlobalRate", true, testGlobalRate},
+		{"RateReturn", false, testRateReturn},
 		{"Periodic", true, testPeriodic},
 	}
 	for _, tc := range tests {

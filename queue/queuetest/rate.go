@@ -2,6 +2,7 @@ package queuetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -67,5 +68,56 @@ func testGlobalRate(t *testing.T, e *env) {
 	}
 	if took > least+least/20 {
 		t.Fatalf("the tasks took %v to start: want within 5%% of %v", took, least)
+	}
+}
+
+// testRateReturn: tokens given back are the bucket's again, never more than
+// a full bucket; giving back to a bucket never used, or what was not
+// taken, grants nothing beyond the burst; bad values are refused with
+// ErrBadInput.
+func testRateReturn(t *testing.T, e *env) {
+	rl, ok := e.b.(queue.RateLimiter)
+	if !ok {
+		t.Skipf("%T does not implement queue.RateLimiter", e.b)
+	}
+	ctx := e.ctx()
+	const name, rate, burst = "k:returned@queuetest", 0.001, 5 // a token every 1,000 s: none comes back by itself
+	take := func(n int) int {
+		t.Helper()
+		took, _, err := rl.TakeTokens(ctx, name, n, rate, burst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return took
+	}
+	give := func(n int) {
+		t.Helper()
+		if err := rl.ReturnTokens(ctx, name, n, rate); err != nil {
+			t.Fatal(err)
+		}
+	}
+	give(3) // never used: nothing to give back to
+	if got := take(burst + 1); got != burst {
+		t.Fatalf("a fresh bucket gave %d tokens, want its burst %d", got, burst)
+	}
+	if got := take(1); got != 0 {
+		t.Fatalf("an empty bucket gave %d tokens, want 0", got)
+	}
+	give(2)
+	if got := take(burst); got != 2 {
+		t.Fatalf("after giving 2 back, the bucket gave %d, want 2", got)
+	}
+	give(burst)
+	give(100) // more than was taken: the bucket stays full
+	if got := take(2 * burst); got != burst {
+		t.Fatalf("after giving back more than was taken, the bucket gave %d, want its burst %d", got, burst)
+	}
+	for _, c := range []struct {
+		n    int
+		rate float64
+	}{{0, 1}, {-1, 1}, {1, 0}, {1, -1}, {1, queue.MaxRate * 2}} {
+		if err := rl.ReturnTokens(ctx, name, c.n, c.rate); !errors.Is(err, queue.ErrBadInput) {
+			t.Errorf("ReturnTokens(n %d, rate %v) = %v, want ErrBadInput", c.n, c.rate, err)
+		}
 	}
 }
