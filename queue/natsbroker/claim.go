@@ -26,6 +26,9 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if len(dst) == 0 || b.ctl.isPaused(name) {
 		return 0, nil
 	}
+	if err := b.listenWakes(ctx); err != nil {
+		return 0, fmt.Errorf("natsbroker: claim: %w", err)
+	}
 	q, err := b.queue(ctx, name)
 	if err != nil {
 		return 0, err

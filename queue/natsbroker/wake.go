@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,11 +27,55 @@ func (b *Broker) maybeAll() {
 	}
 }
 
+// listenWakes subscribes to the wake-up subject, once, before this broker's
+// first claim or wait for work, and flushes so that the server has the
+// interest: a wake-up published after it returns is heard. Only claims use
+// what wake-ups say (which levels may have work, that delayed tasks may be
+// due), so a broker that only enqueues and awaits (a producer) never
+// subscribes, and does not receive every enqueue's wake-up, its own
+// included.
+func (b *Broker) listenWakes(ctx context.Context) error {
+	if b.listening.Load() {
+		return nil
+	}
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if b.listening.Load() {
+		return nil
+	}
+	ws, err := b.nc.Subscribe(b.wakeSubj, b.onWake)
+	if err != nil {
+		return fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
+	}
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	if err := b.nc.FlushWithContext(fctx); err != nil {
+		_ = ws.Unsubscribe()
+		return fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		_ = ws.Unsubscribe()
+		return errClosed
+	}
+	b.subs = append(b.subs, ws) // Close unsubscribes it
+	b.listening.Store(true)
+	return nil
+}
+
 // Notify implements queue.Broker. The channel closes on a wake-up published
 // by any broker of the same prefix (an enqueue, a retry, an expired lease,
 // promoted delayed tasks), on a local timer for delays and retries this
 // broker scheduled, and at the latest after Config.IdleRecheck.
 func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, error) {
+	if err := b.listenWakes(ctx); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
