@@ -76,7 +76,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		// next claim (q.spare). A claim that has tasks already does not
 		// fetch a message it expects to split: splitting one stores its
 		// rest again and holds its acknowledgement until that is stored.
-		want := (len(dst) - c.n) / per
+		want := min((len(dst)-c.n)/per, pullMax)
 		if want == 0 {
 			if c.n > 0 {
 				break
