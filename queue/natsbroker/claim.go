@@ -26,7 +26,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if len(dst) == 0 || b.ctl.isPaused(name) {
 		return 0, nil
 	}
-	if err := b.listenWakes(ctx); err != nil {
+	if err := b.listenWakes(); err != nil {
 		return 0, fmt.Errorf("natsbroker: claim: %w", err)
 	}
 	q, err := b.queue(ctx, name)

@@ -28,13 +28,15 @@ func (b *Broker) maybeAll() {
 }
 
 // listenWakes subscribes to the wake-up subject, once, before this broker's
-// first claim or wait for work, and flushes so that the server has the
-// interest: a wake-up published after it returns is heard. Only claims use
-// what wake-ups say (which levels may have work, that delayed tasks may be
-// due), so a broker that only enqueues and awaits (a producer) never
-// subscribes, and does not receive every enqueue's wake-up, its own
-// included.
-func (b *Broker) listenWakes(ctx context.Context) error {
+// first claim or wait for work. Only claims use what wake-ups say (which
+// levels may have work, that delayed tasks may be due), so a broker that
+// only enqueues and awaits (a producer) never subscribes, and does not
+// receive every enqueue's wake-up, its own included. It costs no round
+// trip: every pull request of this broker follows the subscription on the
+// same connection, so the server has the interest before it answers any
+// claim, and a wake-up it routes after that is heard (as a flush would
+// ensure, without holding up the first claim).
+func (b *Broker) listenWakes() error {
 	if b.listening.Load() {
 		return nil
 	}
@@ -45,16 +47,6 @@ func (b *Broker) listenWakes(ctx context.Context) error {
 	}
 	ws, err := b.nc.Subscribe(b.wakeSubj, b.onWake)
 	if err != nil {
-		return fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
-	}
-	fctx := ctx
-	if _, ok := ctx.Deadline(); !ok { // FlushWithContext requires one
-		var cancel context.CancelFunc
-		fctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	if err := b.nc.FlushWithContext(fctx); err != nil {
-		_ = ws.Unsubscribe()
 		return fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
 	}
 	b.mu.Lock()
@@ -73,7 +65,7 @@ func (b *Broker) listenWakes(ctx context.Context) error {
 // promoted delayed tasks), on a local timer for delays and retries this
 // broker scheduled, and at the latest after Config.IdleRecheck.
 func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, error) {
-	if err := b.listenWakes(ctx); err != nil {
+	if err := b.listenWakes(); err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
