@@ -26,6 +26,9 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	if len(dst) == 0 || b.ctl.isPaused(name) {
 		return 0, nil
 	}
+	if err := b.listenWakes(); err != nil {
+		return 0, fmt.Errorf("natsbroker: claim: %w", err)
+	}
 	q, err := b.queue(ctx, name)
 	if err != nil {
 		return 0, err
@@ -73,7 +76,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		// next claim (q.spare). A claim that has tasks already does not
 		// fetch a message it expects to split: splitting one stores its
 		// rest again and holds its acknowledgement until that is stored.
-		want := (len(dst) - c.n) / per
+		want := min((len(dst)-c.n)/per, pullMax)
 		if want == 0 {
 			if c.n > 0 {
 				break

@@ -197,6 +197,10 @@ type Broker struct {
 	aheads  map[string]*binfo
 	aseq    uint64
 	serving bool // Notify was called: a worker uses the broker; guarded by mu
+	// listening is set once the wake-ups' subscription is in place (see
+	// listenWakes); lmu serialises making it.
+	listening atomic.Bool
+	lmu       sync.Mutex
 	// suspectUntil is when (Unix ns) claims stop checking every message
 	// against its batch's outcomes (see suspect).
 	suspectUntil atomic.Int64
@@ -345,33 +349,27 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 	}
 	b.state = st
 	// Subscribe before anything can be published that we must not miss,
-	// and flush so the server has the interest.
-	ws, err := b.nc.Subscribe(b.wakeSubj, b.onWake)
-	if err != nil {
-		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
-	}
+	// and flush so the server has the interest. (The wake-ups are
+	// subscribed to by the first claim: see listenWakes.)
 	cs, err := b.nc.Subscribe(b.cancSubj, b.onCancel)
 	if err != nil {
-		_ = ws.Unsubscribe()
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
 	b.pull = newPuller(js)
 	b.ainbox, b.getSubj, b.aheads = b.nc.NewInbox(), b.pull.api+"STREAM.MSG.GET."+b.stateName, map[string]*binfo{}
 	as, err := b.nc.Subscribe(b.ainbox+".*", b.onAhead)
 	if err != nil {
-		_ = ws.Unsubscribe()
 		_ = cs.Unsubscribe()
 		return nil, fmt.Errorf("natsbroker: subscribing to batch record replies: %w", err)
 	}
 	b.nch = make(chan *nats.Msg, noticeBuffer)
 	ns, err := b.nc.ChanSubscribe(b.cancSubj, b.nch)
 	if err != nil {
-		_ = ws.Unsubscribe()
 		_ = cs.Unsubscribe()
 		_ = as.Unsubscribe()
 		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", b.cancSubj, err)
 	}
-	b.subs = []*nats.Subscription{ws, cs, as, ns}
+	b.subs = []*nats.Subscription{cs, as, ns}
 	b.csub, b.nsub = cs, ns
 	b.noticeRC.Store(b.nc.Stats().Reconnects)
 	fctx := ctx

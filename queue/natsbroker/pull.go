@@ -36,6 +36,13 @@ type taskMsg interface {
 // with its own subject, so only the subscription tells its request.) A
 // request can also be no-wait and bounded in time at once (the server waits
 // only when it has nothing), which the JetStream client cannot ask.
+//
+// Each subscription delivers to a channel that the claiming goroutine reads
+// itself: the connection's reader hands a message straight to the claim,
+// with no subscription goroutine in between (one goroutine switch less
+// between a task's arrival and its run, on a lone task's round trip). The
+// channel holds a whole request's answer (pullMax messages and a status),
+// so the reader never finds it full; a request asks for at most pullMax.
 type puller struct {
 	nc  *nats.Conn
 	api string // the JetStream API prefix, "$JS.API." by default
@@ -45,22 +52,18 @@ type puller struct {
 	closed bool
 }
 
-// pullSub is one inbox subscription of the pool, and the request it serves.
+// pullMax is the most messages one pull request asks for (a claim that
+// wants more makes several requests).
+const pullMax = 1024
+
+// pullSub is one inbox subscription of the pool. Between requests its
+// channel is empty: a request the server ended (a status, or every message
+// it asked for) left nothing behind, and a subscription whose request was
+// given up is dropped, not reused.
 type pullSub struct {
-	p     *puller
 	inbox string
 	sub   *nats.Subscription
-
-	mu  sync.Mutex
-	req *pull // nil between requests
-}
-
-// pull is one request in flight.
-type pull struct {
-	want int
-	msgs []taskMsg
-	err  error
-	done chan struct{} // closed when the request has ended
+	ch    chan *nats.Msg // see puller: sized for a whole answer
 }
 
 func newPuller(js jetstream.JetStream) *puller {
@@ -89,8 +92,8 @@ func (p *puller) get() (*pullSub, error) {
 		return ps, nil
 	}
 	p.mu.Unlock()
-	ps := &pullSub{p: p, inbox: p.nc.NewInbox()}
-	sub, err := p.nc.Subscribe(ps.inbox, ps.onMsg)
+	ps := &pullSub{inbox: p.nc.NewInbox(), ch: make(chan *nats.Msg, pullMax+1)}
+	sub, err := p.nc.ChanSubscribe(ps.inbox, ps.ch)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribing to pull replies: %w", err)
 	}
@@ -100,7 +103,7 @@ func (p *puller) get() (*pullSub, error) {
 
 // put returns a subscription whose request ended by the server's word; one
 // whose request it gave up on may still receive that request's messages,
-// and is dropped.
+// and is dropped: the messages already in its channel are handed back.
 func (p *puller) put(ps *pullSub, clean bool) {
 	p.mu.Lock()
 	if clean && !p.closed {
@@ -110,6 +113,16 @@ func (p *puller) put(ps *pullSub, clean bool) {
 	}
 	p.mu.Unlock()
 	_ = ps.sub.Unsubscribe()
+	for {
+		select {
+		case m := <-ps.ch:
+			if m.Reply != "" && pullStatus(m) == "" {
+				_ = p.nc.Publish(m.Reply, ackNak)
+			}
+		default:
+			return
+		}
+	}
 }
 
 // nextSubj is the subject of the next-message API of a stream's consumer.
@@ -117,55 +130,26 @@ func (p *puller) nextSubj(stream, consumer string) string {
 	return p.api + "CONSUMER.MSG.NEXT." + stream + "." + consumer
 }
 
-// onMsg hands a message to the subscription's request. A task message that
-// comes when none waits (its request was given up) is handed back at once.
-func (ps *pullSub) onMsg(m *nats.Msg) {
-	status := ""
+// pullStatus returns the status of a pull request's status message ("404",
+// "408", ...), or "" for a JetStream message.
+func pullStatus(m *nats.Msg) string {
 	if len(m.Data) == 0 && m.Reply == "" {
-		status = m.Header.Get("Status")
+		return m.Header.Get("Status")
 	}
-	ps.mu.Lock()
-	r := ps.req
-	if r == nil {
-		ps.mu.Unlock()
-		if m.Reply != "" && status == "" {
-			_ = ps.p.nc.Publish(m.Reply, ackNak)
-		}
-		return
-	}
-	switch status {
-	case "":
-		r.msgs = append(r.msgs, &pulled{m: m, nc: ps.p.nc})
-		if len(r.msgs) < r.want {
-			ps.mu.Unlock()
-			return
-		}
-	case "100": // an idle heartbeat or flow control
-		ps.mu.Unlock()
-		return
-	case "404", "408": // no (more) messages; the request expired
-	default:
-		r.err = fmt.Errorf("pull request: status %s %s", status, m.Header.Get("Description"))
-	}
-	ps.req = nil
-	ps.mu.Unlock()
-	close(r.done)
+	return ""
 }
 
 // fetch asks a consumer, by the subject of its next-message API (made once
-// per queue by nextSubj), for up to want messages without waiting for more
-// than are ready; with wait > 0, when none is ready it waits up to wait for
-// the first. It returns what came even with an error (those messages are the
-// caller's to handle).
+// per queue by nextSubj), for up to want messages (at most pullMax) without
+// waiting for more than are ready; with wait > 0, when none is ready it
+// waits up to wait for the first. It returns what came even with an error
+// (those messages are the caller's to handle).
 func (p *puller) fetch(ctx context.Context, nextSubj string, want int, wait, timeout time.Duration) ([]taskMsg, error) {
+	want = min(want, pullMax)
 	ps, err := p.get()
 	if err != nil {
 		return nil, err
 	}
-	r := &pull{want: want, done: make(chan struct{})}
-	ps.mu.Lock()
-	ps.req = r
-	ps.mu.Unlock()
 	req := make([]byte, 0, 64)
 	req = append(req, `{"batch":`...)
 	req = strconv.AppendInt(req, int64(want), 10)
@@ -175,26 +159,47 @@ func (p *puller) fetch(ctx context.Context, nextSubj string, want int, wait, tim
 		req = strconv.AppendInt(req, int64(wait), 10)
 	}
 	req = append(req, '}')
-	err = p.nc.PublishRequest(nextSubj, ps.inbox, req)
-	if err == nil {
+	var msgs []taskMsg
+	clean := false // ended by the server's word
+	if err = p.nc.PublishRequest(nextSubj, ps.inbox, req); err == nil {
 		t := time.NewTimer(wait + timeout)
-		select {
-		case <-r.done:
-		case <-t.C:
-			err = errNoAck
-		case <-ctx.Done():
-			err = context.Cause(ctx)
+	read:
+		for {
+			select {
+			case m := <-ps.ch:
+				switch status := pullStatus(m); status {
+				case "":
+					msgs = append(msgs, &pulled{m: m, nc: p.nc})
+					if len(msgs) < want {
+						continue
+					}
+				case "100": // an idle heartbeat or flow control
+					continue
+				case "404", "408": // no (more) messages; the request expired
+				default:
+					err = fmt.Errorf("pull request: status %s %s", status, m.Header.Get("Description"))
+				}
+				clean = true
+				break read
+			case <-t.C:
+				err = errNoAck
+				break read
+			case <-ctx.Done():
+				err = context.Cause(ctx)
+				break read
+			}
 		}
 		t.Stop()
 	}
-	ps.mu.Lock()
-	clean := ps.req == nil // ended by the server's word
-	ps.req = nil
-	msgs := r.msgs
-	if err == nil {
-		err = r.err
+	if !clean {
+		// Given up: what came meanwhile is the caller's, as if read in
+		// time; put hands back what comes until it unsubscribes.
+		for len(ps.ch) > 0 {
+			if m := <-ps.ch; pullStatus(m) == "" {
+				msgs = append(msgs, &pulled{m: m, nc: p.nc})
+			}
+		}
 	}
-	ps.mu.Unlock()
 	p.put(ps, clean && err == nil)
 	return msgs, err
 }

@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,11 +27,47 @@ func (b *Broker) maybeAll() {
 	}
 }
 
+// listenWakes subscribes to the wake-up subject, once, before this broker's
+// first claim or wait for work. Only claims use what wake-ups say (which
+// levels may have work, that delayed tasks may be due), so a broker that
+// only enqueues and awaits (a producer) never subscribes, and does not
+// receive every enqueue's wake-up, its own included. It costs no round
+// trip: every pull request of this broker follows the subscription on the
+// same connection, so the server has the interest before it answers any
+// claim, and a wake-up it routes after that is heard (as a flush would
+// ensure, without holding up the first claim).
+func (b *Broker) listenWakes() error {
+	if b.listening.Load() {
+		return nil
+	}
+	b.lmu.Lock()
+	defer b.lmu.Unlock()
+	if b.listening.Load() {
+		return nil
+	}
+	ws, err := b.nc.Subscribe(b.wakeSubj, b.onWake)
+	if err != nil {
+		return fmt.Errorf("natsbroker: subscribing to %s: %w", b.wakeSubj, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		_ = ws.Unsubscribe()
+		return errClosed
+	}
+	b.subs = append(b.subs, ws) // Close unsubscribes it
+	b.listening.Store(true)
+	return nil
+}
+
 // Notify implements queue.Broker. The channel closes on a wake-up published
 // by any broker of the same prefix (an enqueue, a retry, an expired lease,
 // promoted delayed tasks), on a local timer for delays and retries this
 // broker scheduled, and at the latest after Config.IdleRecheck.
 func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, error) {
+	if err := b.listenWakes(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
