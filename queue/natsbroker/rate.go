@@ -67,6 +67,29 @@ func (b *Broker) TakeTokens(ctx context.Context, name string, n int, rate float6
 		return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w: n %d, rate %v, burst %d: want n and burst at least 1, burst at most %d, rate above 0 and at most %g",
 			clip(name), queue.ErrBadInput, n, rate, burst, queue.MaxBurst, float64(queue.MaxRate))
 	}
+	var took int
+	var wait time.Duration
+	done, err := b.moveRate(ctx, name, func(tat int64, absent bool) (int64, bool) {
+		var ntat int64
+		ntat, took, wait = queue.GCRA(tat, time.Now(), n, rate, burst)
+		return ntat, took > 0
+	})
+	switch {
+	case err != nil:
+		return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w", clip(name), err)
+	case !done: // contended past maxRateTries: report a short wait
+		return 0, time.Duration(1e9 / rate), nil
+	}
+	return took, wait, nil
+}
+
+// moveRate sets the time of the bucket called name to what move returns
+// for its current one (absent: the bucket was never written), by
+// compare-and-set on the revision this broker last saw, reading it again
+// when another process wrote since, at most maxRateTries times. move
+// reports false for nothing to write. moveRate reports false when the
+// bucket was contended past maxRateTries.
+func (b *Broker) moveRate(ctx context.Context, name string, move func(tat int64, absent bool) (int64, bool)) (bool, error) {
 	key := "rate." + tok(name)
 	m := b.ctl.memo.entry(key)
 	m.mu.Lock()
@@ -74,17 +97,18 @@ func (b *Broker) TakeTokens(ctx context.Context, name string, n int, rate float6
 	for range maxRateTries {
 		if m.rev == 0 {
 			if err := b.readRate(ctx, key, m); err != nil {
-				return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w", clip(name), err)
+				return false, err
 			}
 		}
-		ntat, took, wait := queue.GCRA(m.val, time.Now(), n, rate, burst)
-		if took == 0 {
-			return 0, wait, nil
+		absent := m.rev == ^uint64(0)
+		ntat, write := move(m.val, absent)
+		if !write {
+			return true, nil
 		}
 		val := []byte(strconv.FormatInt(ntat, 10))
 		var rev uint64
 		var err error
-		if m.rev == ^uint64(0) { // absent
+		if absent {
 			rev, err = b.ctl.kv.Create(ctx, key, val)
 		} else {
 			rev, err = b.ctl.kv.Update(ctx, key, val, m.rev)
@@ -92,15 +116,15 @@ func (b *Broker) TakeTokens(ctx context.Context, name string, n int, rate float6
 		switch {
 		case err == nil:
 			m.rev, m.val = rev, ntat
-			return took, 0, nil
+			return true, nil
 		case errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err):
-			m.rev = 0 // another process took tokens meanwhile: read again
+			m.rev = 0 // another process wrote meanwhile: read again
 		default:
 			m.rev = 0
-			return 0, 0, fmt.Errorf("natsbroker: take tokens of %q: %w", clip(name), err)
+			return false, err
 		}
 	}
-	return 0, time.Duration(1e9 / rate), nil
+	return false, nil
 }
 
 // readRate reads a bucket's time into m; an absent key is revision
@@ -120,43 +144,21 @@ func (b *Broker) readRate(ctx context.Context, key string, m *memoEntry) error {
 	return nil
 }
 
-// ReturnTokens implements queue.RateLimiter: a compare-and-set of the
-// bucket's time moved back (queue.GCRAReturn), on the revision this broker
-// last saw, as TakeTokens writes. A bucket contended past maxRateTries
-// keeps the tokens (the rate is lower a moment), and so does one absent.
+// ReturnTokens implements queue.RateLimiter: the bucket's time moved back
+// (queue.GCRAReturn) as TakeTokens writes it. A bucket contended past
+// maxRateTries keeps the tokens (the rate is lower a moment); an absent
+// one has nothing to give back to.
 func (b *Broker) ReturnTokens(ctx context.Context, name string, n int, rate float64) error {
 	if n < 1 || !(rate > 0 && rate <= queue.MaxRate) {
 		return fmt.Errorf("natsbroker: return tokens of %q: %w: n %d, rate %v: want n at least 1, rate above 0 and at most %g",
 			clip(name), queue.ErrBadInput, n, rate, float64(queue.MaxRate))
 	}
-	key := "rate." + tok(name)
-	m := b.ctl.memo.entry(key)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for range maxRateTries {
-		if m.rev == 0 {
-			if err := b.readRate(ctx, key, m); err != nil {
-				return fmt.Errorf("natsbroker: return tokens of %q: %w", clip(name), err)
-			}
-		}
-		if m.rev == ^uint64(0) {
-			return nil // no bucket: nothing was taken from it
-		}
-		ntat := queue.GCRAReturn(m.val, time.Now(), n, rate)
-		if ntat == m.val {
-			return nil // full already
-		}
-		rev, err := b.ctl.kv.Update(ctx, key, []byte(strconv.FormatInt(ntat, 10)), m.rev)
-		switch {
-		case err == nil:
-			m.rev, m.val = rev, ntat
-			return nil
-		case isWrongLastSeq(err):
-			m.rev = 0 // another process took tokens meanwhile: read again
-		default:
-			m.rev = 0
-			return fmt.Errorf("natsbroker: return tokens of %q: %w", clip(name), err)
-		}
+	_, err := b.moveRate(ctx, name, func(tat int64, absent bool) (int64, bool) {
+		ntat := queue.GCRAReturn(tat, time.Now(), n, rate)
+		return ntat, !absent && ntat != tat
+	})
+	if err != nil {
+		return fmt.Errorf("natsbroker: return tokens of %q: %w", clip(name), err)
 	}
 	return nil
 }
