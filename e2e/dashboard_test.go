@@ -255,6 +255,12 @@ func (b *browser) run(t *testing.T, what string, steps ...step) {
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.screenshot(t, "failed-"+strings.ReplaceAll(what, " ", "-"))
+		// What the page said, for a run whose screenshots are not kept (CI).
+		tctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		defer cancel()
+		if text, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 3000)`)); err == nil {
+			t.Logf("the page's text when %q failed:\n%s", what, text)
+		}
 		t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -293,6 +299,9 @@ func (b *browser) screenshot(t *testing.T, name string) {
 func waitJS(expr string) step {
 	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		_, err := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(0))(ctx, t)
+		if err != nil {
+			err = fmt.Errorf("waiting for %s: %w", expr, err)
+		}
 		return chromedp.Void{}, err
 	}
 }

@@ -14,6 +14,10 @@ const state = {
   // until the stream's reads of the broker say the same (a read begun
   // before the change may still come with the old state).
   pauseHold: new Map(), pauseError: "", controls: null,
+  // queueRows: queue name → its row of the queue table, updated in place
+  // every frame: a row replaced each frame would lose a click whose press
+  // and release straddle a frame, and its button's keyboard focus.
+  queueRows: new Map(),
 };
 
 // h builds an element: h("td", {class: "num"}, "12").
@@ -219,34 +223,63 @@ function pausedOf(name, q) {
   return seen;
 }
 
+// queueRow returns queue name's row of the queue table, made once.
+function queueRow(name) {
+  let r = state.queueRows.get(name);
+  if (r) return r;
+  const badge = h("span", { class: "badge", "data-queue-state": name });
+  const button = h("button", { class: "small", "data-queue-action": name, onclick: () => setPaused(name, !r.paused) });
+  const cells = Array.from({ length: 10 }, () => h("td", { class: "num" }));
+  r = { paused: undefined, badge, button, cells, stateCell: h("td", { class: "nowrap" }), shown: "" };
+  r.el = h("tr", { "data-queue": name }, h("td", {}, h("strong", {}, name)), r.stateCell, cells);
+  state.queueRows.set(name, r);
+  return r;
+}
+
+// setText sets el's text, or its one child node, when it differs.
+function setText(el, text, strong) {
+  const key = (strong ? "b:" : "") + text;
+  if (el.dataset.shown === key) return;
+  el.dataset.shown = key;
+  el.replaceChildren(strong ? h("strong", {}, text) : text);
+}
+
 function renderQueues() {
   const names = new Set(Object.keys(state.stats));
   const broker = new Map();
   if (state.queues && state.queues.queues) for (const q of state.queues.queues) { broker.set(q.name, q); names.add(q.name); }
   const tb = $("#queues-table tbody");
-  const rows = [...names].sort().map((name) => {
+  const order = [...names].sort();
+  for (const name of order) {
     const q = broker.get(name), s = state.stats[name] || {};
-    const d = (l) => (q ? n(q.depth[l]) : "–");
+    const r = queueRow(name);
     const paused = pausedOf(name, q);
-    const stateCell = paused === undefined ? h("td", {}, "–") : h("td", { class: "nowrap" },
-      h("span", { class: "badge " + (paused ? "paused" : "ok"), "data-queue-state": name }, paused ? "paused" : "active"), " ",
-      h("button", {
-        class: "small" + (paused ? "" : " danger"), "data-queue-action": name,
-        title: paused ? "workers claim its tasks again" : "workers stop claiming its tasks; running ones finish; enqueues are still accepted",
-        onclick: () => setPaused(name, !paused),
-      }, paused ? "Resume" : "Pause"));
-    return h("tr", {},
-      h("td", {}, h("strong", {}, name)),
-      stateCell,
-      levels.map((l) => h("td", { class: "num" }, d(l))),
-      h("td", { class: "num" }, q ? h("strong", {}, n(q.total)) : "–"),
-      h("td", { class: "num" }, q ? n(q.in_flight) : "–"),
-      h("td", { class: "num" }, n(s.running)),
-      h("td", { class: "num" }, n(s.succeeded)),
-      h("td", { class: "num" }, n(s.failed)),
-      h("td", { class: "num" }, n(s.dead_lettered)));
-  });
-  tb.replaceChildren(...rows);
+    r.paused = paused;
+    const shown = paused === undefined ? "none" : paused ? "paused" : "active";
+    if (r.shown !== shown) {
+      r.shown = shown;
+      if (paused === undefined) r.stateCell.replaceChildren("–");
+      else {
+        r.badge.className = "badge " + (paused ? "paused" : "ok");
+        r.badge.textContent = paused ? "paused" : "active";
+        r.button.className = "small" + (paused ? "" : " danger");
+        r.button.textContent = paused ? "Resume" : "Pause";
+        r.button.title = paused ? "workers claim its tasks again" : "workers stop claiming its tasks; running ones finish; enqueues are still accepted";
+        if (r.stateCell.firstChild !== r.badge) r.stateCell.replaceChildren(r.badge, " ", r.button);
+      }
+    }
+    const c = r.cells;
+    levels.forEach((l, i) => setText(c[i], q ? n(q.depth[l]) : "–"));
+    setText(c[4], q ? n(q.total) : "–", !!q);
+    setText(c[5], q ? n(q.in_flight) : "–");
+    setText(c[6], n(s.running));
+    setText(c[7], n(s.succeeded));
+    setText(c[8], n(s.failed));
+    setText(c[9], n(s.dead_lettered));
+  }
+  for (const name of state.queueRows.keys()) if (!names.has(name)) state.queueRows.delete(name);
+  const rows = order.map((name) => state.queueRows.get(name).el);
+  if (rows.length !== tb.children.length || rows.some((el, i) => tb.children[i] !== el)) tb.replaceChildren(...rows);
   let note = "Depth and in flight are the broker's, for every worker; the counts are this server's own workers and clients since it started. A paused queue takes enqueues, and no worker claims its tasks until it is resumed.";
   if (state.hello && !state.hello.inspector) note = "This broker cannot be inspected: depth and batches are not shown. " + note;
   if (state.queues && state.queues.error) note = "Reading the broker failed: " + state.queues.error;
