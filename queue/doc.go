@@ -53,8 +53,9 @@
 //     that keeps claiming does not starve one waiting for a slot.
 //     Subtests GlobalLimit, GlobalLimitLease and GlobalLimitFair.
 //   - Global rate limits (WorkerConfig.GlobalRates, RateLimiter): at most
-//     Burst + PerSecond×t tasks start in any stretch t, across every
-//     worker. Subtest GlobalRate.
+//     Burst + PerSecond×t tasks are admitted in any stretch t, across
+//     every worker, each starting within 10 ms of its admission; unused
+//     tokens go back to the bucket. Subtests GlobalRate and RateReturn.
 //   - Periodic tasks (Scheduler, Periodic, Every, Cron): one task per tick,
 //     however many processes run the schedule, none lost while one runs.
 //     Subtest Periodic.
