@@ -314,6 +314,37 @@ func BenchmarkRoundTrip(b *testing.B) {
 	}
 }
 
+// BenchmarkRoundTripIdle is BenchmarkRoundTrip for a task that finds the
+// worker idle: each comes 150 ms after the last one's result (longer than a
+// claim waits for tasks just announced, recentEnqueue), so the worker learns
+// of it from the enqueue's wake-up and then asks for it: a round trip more
+// than a task that comes while the worker's claim waits at the server.
+func BenchmarkRoundTripIdle(b *testing.B) {
+	for _, conn := range benchConns {
+		b.Run("conn="+conn.name, func(b *testing.B) {
+			r := newBenchRig(b, conn, nil)
+			ctx := context.Background()
+			ds := make([]time.Duration, 0, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				time.Sleep(150 * time.Millisecond)
+				b.StartTimer()
+				start := time.Now()
+				task, err := queue.Enqueue(ctx, r.c, noop, 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := task.Await(ctx); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			reportLatency(b, ds, time.Microsecond, "µs")
+		})
+	}
+}
+
 // BenchmarkAwait1000: enqueue a batch of 1,000 no-op tasks and await it
 // (issue 4's goal: p50 under 15 ms in-process; issue 10's: at most raw
 // JetStream's time over TCP).

@@ -83,7 +83,8 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 			}
 			want = 1
 		}
-		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0)
+		// Only a claim with no task yet waits for tasks just announced.
+		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0 && c.n == 0)
 		// The connection may have come back while the request waited (it
 		// was sent again to a restarted server): check before reading.
 		b.checkNotices()
