@@ -19,7 +19,7 @@
 #
 # It installs (apt-get) redis-server, postgresql, python3-celery, python3-redis, and nodejs
 # and npm when node is missing; and BullMQ into bench/peers/node_modules with `npm ci`
-# (bench/peers/package-lock.json). It starts Redis and PostgreSQL as servers.sh says (loopback
+# (bench/peers/package-lock.json): those the systems run need (none for NATS systems alone). It starts Redis and PostgreSQL as servers.sh says (loopback
 # only, temporary directory, non-default ports); the driver starts a fresh nats-server process
 # for each NATS run and flushes Redis or empties River's table before each other run. On exit,
 # however it ends, every process it started is stopped and the directory removed.
@@ -61,10 +61,21 @@ export GOFLAGS="${GOFLAGS:-} -mod=mod"
 log() { echo "deployed.sh: $*" >&2; }
 
 . ./servers.sh
-extra=(python3-celery python3-redis)
-command -v node >/dev/null && command -v npm >/dev/null || extra+=(nodejs npm)
-servers_install "${extra[@]}"
-if [[ ! -d peers/node_modules/bullmq ]] || [[ peers/package-lock.json -nt peers/node_modules/.package-lock.json ]]; then
+# wants SYSTEM: whether the run includes SYSTEM (every system unless SYSTEMS names some).
+wants() { [[ -z ${SYSTEMS:-} || ,$SYSTEMS, == *,$1,* ]]; }
+# Redis, PostgreSQL, Celery and BullMQ are installed and started only for the peers that
+# need them: a run of NATS systems alone needs none.
+peers=
+for s in asynq river celery bullmq; do wants $s && peers=1; done
+if [[ -n $peers ]]; then
+  extra=()
+  wants celery && extra+=(python3-celery python3-redis)
+  if wants bullmq; then
+    command -v node >/dev/null && command -v npm >/dev/null || extra+=(nodejs npm)
+  fi
+  servers_install "${extra[@]}"
+fi
+if wants bullmq && { [[ ! -d peers/node_modules/bullmq ]] || [[ peers/package-lock.json -nt peers/node_modules/.package-lock.json ]]; }; then
   log "installing BullMQ into bench/peers/node_modules (npm ci)"
   (cd peers && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
@@ -89,7 +100,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-servers_start "$tmp"
+[[ -z $peers ]] || servers_start "$tmp"
 go build -o "$tmp/deployed" ./cmd/deployed
 
 # note LINE: a comment line for the raw output and for the person watching.
@@ -155,7 +166,11 @@ half_start() {
 : >"$out"
 note "$(date -u +%FT%TZ) mode=$mode $(go version) GOMAXPROCS=${GOMAXPROCS:-$(nproc)}"
 note "$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ //'), $(nproc) cores; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-note "$(servers_versions), $(/usr/bin/python3 -c 'import celery; print("Celery", celery.__version__)'), node $(node --version), BullMQ $(node -p 'require("./peers/node_modules/bullmq/package.json").version')"
+versions=()
+[[ -z $peers ]] || versions+=("$(servers_versions)")
+wants celery && versions+=("$(/usr/bin/python3 -c 'import celery; print("Celery", celery.__version__)')")
+wants bullmq && versions+=("node $(node --version), BullMQ $(node -p 'require("./peers/node_modules/bullmq/package.json").version')")
+((${#versions[@]} == 0)) || note "$(IFS=,; echo "${versions[*]}" | sed 's/,/, /g')"
 drive full
 if [[ -n $half ]]; then
   half_start
