@@ -328,7 +328,7 @@ func BenchmarkRoundTripIdle(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				b.StopTimer()
-				time.Sleep(150 * time.Millisecond)
+				time.Sleep(idleGap)
 				b.StartTimer()
 				start := time.Now()
 				task, err := queue.Enqueue(ctx, r.c, noop, 1)
@@ -344,6 +344,9 @@ func BenchmarkRoundTripIdle(b *testing.B) {
 		})
 	}
 }
+
+// idleGap is the idle benchmarks' time between a result and the next task.
+const idleGap = 150 * time.Millisecond
 
 // BenchmarkAwait1000: enqueue a batch of 1,000 no-op tasks and await it
 // (issue 4's goal: p50 under 15 ms in-process; issue 10's: at most raw
@@ -389,13 +392,18 @@ func benchAwait(b *testing.B, n int) {
 // asynchronously; a durable pull consumer that the worker consumes with the
 // JetStream client's Consume; an acknowledgement, then the result as a
 // core-NATS reply to an inbox the producer counts replies on).
-func BenchmarkRawRoundTrip(b *testing.B) { benchRaw(b, 1) }
+func BenchmarkRawRoundTrip(b *testing.B) { benchRaw(b, 1, 0) }
 
-func BenchmarkRawAwait1000(b *testing.B) { benchRaw(b, 1000) }
+// BenchmarkRawRoundTripIdle is BenchmarkRoundTripIdle's yardstick: a lone
+// task 150 ms after the last one's result.
+func BenchmarkRawRoundTripIdle(b *testing.B) { benchRaw(b, 1, idleGap) }
 
-func BenchmarkRawThroughput(b *testing.B) { benchRaw(b, 10000) }
+func BenchmarkRawAwait1000(b *testing.B) { benchRaw(b, 1000, 0) }
 
-func benchRaw(b *testing.B, n int) {
+func BenchmarkRawThroughput(b *testing.B) { benchRaw(b, 10000, 0) }
+
+// benchRaw measures rounds of n tasks, each gap after the last.
+func benchRaw(b *testing.B, n int, gap time.Duration) {
 	for _, conn := range benchConns {
 		b.Run("conn="+conn.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -463,6 +471,11 @@ func benchRaw(b *testing.B, n int) {
 			cpu0, ok0 := cpuTime()
 			b.ReportAllocs()
 			for b.Loop() {
+				if gap > 0 {
+					b.StopTimer()
+					time.Sleep(gap)
+					b.StartTimer()
+				}
 				start := time.Now()
 				round()
 				ds = append(ds, time.Since(start))
