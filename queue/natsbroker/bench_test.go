@@ -289,7 +289,17 @@ func reportLatency(b *testing.B, ds []time.Duration, unit time.Duration, name st
 // the worker and the client on in-process connections (issue 4's goal: p50
 // under 200 µs) and over loopback TCP (issue 10's: at most 1.5 times raw
 // JetStream's).
-func BenchmarkRoundTrip(b *testing.B) {
+func BenchmarkRoundTrip(b *testing.B) { benchLone(b, 0) }
+
+// BenchmarkRoundTripIdle is BenchmarkRoundTrip for a task that finds the
+// worker idle: each comes 150 ms after the last one's result (longer than a
+// claim waits for tasks just announced, recentEnqueue), so the worker learns
+// of it from the enqueue's wake-up and then asks for it: a round trip more
+// than a task that comes while the worker's claim waits at the server.
+func BenchmarkRoundTripIdle(b *testing.B) { benchLone(b, idleGap) }
+
+// benchLone measures lone tasks, each gap after the last one's result.
+func benchLone(b *testing.B, gap time.Duration) {
 	for _, conn := range benchConns {
 		b.Run("conn="+conn.name, func(b *testing.B) {
 			r := newBenchRig(b, conn, nil)
@@ -298,6 +308,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 			c0 := r.counts()
 			b.ReportAllocs()
 			for b.Loop() {
+				if gap > 0 {
+					b.StopTimer()
+					time.Sleep(gap)
+					b.StartTimer()
+				}
 				start := time.Now()
 				task, err := queue.Enqueue(ctx, r.c, noop, 1)
 				if err != nil {
@@ -309,38 +324,9 @@ func BenchmarkRoundTrip(b *testing.B) {
 				ds = append(ds, time.Since(start))
 			}
 			reportLatency(b, ds, time.Microsecond, "µs")
-			r.report(b, c0, b.N)
-		})
-	}
-}
-
-// BenchmarkRoundTripIdle is BenchmarkRoundTrip for a task that finds the
-// worker idle: each comes 150 ms after the last one's result (longer than a
-// claim waits for tasks just announced, recentEnqueue), so the worker learns
-// of it from the enqueue's wake-up and then asks for it: a round trip more
-// than a task that comes while the worker's claim waits at the server.
-func BenchmarkRoundTripIdle(b *testing.B) {
-	for _, conn := range benchConns {
-		b.Run("conn="+conn.name, func(b *testing.B) {
-			r := newBenchRig(b, conn, nil)
-			ctx := context.Background()
-			ds := make([]time.Duration, 0, 64)
-			b.ReportAllocs()
-			for b.Loop() {
-				b.StopTimer()
-				time.Sleep(idleGap)
-				b.StartTimer()
-				start := time.Now()
-				task, err := queue.Enqueue(ctx, r.c, noop, 1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := task.Await(ctx); err != nil {
-					b.Fatal(err)
-				}
-				ds = append(ds, time.Since(start))
+			if gap == 0 { // the counts of an idle spell are its heartbeats'
+				r.report(b, c0, b.N)
 			}
-			reportLatency(b, ds, time.Microsecond, "µs")
 		})
 	}
 }
@@ -480,7 +466,7 @@ func benchRaw(b *testing.B, n int, gap time.Duration) {
 				round()
 				ds = append(ds, time.Since(start))
 			}
-			if cpu1, ok1 := cpuTime(); ok0 && ok1 {
+			if cpu1, ok1 := cpuTime(); ok0 && ok1 && gap == 0 { // not the idle spells' heartbeats
 				b.ReportMetric(float64(cpu1-cpu0)/1e3/float64(n*b.N), "cpu-µs/task")
 			}
 			if n == 1 {
