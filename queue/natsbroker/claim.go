@@ -39,6 +39,11 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	b.drainNotices()
 	start := time.Now().UnixNano()
 	gen := q.gen[level].Load()
+	if q.waiting(level) && start-q.lastEnq[level].Load() < int64(recentEnqueue) && q.spare[level].empty() {
+		// Tasks were just announced, and the level's first goes to its
+		// idle pull: taken first, it stays first.
+		b.awaitIdle(ctx, q, level, recentWait)
+	}
 	spares := q.spare[level].take()
 	// A kept message whose server lease is half gone is handed back rather
 	// than handed out (kept ones wait a second at most: this is a claim that
@@ -47,15 +52,26 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	for _, f := range spares {
 		if start-f.at < int64(b.ackWait/2) {
 			fresh = append(fresh, f)
-		} else if b.leaseGone(f.at, 0) {
-			// The server may have delivered it again: a negative
-			// acknowledgement would hand back that copy. It comes again.
-			continue
-		} else if err := f.msg.Nak(); err != nil {
-			b.log.Warn("natsbroker: handing back a fetched message", "err", err)
+		} else {
+			// If the server's lease is gone it may have delivered the
+			// message again, and any acknowledgement would apply to that
+			// copy: handBackFetched leaves it, and it comes again.
+			b.handBackFetched(f)
 		}
 	}
 	spares = fresh
+	// A spare that answered an idle pull, a lone task and the last its
+	// consumer had ready then: the claim returns with it.
+	idle, last := false, false
+	for _, f := range spares {
+		if f.idle {
+			idle, last = true, alone(f.msg)
+		}
+	}
+	if idle {
+		// It came without a fetch, which checks this after its answer.
+		b.checkNotices()
+	}
 	if at := q.emptyAt[level].Load(); len(spares) == 0 && at != 0 && start-at < int64(b.recheck) && q.emptyGen[level].Load() == gen {
 		return 0, nil // found empty, and no wake-up since
 	}
@@ -66,11 +82,23 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		c.add(ctx, f)
 	}
 	per := int(q.perMsg[level].Load())
+	if idle && c.seen > 0 {
+		// Sized by what came to the idle pull: the level's last claim
+		// may be long ago, or none.
+		per = (c.tasks + c.seen - 1) / c.seen
+	}
 	if per < 1 {
 		per = q.pack
 	}
 	got, recent := 0, false
-	for round := 0; c.n < len(dst) && round < 4; round++ {
+	rounds := 4
+	if last && c.n > 0 {
+		// A task that came to an idle worker runs now: asking for more
+		// would hold it up by a round trip, and the other claims this
+		// wakes ask (see idlePull).
+		rounds = 0
+	}
+	for round := 0; c.n < len(dst) && round < rounds; round++ {
 		// Sized by the tasks per message the level's last claim saw, then
 		// by what came: a message none of whose tasks fit is kept for the
 		// next claim (q.spare). A claim that has tasks already does not
@@ -83,8 +111,9 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 			}
 			want = 1
 		}
-		// Only a claim with no task yet waits for tasks just announced.
-		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0 && c.n == 0)
+		// Only a claim with nothing yet waits for tasks just announced,
+		// and not for those an idle pull is out for: they go to it.
+		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0 && c.n == 0 && !q.waiting(level))
 		// The connection may have come back while the request waited (it
 		// was sent again to a restarted server): check before reading.
 		b.checkNotices()
@@ -101,7 +130,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		got += len(msgs)
 		seen0, tasks0 := c.seen, c.tasks
 		for _, m := range msgs {
-			c.add(ctx, fetched{m, start})
+			c.add(ctx, fetched{msg: m, at: start})
 		}
 		if len(msgs) < want || c.seen == seen0 {
 			break
@@ -169,22 +198,31 @@ type claim struct {
 // fetched is a message and when it was fetched (Unix ns): the server's lease
 // on it runs from then.
 type fetched struct {
-	msg taskMsg
-	at  int64
+	msg  taskMsg
+	at   int64
+	idle bool // it answered an idle pull (see idlePull)
 }
 
 // spareList holds the messages of a level that a claim fetched and had no
 // room for (a claim sizes its request by the tasks per message it expects,
 // and messages may carry more): the level's next claim in this broker takes
 // them first. Those still here after spareHold are handed back (each such
-// hand-back counts an attempt: JetStream cannot uncount a delivery).
+// hand-back counts an attempt: JetStream cannot uncount a delivery), but
+// for those an idle pull brought, which are moved back (see moveBack).
 type spareList struct {
 	mu    sync.Mutex
 	msgs  []fetched
 	timer *time.Timer
+	due   time.Time // when timer hands them back
 }
 
 func (b *Broker) spareHold() time.Duration { return min(time.Second, b.ackWait/4) }
+
+func (s *spareList) empty() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.msgs) == 0
+}
 
 func (s *spareList) take() []fetched {
 	s.mu.Lock()
@@ -196,14 +234,24 @@ func (s *spareList) take() []fetched {
 
 // put keeps fs, ahead of what is kept already, and wakes this broker's idle
 // workers.
-func (s *spareList) put(b *Broker, fs []fetched) {
+func (s *spareList) put(b *Broker, fs []fetched) { s.putFor(b, fs, b.spareHold()) }
+
+// putFor is put, with what is kept handed back within hold.
+func (s *spareList) putFor(b *Broker, fs []fetched, hold time.Duration) {
 	if len(fs) == 0 {
 		return
 	}
 	s.mu.Lock()
 	s.msgs = append(fs, s.msgs...)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(b.spareHold(), func() { s.handBack(b) })
+	due := time.Now().Add(hold)
+	switch {
+	case s.timer == nil:
+		s.timer = time.AfterFunc(hold, func() { s.handBack(b) })
+		s.due = due
+	case due.Before(s.due) && s.timer.Stop():
+		// (A timer that fired already hands back these too.)
+		s.timer.Reset(hold)
+		s.due = due
 	}
 	s.mu.Unlock()
 	b.mu.Lock()
@@ -222,12 +270,7 @@ func (s *spareList) handBack(b *Broker) {
 	}
 	s.mu.Unlock()
 	for _, f := range fs {
-		if b.leaseGone(f.at, 0) {
-			continue // it may be another's copy now (see Claim)
-		}
-		if err := f.msg.Nak(); err != nil {
-			b.log.Warn("natsbroker: handing back a fetched message", "err", err)
-		}
+		b.handBackFetched(f)
 	}
 	if len(fs) > 0 {
 		b.wakeAfterAck()

@@ -197,6 +197,20 @@ type Broker struct {
 	aheads  map[string]*binfo
 	aseq    uint64
 	serving bool // Notify was called: a worker uses the broker; guarded by mu
+	// Idle pulls (see idlePull), and the connection's reconnects when
+	// they were last made. Guarded by mu.
+	idles  []*idlePull
+	idleRC uint64
+	// waiters counts the Notify calls whose context has not ended: the
+	// workers waiting for work.
+	waiters int
+	// idleQueues are the queues of the last Notify; idleT makes the idle
+	// pulls of levels that were busy then at idleAt (Unix ns; 0: none).
+	idleQueues []string
+	idleT      *time.Timer
+	idleAt     int64
+	// idleTasks counts the task messages idle pulls brought.
+	idleTasks atomic.Int64
 	// listening is set once the wake-ups' subscription is in place (see
 	// listenWakes); lmu serialises making it.
 	listening atomic.Bool
@@ -430,6 +444,9 @@ func (b *Broker) Close() error {
 	}
 	if b.recheckT != nil {
 		b.recheckT.Stop()
+	}
+	if b.idleT != nil {
+		b.idleT.Stop()
 	}
 	b.wakeLocked()
 	subs := b.subs

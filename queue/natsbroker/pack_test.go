@@ -106,8 +106,9 @@ func claimSome(t *testing.T, ctx context.Context, b *natsbroker.Broker, lease ti
 	t.Helper()
 	for {
 		// Notify before the claim, so that a wake-up between the two is
-		// not missed.
-		ch, err := b.Notify(ctx, []string{queue.DefaultQueue})
+		// not missed; its context ends when the wait does, as a worker's.
+		nctx, cancel := context.WithCancel(ctx)
+		ch, err := b.Notify(nctx, []string{queue.DefaultQueue})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,6 +117,7 @@ func claimSome(t *testing.T, ctx context.Context, b *natsbroker.Broker, lease ti
 			t.Fatal(err)
 		}
 		if n > 0 {
+			cancel()
 			return n
 		}
 		select {
@@ -123,6 +125,7 @@ func claimSome(t *testing.T, ctx context.Context, b *natsbroker.Broker, lease ti
 		case <-ctx.Done():
 			t.Fatalf("no task came: %v", ctx.Err())
 		}
+		cancel()
 	}
 }
 

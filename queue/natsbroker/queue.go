@@ -28,8 +28,9 @@ type bqueue struct {
 	// last claim (0: none yet), which sizes the next claim's fetch.
 	perMsg    [queue.NumPriorities]atomic.Int32
 	spare     [queue.NumPriorities]spareList
-	stream    jetstream.Stream // the levels
-	dstream   jetstream.Stream // delayed tasks
+	idle      [queue.NumPriorities]idlePull // see idlePull
+	stream    jetstream.Stream              // the levels
+	dstream   jetstream.Stream              // delayed tasks
 	levels    [queue.NumPriorities]jetstream.Consumer
 	next      [queue.NumPriorities]string // each level's next-message API subject, for pull requests
 	delay     jetstream.Consumer

@@ -61,7 +61,7 @@ func TestClaimOutlastingLease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	q.spare[level].put(b, []fetched{{slowMeta{msgs[0], ackWait + ackWait/2}, time.Now().UnixNano()}})
+	q.spare[level].put(b, []fetched{{msg: slowMeta{msgs[0], ackWait + ackWait/2}, at: time.Now().UnixNano()}})
 	dst := make([]queue.Delivery, 4)
 	n, err := b.Claim(ctx, queue.DefaultQueue, level, ackWait, dst)
 	if err != nil {

@@ -63,24 +63,39 @@ func (b *Broker) listenWakes() error {
 // Notify implements queue.Broker. The channel closes on a wake-up published
 // by any broker of the same prefix (an enqueue, a retry, an expired lease,
 // promoted delayed tasks), on a local timer for delays and retries this
-// broker scheduled, and at the latest after Config.IdleRecheck.
+// broker scheduled, and at the latest after Config.IdleRecheck. Until ctx
+// ends, the broker keeps idle pulls out on the queues (see idlePull).
 func (b *Broker) Notify(ctx context.Context, queues []string) (<-chan struct{}, error) {
 	if err := b.listenWakes(); err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil, errClosed
 	}
 	if b.wake == nil {
 		b.wake = make(chan struct{})
 	}
+	wake := b.wake
 	b.serving = true
+	// A worker waits until ctx ends (see queue.Broker): idle pulls are
+	// made while one does.
+	b.waiters++
+	context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.waiters--
+		b.mu.Unlock()
+	})
 	if b.recheckT == nil {
 		b.recheckT = time.AfterFunc(b.recheck, b.onRecheck)
 	}
-	return b.wake, nil
+	var buf [2 * queue.NumPriorities]*idlePull
+	b.idleQueues = queues
+	ips := b.armIdleLocked(queues, buf[:0])
+	b.mu.Unlock()
+	b.sendIdle(ips)
+	return wake, nil
 }
 
 func (b *Broker) wakeLocked() {
