@@ -20,8 +20,8 @@ func run(ctx context.Context, c *queue.Client, k queue.Kind[int, int], in int) (
 
 // TestIdlePull: a task enqueued while the worker waits for work comes to it
 // through the idle pull it has out (see idlePull), not by a claim that a
-// wake-up started; a batch's first task does, and the claim that takes it
-// asks for the rest, in order. Every result is right.
+// wake-up started; a batch's first message does, and the claim that takes
+// it asks for the rest. Every result is right.
 func TestIdlePull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 	defer cancel()
@@ -73,18 +73,20 @@ func TestIdlePull(t *testing.T) {
 	if _, err := run(ctx, c, kind, 1); err != nil {
 		t.Fatal(err)
 	}
+	// A request can expire just as its task comes (then the wake-up
+	// brings it): of three lone tasks, at least one comes to an idle pull.
+	before := wb.idleTasks.Load()
 	for i := range 3 {
 		idle()
-		before := wb.idleTasks.Load()
 		if got, err := run(ctx, c, kind, 10+i); err != nil || got != 20+2*i {
 			t.Fatalf("lone task %d: %d, %v; want %d", i, got, err, 20+2*i)
 		}
-		if n := wb.idleTasks.Load() - before; n != 1 {
-			t.Fatalf("lone task %d: %d task messages came to idle pulls, want 1", i, n)
-		}
+	}
+	if n := wb.idleTasks.Load() - before; n < 1 || n > 3 {
+		t.Fatalf("three lone tasks to an idle worker: %d task messages came to idle pulls, want 1 to 3", n)
 	}
 	idle()
-	before := wb.idleTasks.Load()
+	before = wb.idleTasks.Load()
 	in := make([]int, 300)
 	for i := range in {
 		in[i] = i
@@ -102,8 +104,11 @@ func TestIdlePull(t *testing.T) {
 			t.Fatalf("batch: result %d = %d, want %d", i, v, 2*i)
 		}
 	}
-	if n := wb.idleTasks.Load() - before; n != 1 {
-		t.Fatalf("a batch to an idle worker: %d task messages came to idle pulls, want its first", n)
+	// Its first message comes to an idle pull, and the claim that takes it
+	// fetches the rest; on a loaded machine the worker may find the level
+	// empty for a moment, and go idle again, in the middle.
+	if n := wb.idleTasks.Load() - before; n < 1 {
+		t.Fatalf("a batch to an idle worker: %d task messages came to idle pulls, want at least its first", n)
 	}
 }
 
