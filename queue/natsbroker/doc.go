@@ -78,8 +78,9 @@
 //     data).
 //
 // The mechanics (the streams and subjects, packs of tasks in one message,
-// leases, delayed tasks, wake-ups, cancel notices, the results feed, the
-// checks after a crash) are described with the code that implements them.
+// leases, delayed tasks, wake-ups, idle pulls, cancel notices, the results
+// feed, the checks after a crash) are described with the code that
+// implements them.
 //
 // # Limits
 //
@@ -98,7 +99,12 @@
 // input (it can be listed, not re-driven). Times keep their
 // instant whatever the year (the zero time means none), and a batch
 // record's size is checked against queue.MaxBatch before anything is
-// sized by it.
+// sized by it. A worker waiting for work keeps a pull request waiting on
+// each level of each queue it serves; a consumer holds 512 by default (its
+// MaxWaiting), so past about 500 worker processes on one queue the
+// requests that do not fit are refused: an idle worker then learns of work
+// by wake-ups, a round trip later, and a busy worker's claim can be refused
+// too until idle requests expire (within half a second).
 //
 // # Bad wire data
 //
