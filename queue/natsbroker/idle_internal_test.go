@@ -26,16 +26,8 @@ func TestIdlePull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 	defer cancel()
 	js := startJS(ctx, t)
-	wb, err := New(ctx, js, &Config{Prefix: "idle"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wb.Close()
-	pb, err := New(ctx, js, &Config{Prefix: "idle"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pb.Close()
+	wb, _ := clientBroker(ctx, t, js, &Config{Prefix: "idle"}) // the worker's
+	_, c := clientBroker(ctx, t, js, &Config{Prefix: "idle"})  // the producer's
 	kind := queue.NewKind[int, int]("natsbroker.idle")
 	w, err := queue.NewWorker(wb, &queue.WorkerConfig{Concurrency: 1})
 	if err != nil {
@@ -50,10 +42,6 @@ func TestIdlePull(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	c, err := queue.NewClient(pb, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// idle waits until the worker waits for work with its idle pull out:
 	// the broker has no signal for it, so it is polled.
 	idle := func() {
@@ -119,16 +107,7 @@ func TestIdlePull(t *testing.T) {
 func TestIdleMoveBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), queuetest.Liveness(time.Minute))
 	defer cancel()
-	js := startJS(ctx, t)
-	b, err := New(ctx, js, &Config{Prefix: "moveback"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c, err := queue.NewClient(b, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, c := clientBroker(ctx, t, startJS(ctx, t), &Config{Prefix: "moveback"})
 	kind := queue.NewKind[int, int]("natsbroker.moveback")
 	task, err := queue.Enqueue(ctx, c, kind, 7)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/gather-go/gather/queue"
 	"github.com/gather-go/gather/queue/natsbroker/natsserver"
 )
 
@@ -29,4 +30,20 @@ func startJS(ctx context.Context, t *testing.T) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// clientBroker returns a Broker on js with cfg, closed at cleanup, and a
+// queue.Client on it.
+func clientBroker(ctx context.Context, t *testing.T, js jetstream.JetStream, cfg *Config) (*Broker, *queue.Client) {
+	t.Helper()
+	b, err := New(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	c, err := queue.NewClient(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, c
 }

@@ -35,15 +35,7 @@ func TestClaimOutlastingLease(t *testing.T) {
 	defer cancel()
 	js := startJS(ctx, t)
 	const ackWait = time.Second
-	b, err := New(ctx, js, &Config{Prefix: "stale", AckWait: ackWait, StateMaxBytes: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c, err := queue.NewClient(b, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, c := clientBroker(ctx, t, js, &Config{Prefix: "stale", AckWait: ackWait, StateMaxBytes: 64 << 20})
 	kind := queue.NewKind[int, int]("natsbroker.stale")
 	if _, err := queue.EnqueueBatch(ctx, c, kind, []int{7}); err != nil {
 		t.Fatal(err)
