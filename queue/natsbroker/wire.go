@@ -355,6 +355,9 @@ func decodeResults(body []byte, size int, fn func(o queue.Outcome)) (cancel bool
 		return false, fmt.Errorf("results message of unknown type %d", body[3])
 	}
 	r := reader{b: body[4:]}
+	if size < 1 && len(r.b) > 0 {
+		return false, fmt.Errorf("results message with outcomes for a batch of %d tasks: want at least 1", size)
+	}
 	for len(r.b) > 0 && r.err == nil {
 		var o queue.Outcome
 		o.Index = r.int("index", uint64(max(size-1, 0)))
