@@ -39,7 +39,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 	b.drainNotices()
 	start := time.Now().UnixNano()
 	gen := q.gen[level].Load()
-	if q.waiting(level) && start-q.lastEnq[level].Load() < int64(recentEnqueue) && q.spare[level].empty() {
+	if q.waiting(level, start) && start-q.lastEnq[level].Load() < int64(recentEnqueue) && q.spare[level].empty() {
 		// Tasks were just announced, and the level's first goes to its
 		// idle pull: taken first, it stays first.
 		b.awaitIdle(ctx, q, level, recentWait)
@@ -113,7 +113,7 @@ func (b *Broker) Claim(ctx context.Context, name string, level queue.Priority, d
 		}
 		// Only a claim with nothing yet waits for tasks just announced,
 		// and not for those an idle pull is out for: they go to it.
-		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0 && c.n == 0 && !q.waiting(level))
+		msgs, rec, err := b.fetch(ctx, q, level, want, start, round == 0 && c.n == 0 && !q.waiting(level, start))
 		// The connection may have come back while the request waited (it
 		// was sent again to a restarted server): check before reading.
 		b.checkNotices()

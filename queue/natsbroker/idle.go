@@ -313,8 +313,9 @@ func alone(m taskMsg) bool {
 	return false
 }
 
-// waiting reports whether level l of q has an idle pull out: the level's
-// next task goes to it (see Claim).
-func (q *bqueue) waiting(l queue.Priority) bool {
-	return q.idle[l].until.Load() > time.Now().UnixNano()
+// waiting reports whether level l of q has an idle pull out at now (Unix
+// ns): the level's next task goes to it (see Claim). It takes the claim's
+// clock reading: claims are the hot path.
+func (q *bqueue) waiting(l queue.Priority, now int64) bool {
+	return q.idle[l].until.Load() > now
 }

@@ -50,7 +50,7 @@ func TestIdlePull(t *testing.T) {
 			wb.mu.Lock()
 			q := wb.queues[queue.DefaultQueue]
 			wb.mu.Unlock()
-			if q != nil && q.waiting(queue.PriorityNormal) {
+			if q != nil && q.waiting(queue.PriorityNormal, time.Now().UnixNano()) {
 				return
 			}
 			time.Sleep(5 * time.Millisecond)
