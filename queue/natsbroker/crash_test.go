@@ -311,11 +311,7 @@ func TestServerCrashNoDuplicateStorm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			info, err := st.Info(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			left += info.State.Msgs
+			left += taskMsgs(t, ctx, st)
 		}
 		if left == 0 || time.Now().After(deadline) {
 			break

@@ -79,8 +79,9 @@
 //
 // The mechanics (the streams and subjects, packs of tasks in one message,
 // leases, delayed tasks, wake-ups, idle pulls, cancel notices, the results
-// feed, the checks after a crash) are described with the code that
-// implements them.
+// feed, the checks after a crash, the anchor that keeps an emptied queue's
+// file store from replacing a file per task) are described with the code
+// that implements them.
 //
 // # Limits
 //

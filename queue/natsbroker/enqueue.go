@@ -192,6 +192,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		left += 10 + len(pl)
 	}
 	var buf []byte
+	var size int64 // the messages' bytes
 	for first := 0; first < n; {
 		// Up to k tasks, fewer when their inputs would pass max_payload.
 		end, need := first+1, msgNeed+10+len(s.Payloads[first])
@@ -210,6 +211,7 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 		buf = appendEnvelope(buf, &tmpl, 0, s.RunAt, payloads)
 		h := taskHeader(s.BatchID, first, len(payloads))
 		h[hdrBatch] = bh
+		size += int64(len(buf) - start)
 		p.publish(&nats.Msg{Subject: b.taskSubj(q, s.Priority, len(payloads), delayed), Data: buf[start:len(buf):len(buf)], Header: h})
 		first = end
 	}
@@ -250,6 +252,9 @@ func (b *Broker) Enqueue(ctx context.Context, s *queue.Submission) (string, erro
 			return "", fmt.Errorf("natsbroker: enqueue %d tasks on queue %q bounded at %d: %w", n, s.Queue, q.maxDepth, queue.ErrQueueFull)
 		}
 		return "", fmt.Errorf("natsbroker: enqueue %d tasks on queue %q: %w", n, s.Queue, err)
+	}
+	if !delayed {
+		b.stored(q, size, p.seqs[len(p.seqs)-1])
 	}
 	switch {
 	case delayed:

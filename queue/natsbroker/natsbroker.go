@@ -137,9 +137,10 @@ type Config struct {
 
 // Broker is a queue.Broker on NATS JetStream. It implements
 // queue.DeadLetterer, queue.Stats and queue.Inspector too. It is safe for concurrent use. It
-// starts no goroutine of its own: timers, NATS subscription callbacks, and
-// the results feed (an ordered consumer started by the first Subscribe,
-// whose goroutines nats.go runs). Close releases its subscriptions, timers
+// starts no long-lived goroutine of its own: timers, NATS subscription
+// callbacks, the results feed (an ordered consumer started by the first
+// Subscribe, whose goroutines nats.go runs), and now and then one that
+// moves a queue's anchor (see anchor.go), which Close waits for. Close releases its subscriptions, timers
 // and the feed, waiting until the feed has stopped, and makes open
 // subscriptions' Next return an error; the caller still owns the
 // connection.
@@ -159,7 +160,8 @@ type Broker struct {
 	pack      int
 	bounded   bool // Config.MaxDepth was set
 	log       *slog.Logger
-	set       setFlags // the settings Config gave, which must agree with the recorded ones
+	bg        sync.WaitGroup // anchor moves (see anchor.go), which Close waits for
+	set       setFlags       // the settings Config gave, which must agree with the recorded ones
 
 	state     jetstream.Stream
 	stateName string
@@ -462,6 +464,7 @@ func (b *Broker) Close() error {
 	}
 	b.mu.Unlock()
 	b.ctl.close()
+	b.bg.Wait()
 	for _, s := range spares {
 		s.handBack(b)
 	}

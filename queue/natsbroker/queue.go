@@ -51,6 +51,12 @@ type bqueue struct {
 	emptyAt  [queue.NumPriorities]atomic.Int64
 	emptyGen [queue.NumPriorities]atomic.Uint64
 	gen      [queue.NumPriorities]atomic.Uint64
+	// The stream's anchor (see anchor.go): its sequence (0: none known),
+	// the bytes this broker stored in the stream since it last placed or
+	// learned it, and whether a move is under way.
+	anchor      atomic.Uint64
+	sinceAnchor atomic.Int64
+	anchoring   atomic.Bool
 }
 
 // Depth implements queue.Stats: the tasks of the queue per level (ready and
@@ -172,6 +178,9 @@ func (b *Broker) queue(ctx context.Context, name string) (*bqueue, error) {
 		wg.Go(func() { q.levels[l], errs[l] = mk(q.stream, name, one, one+".*") })
 	}
 	wg.Go(func() { q.delay, errs[queue.NumPriorities] = mk(q.dstream, "delay") })
+	if b.anchored(q) {
+		wg.Go(func() { b.placeAnchor(ctx, q) })
+	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
