@@ -107,7 +107,7 @@ func (b *Broker) stored(q *bqueue, bytes int64, last uint64) {
 // removes every anchor but the newest (those of an earlier move a broker
 // did not finish too).
 func (b *Broker) moveAnchor(q *bqueue, old uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), b.readTimeout())
+	ctx, cancel := context.WithTimeout(b.bgCtx, b.readTimeout())
 	defer cancel()
 	q.sinceAnchor.Store(0)
 	if !b.storeAnchor(ctx, q, old) {

@@ -160,8 +160,10 @@ type Broker struct {
 	pack      int
 	bounded   bool // Config.MaxDepth was set
 	log       *slog.Logger
-	bg        sync.WaitGroup // anchor moves (see anchor.go), which Close waits for
-	set       setFlags       // the settings Config gave, which must agree with the recorded ones
+	bg        sync.WaitGroup // anchor moves (see anchor.go), which Close ends and waits for
+	bgCtx     context.Context
+	bgStop    context.CancelFunc
+	set       setFlags // the settings Config gave, which must agree with the recorded ones
 
 	state     jetstream.Stream
 	stateName string
@@ -272,6 +274,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg *Config) (*Broker, err
 		queues: map[string]*bqueue{}, batches: map[string]*binfo{}, pruneAt: 1 << 14,
 		fsubs: map[string]map[*subscription]struct{}{}, pre: map[string]*subscription{},
 	}
+	b.bgCtx, b.bgStop = context.WithCancel(context.Background())
 	if cfg != nil {
 		var errs []error
 		bad := func(format string, args ...any) {
@@ -464,6 +467,7 @@ func (b *Broker) Close() error {
 	}
 	b.mu.Unlock()
 	b.ctl.close()
+	b.bgStop()
 	b.bg.Wait()
 	for _, s := range spares {
 		s.handBack(b)
