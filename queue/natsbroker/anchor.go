@@ -40,7 +40,7 @@ func (b *Broker) anchorSubj(q *bqueue) string { return b.prefix + ".q." + q.tok 
 
 // anchored reports whether queue q keeps an anchor.
 func (b *Broker) anchored(q *bqueue) bool {
-	return b.storage == jetstream.FileStorage && q.maxDepth == DefaultMaxDepth
+	return b.storage == jetstream.FileStorage && !q.bounded
 }
 
 // placeAnchor finds queue q's anchor, or stores the first one. A failure

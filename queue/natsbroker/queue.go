@@ -23,7 +23,8 @@ import (
 type bqueue struct {
 	name, tok string
 	maxDepth  int
-	pack      int // Config.PackSize, or 1 for a bounded queue
+	bounded   bool // maxDepth is a bound set by a Config, not DefaultMaxDepth
+	pack      int  // Config.PackSize, or 1 for a bounded queue
 	// perMsg[l] is how many tasks the messages of level l carried in the
 	// last claim (0: none yet), which sizes the next claim's fetch.
 	perMsg    [queue.NumPriorities]atomic.Int32

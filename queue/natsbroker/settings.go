@@ -199,6 +199,7 @@ func (b *Broker) setupQueue(ctx context.Context, q *bqueue) error {
 		case !errors.Is(err, jetstream.ErrStreamNotFound):
 			return fmt.Errorf("natsbroker: reading stream %s: %w", sname, err)
 		}
+		q.bounded = set
 		if set {
 			q.pack = 1 // a bound counts messages: one task each
 		}
