@@ -20,8 +20,9 @@ import (
 
 // Defaults for Config.
 const (
-	DefaultFrameInterval = 100 * time.Millisecond
-	DefaultHistory       = 5 * time.Minute
+	DefaultFrameInterval      = 100 * time.Millisecond
+	DefaultHistory            = 5 * time.Minute
+	DefaultStreamWriteTimeout = 30 * time.Second
 )
 
 // Config configures a Dashboard. Every field is optional.
@@ -44,6 +45,12 @@ type Config struct {
 	// the events of a frame are sent together. Default
 	// DefaultFrameInterval.
 	FrameInterval time.Duration
+	// StreamWriteTimeout is the longest one write of a page's event
+	// stream may wait for the page to read; then the stream ends (the page
+	// reconnects), rather than hold one of the streams a dashboard allows
+	// for as long as a page that stopped reading stays connected. Default
+	// DefaultStreamWriteTimeout; at most an hour.
+	StreamWriteTimeout time.Duration
 	// History is how far back the charts go, at one point a second.
 	// Default DefaultHistory; at most an hour.
 	History time.Duration
@@ -112,6 +119,9 @@ func New(cfg *Config) (*Dashboard, error) {
 	if c.FrameInterval < 0 || c.FrameInterval > 10*time.Second {
 		errs = append(errs, fmt.Errorf("dashboard: Config.FrameInterval %v: want 0 (the default, %v) to 10s", c.FrameInterval, DefaultFrameInterval))
 	}
+	if c.StreamWriteTimeout < 0 || c.StreamWriteTimeout > time.Hour {
+		errs = append(errs, fmt.Errorf("dashboard: Config.StreamWriteTimeout %v: want 0 (the default, %v) to 1h", c.StreamWriteTimeout, DefaultStreamWriteTimeout))
+	}
 	if c.History < 0 || c.History > time.Hour {
 		errs = append(errs, fmt.Errorf("dashboard: Config.History %v: want 0 (the default, %v) to 1h", c.History, DefaultHistory))
 	}
@@ -133,6 +143,9 @@ func New(cfg *Config) (*Dashboard, error) {
 	}
 	if c.History == 0 {
 		c.History = DefaultHistory
+	}
+	if c.StreamWriteTimeout == 0 {
+		c.StreamWriteTimeout = DefaultStreamWriteTimeout
 	}
 	d := &Dashboard{
 		cfg: c, in: c.Inspector, log: c.Logger, frame: c.FrameInterval,

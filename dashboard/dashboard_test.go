@@ -225,11 +225,11 @@ func TestObserveAllocatesNothing(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	_, err := dashboard.New(&dashboard.Config{FrameInterval: -1, History: 2 * time.Hour, Prefix: "bad prefix", Snapshots: []dashboard.SnapshotSource{nil}})
+	_, err := dashboard.New(&dashboard.Config{FrameInterval: -1, History: 2 * time.Hour, StreamWriteTimeout: -time.Second, Prefix: "bad prefix", Snapshots: []dashboard.SnapshotSource{nil}})
 	if err == nil {
 		t.Fatal("a bad config was accepted")
 	}
-	for _, want := range []string{"FrameInterval", "History", "Prefix", "Snapshots[0]"} {
+	for _, want := range []string{"FrameInterval", "History", "StreamWriteTimeout", "Prefix", "Snapshots[0]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error %q does not name %s", err, want)
 		}

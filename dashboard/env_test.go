@@ -40,6 +40,13 @@ const liveness = time.Minute
 
 func newEnv(t *testing.T, token string, cfg *dashboard.Config) *env {
 	t.Helper()
+	return newEnvServer(t, token, cfg, nil)
+}
+
+// newEnvServer is newEnv with tune, if not nil, given the test server
+// before it starts.
+func newEnvServer(t *testing.T, token string, cfg *dashboard.Config, tune func(*httptest.Server)) *env {
+	t.Helper()
 	b, err := membroker.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +95,11 @@ func newEnv(t *testing.T, token string, cfg *dashboard.Config) *env {
 	tr := &http.Transport{}
 	e.http = &http.Client{Transport: tr}
 	t.Cleanup(tr.CloseIdleConnections) // after the server's Close
-	e.srv = httptest.NewServer(api)
+	e.srv = httptest.NewUnstartedServer(api)
+	if tune != nil {
+		tune(e.srv)
+	}
+	e.srv.Start()
 	t.Cleanup(e.srv.Close)
 	t.Cleanup(func() { d.Close() }) // before the server's Close, which waits for the streams
 	return e

@@ -56,6 +56,9 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Each write may wait Config.StreamWriteTimeout for the page to read;
+	// the connection, kept alive after the stream, gets no deadline.
+	defer rc.SetWriteDeadline(time.Time{})
 
 	s := d.hub.join(wantBatches)
 	defer d.hub.leave(s)
@@ -96,8 +99,9 @@ func (d *Dashboard) events(w http.ResponseWriter, r *http.Request) {
 			writeEvent(&buf, sec.name, sec.data)
 		}
 		if buf.Len() > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(d.cfg.StreamWriteTimeout))
 			if _, err := w.Write(buf.Bytes()); err != nil {
-				return // the page went away
+				return // the page went away, or does not read
 			}
 			if err := rc.Flush(); err != nil {
 				return
