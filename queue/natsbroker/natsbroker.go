@@ -136,14 +136,14 @@ type Config struct {
 }
 
 // Broker is a queue.Broker on NATS JetStream. It implements
-// queue.DeadLetterer, queue.Stats and queue.Inspector too. It is safe for concurrent use. It
-// starts no long-lived goroutine of its own: timers, NATS subscription
-// callbacks, the results feed (an ordered consumer started by the first
-// Subscribe, whose goroutines nats.go runs), and now and then one that
-// moves a queue's anchor (see anchor.go), which Close waits for. Close releases its subscriptions, timers
-// and the feed, waiting until the feed has stopped, and makes open
-// subscriptions' Next return an error; the caller still owns the
-// connection.
+// queue.DeadLetterer, queue.Stats and queue.Inspector too. It is safe for
+// concurrent use. It starts no long-lived goroutine of its own: timers,
+// NATS subscription callbacks, the results feed (an ordered consumer
+// started by the first Subscribe, whose goroutines nats.go runs), and now
+// and then a short one that moves a queue's anchor (see anchor.go). Close
+// ends that, releases its subscriptions, timers and the feed, waiting
+// until the feed has stopped, and makes open subscriptions' Next return an
+// error; the caller still owns the connection.
 type Broker struct {
 	js        jetstream.JetStream
 	nc        *nats.Conn
