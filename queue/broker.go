@@ -265,6 +265,19 @@ type Limiter interface {
 	MaxPayload() int
 }
 
+// Rechecker is the optional interface of brokers that can deliver one task
+// in more than one message at once (natsbroker after a server crash: a
+// message delivered again beside tasks moved out of it before), so that a
+// copy claimed before another copy ran may still be waiting in a runner when
+// that one's outcome is recorded. A worker asks just before it runs each
+// claimed task; the check must be cheap (no round trip).
+type Rechecker interface {
+	// Finished reports whether d's task has an outcome recorded already.
+	// If so the broker has settled d as Complete would, recording nothing,
+	// and the worker drops it without running it or reporting an event.
+	Finished(d *Delivery) bool
+}
+
 // Stats is the optional interface of brokers that can count ready tasks.
 type Stats interface {
 	// Depth returns how many tasks of queue are unfinished (ready, delayed

@@ -13,7 +13,8 @@ type EventType uint8
 // EventRetried, EventDeadLettered and EventReleased (none when the batch
 // was cancelled while the attempt ran). A claimed task that does not run
 // reports EventCanceled (its batch was cancelled) or EventDeadLettered (no
-// handler for its kind, or its deadline passed) alone.
+// handler for its kind, or its deadline passed) alone; a copy of a task
+// whose outcome was recorded meanwhile (see Rechecker) reports nothing.
 const (
 	// EventEnqueued: a client stored a batch of Count tasks (Index 0).
 	EventEnqueued EventType = iota + 1

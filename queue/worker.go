@@ -137,7 +137,8 @@ type Worker struct {
 	policy    Policy
 	stride    [NumPriorities]uint64
 	lease     time.Duration
-	maxOut    int // the broker's MaxPayload (Limiter); 0: none
+	maxOut    int       // the broker's MaxPayload (Limiter); 0: none
+	recheck   Rechecker // the broker, if it is one
 	maxClaim  int
 	shutdown  time.Duration
 	log       *slog.Logger
@@ -186,6 +187,7 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		lease: DefaultLease, maxClaim: DefaultMaxClaim, shutdown: DefaultShutdownTimeout,
 		log: discard, obs: cfg.Observer, handlers: map[string]runFunc{}, stop: make(chan struct{}),
 	}
+	w.recheck, _ = b.(Rechecker)
 	lim, _ := b.(Limiter)
 	if lim != nil {
 		w.maxOut = max(lim.MaxPayload(), 0)
@@ -839,6 +841,9 @@ func (s *slot) run(ctx, tctx context.Context, d *Delivery) {
 	now := time.Now()
 	if len(s.done) > 0 && now.Sub(s.first) > 2*time.Millisecond {
 		s.flush(ctx)
+	}
+	if w.recheck != nil && w.recheck.Finished(d) {
+		return // a copy of a task that ran meanwhile
 	}
 	fn := w.handlers[d.Kind]
 	switch {

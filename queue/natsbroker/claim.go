@@ -192,7 +192,8 @@ type claim struct {
 	e     envelope
 	rest  [][]byte
 
-	skipped int // finished tasks dropped (see dropFinished)
+	skipped int       // finished tasks dropped (see dropFinished)
+	fin     *finished // the outcomes the message being added was checked against
 }
 
 // fetched is a message and when it was fetched (Unix ns): the server's lease
@@ -323,6 +324,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 	c.seen++
 	c.tasks += e.Count
 	attempt := e.Attempts + int(meta.NumDelivered)
+	c.fin = nil
 	if size != 0 && b.suspect(meta.NumDelivered, e.Attempts) {
 		switch {
 		case size < 0: // the batch's record, and so its outcomes, cannot be read now
@@ -352,7 +354,7 @@ func (c *claim) add(ctx context.Context, fm fetched) {
 		dv.Payload = e.next()
 		dv.Attempt = attempt
 	}
-	lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take}
+	lm := leaseMsg{msg: msg, count: e.Count, attempt: attempt, first: len(l.state), n: take, left: take, fin: c.fin}
 	if take < e.Count {
 		// No room for the rest: it moves to a message of its own,
 		// keeping its attempts (this delivery did not attempt it).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,17 +76,28 @@ func moveHeader(batch string, first, k int) nats.Header {
 	return h
 }
 
-// finished is what a broker read of a batch's recorded outcomes: which
-// tasks have one, from its results subject up to cursor. Knowledge only
-// grows: an outcome, once recorded, stays the task's.
+// finished is what a broker knows of a batch's recorded outcomes: which
+// tasks have one, read from its results subject up to cursor, and those
+// this broker recorded itself (see markFinished). Knowledge only grows: an
+// outcome, once recorded, stays the task's. The bits are atomic so that a
+// worker's check before it runs a task (Finished) and a Complete never wait
+// for a read of the stream, which holds mu.
 type finished struct {
-	mu     sync.Mutex
-	bits   []uint64
-	all    bool   // a cancel marker was read: every task has its outcome
-	cursor uint64 // the next stream sequence to read (0: none read)
+	mu     sync.Mutex // held while reading the stream
+	bits   []atomic.Uint64
+	all    atomic.Bool // a cancel marker was read: every task has its outcome
+	cursor uint64      // the next stream sequence to read (0: none read)
 }
 
-func (f *finished) has(i int) bool { return f.all || f.bits[i/64]&(1<<(i%64)) != 0 }
+func (f *finished) has(i int) bool {
+	return f.all.Load() || (i >= 0 && i/64 < len(f.bits) && f.bits[i/64].Load()&(1<<(i%64)) != 0)
+}
+
+func (f *finished) set(i int) {
+	if i >= 0 && i/64 < len(f.bits) {
+		f.bits[i/64].Or(1 << (i % 64))
+	}
+}
 
 // of returns which of tasks [first, first+k) are finished, and how many.
 func (f *finished) of(first, k int) ([]bool, int) {
@@ -102,30 +114,93 @@ func (f *finished) of(first, k int) ([]bool, int) {
 
 // addFinished reads a results message of a batch of size tasks.
 func (b *Broker) addFinished(f *finished, id string, size int, data []byte) {
-	cancel, err := decodeResults(data, size, func(o queue.Outcome) { f.bits[o.Index/64] |= 1 << (o.Index % 64) })
+	cancel, err := decodeResults(data, size, func(o queue.Outcome) { f.set(o.Index) })
 	if err != nil {
 		b.log.Warn("natsbroker: skipping a results message that does not decode", "batch", id, "err", err)
 	}
 	if cancel {
-		f.all = true
+		f.all.Store(true)
 		b.markCanceled(id)
 	}
 }
 
-// finishedOf returns which of tasks [first, first+k) of batch id (size
-// tasks) have a recorded outcome, with how many do; it reads what was
-// recorded since this broker last looked.
-func (b *Broker) finishedOf(ctx context.Context, id string, size, first, k int) ([]bool, int, error) {
+// finishedFor returns what this broker knows of the outcomes of batch id
+// (size tasks), keeping it from now on.
+func (b *Broker) finishedFor(id string, size int) *finished {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	bi := b.batches[id]
 	if bi == nil {
 		bi = b.addBatchLocked(id, time.Now())
 	}
 	if bi.fin == nil || len(bi.fin.bits)*64 < size {
-		bi.fin = &finished{bits: make([]uint64, (size+63)/64)}
+		bi.fin = &finished{bits: make([]atomic.Uint64, (size+63)/64)}
 	}
-	f := bi.fin
-	b.mu.Unlock()
+	return bi.fin
+}
+
+// markFinished notes the outcomes of cs, just recorded by this broker, in
+// what it knows of their batches' outcomes, for the batches it keeps that
+// knowledge of (those it checked a claimed message of): a copy of one of
+// those tasks that a runner holds is then dropped before it runs (see
+// Finished).
+func (b *Broker) markFinished(cs []queue.Completion) {
+	var (
+		id string
+		f  *finished
+	)
+	for k := range cs {
+		d := cs[k].Delivery
+		if k == 0 || d.BatchID != id {
+			id, f = d.BatchID, nil
+			b.mu.Lock()
+			if bi := b.batches[id]; bi != nil {
+				f = bi.fin
+			}
+			b.mu.Unlock()
+		}
+		if f != nil {
+			f.set(d.Index)
+		}
+	}
+}
+
+var _ queue.Rechecker = (*Broker)(nil)
+
+// Finished implements queue.Rechecker. After a crash the same task can be
+// claimed in two messages (see suspect): each passes its check when claimed
+// if neither has run yet, and a runner holding one runs it after the other
+// ran. So a task from a message that was checked is looked up again, in
+// what this broker knows (no round trip), just before it runs: one whose
+// outcome is recorded (by this broker, or read since) is settled without
+// recording anything, as Complete would, and does not run.
+func (b *Broker) Finished(d *queue.Delivery) bool {
+	l, ok := d.Ref.(*lease)
+	if !ok || l.b != b || d.Seq >= uint64(len(l.of)) {
+		return false
+	}
+	lm := &l.msgs[l.of[d.Seq]]
+	if lm.fin == nil || !lm.fin.has(d.Index) {
+		return false
+	}
+	lm, live, last := l.take(d.Seq, nil)
+	if last {
+		if err := b.finish(lm); err != nil {
+			b.log.Warn("natsbroker: settling a task whose outcome is recorded", "task", d.ID(), "err", err)
+		}
+	} else if !live && lm.count == 1 {
+		// As Complete does for a stale delivery of a task alone.
+		if err := lm.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			b.log.Warn("natsbroker: settling a task whose outcome is recorded", "task", d.ID(), "err", err)
+		}
+	}
+	return true
+}
+
+// finishedOf returns which of tasks [first, first+k) of the batch id (size
+// tasks) whose outcomes f holds have a recorded outcome, with how many do;
+// it reads what was recorded since this broker last looked.
+func (b *Broker) finishedOf(ctx context.Context, f *finished, id string, size, first, k int) ([]bool, int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if out, n := f.of(first, k); n == k {
@@ -237,7 +312,8 @@ func (b *Broker) checkLater(msg taskMsg) {
 // When the outcomes cannot be read, the message is handed back.
 func (c *claim) dropFinished(ctx context.Context, msg taskMsg, size, attempt int) bool {
 	b, e := c.b, &c.e
-	fin, n, err := b.finishedOf(ctx, e.BatchID, size, e.Index, e.Count)
+	c.fin = b.finishedFor(e.BatchID, size)
+	fin, n, err := b.finishedOf(ctx, c.fin, e.BatchID, size, e.Index, e.Count)
 	if err != nil {
 		b.log.Warn("natsbroker: reading a batch's outcomes to skip its finished tasks; handing the message back", "batch", e.BatchID, "err", err)
 		b.checkLater(msg)

@@ -61,6 +61,10 @@ type leaseMsg struct {
 	// if one failed. Appended under the lease's lock before the delivery
 	// they concern is finished, so the last take sees them all.
 	moves []*move
+	// fin, for a message checked against its batch's outcomes when
+	// claimed, is what this broker knows of them: its tasks are looked up
+	// again before they run (see Finished).
+	fin *finished
 }
 
 // move is the publish of tasks moved out of a message. Its publisher sets f

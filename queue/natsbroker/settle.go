@@ -76,6 +76,7 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 	if err := p.wait(); err != nil {
 		return fmt.Errorf("natsbroker: recording %d outcomes: %w", len(cs), err)
 	}
+	b.markFinished(cs)
 	var errs []error
 	for k := range cs {
 		c := &cs[k]
