@@ -53,6 +53,7 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 	systems := fs.String("systems", allSystems, "comma-separated systems to measure, in this order")
 	workerCounts := fs.String("workers", "1,2", "comma-separated numbers of worker processes")
 	count := fs.Int("count", 1, "rounds: each round runs every system and worker count once")
+	warmup := fs.Int("warmup", 0, "rounds run first with their results left out (a system's first round after its server started runs slower)")
 	d := &driver{stdout: stdout, out: json.NewEncoder(stdout)}
 	fs.StringVar(&d.a.redis, "redis", os.Getenv("GATHER_BENCH_REDIS"), "redis-server address, host:port (default $GATHER_BENCH_REDIS)")
 	fs.StringVar(&d.a.postgres, "postgres", os.Getenv("GATHER_BENCH_POSTGRES"), "PostgreSQL URL (default $GATHER_BENCH_POSTGRES)")
@@ -84,6 +85,9 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 	if *count < 1 {
 		return fmt.Errorf("%w: -count %d: want 1 or more", errUsage, *count)
 	}
+	if *warmup < 0 {
+		return fmt.Errorf("%w: -warmup %d: want 0 or more", errUsage, *warmup)
+	}
 	var err error
 	if d.self, err = os.Executable(); err != nil {
 		return err
@@ -95,10 +99,14 @@ func drive(ctx context.Context, args []string, stdout io.Writer) error {
 	defer d.stopAll()
 
 	failed := 0
-	for round := 1; round <= *count; round++ {
+	for round := 1 - *warmup; round <= *count; round++ {
 		for _, sys := range names {
 			for _, w := range counts {
-				d.note("run system=%s workers=%d speed=%s round=%d/%d", sys, w, d.speed, round, *count)
+				if round < 1 {
+					d.note("warm-up run system=%s workers=%d speed=%s (results left out)", sys, w, d.speed)
+				} else {
+					d.note("run system=%s workers=%d speed=%s round=%d/%d", sys, w, d.speed, round, *count)
+				}
 				err := d.run(ctx, sys, w, round)
 				d.stopAll()
 				if ctx.Err() != nil {
@@ -197,13 +205,16 @@ func (d *driver) run(ctx context.Context, sys string, w int, round int) error {
 			fmt.Fprintf(os.Stderr, "%s producer: %s\n", sys, line)
 			return
 		}
+		results++
+		if round < 1 {
+			return // a warm-up round's
+		}
 		for k, v := range extra {
 			m[k] = v
 		}
 		if err := d.out.Encode(m); err != nil {
 			fmt.Fprintln(os.Stderr, "deployed: writing a result:", err)
 		}
-		results++
 	}
 	p, err := d.startProc(sys+" producer", d.producerArgv(sys, a, w), false, onLine)
 	if err != nil {

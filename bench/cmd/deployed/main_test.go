@@ -33,7 +33,7 @@ func TestDriveNATS(t *testing.T) {
 	err := drive(t.Context(), []string{
 		"-systems", strings.Join(systems, ","), "-workers", "1,2",
 		// 300 tasks: natsbroker packs them, 4 to a message.
-		"-sizes", "1,300", "-chunk", "300", "-benchtime", "0s", "-timeout", "2m",
+		"-sizes", "1,300", "-chunk", "300", "-benchtime", "0s", "-timeout", "2m", "-warmup", "1",
 	}, &out)
 	if err != nil {
 		t.Fatalf("drive: %v\noutput:\n%s", err, out.String())
@@ -49,6 +49,7 @@ func TestDriveNATS(t *testing.T) {
 			Shape   string `json:"shape"`
 			Workers int    `json:"workers"`
 			Speed   string `json:"speed"`
+			Round   int    `json:"round"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatalf("line %q: %v", sc.Text(), err)
@@ -60,7 +61,11 @@ func TestDriveNATS(t *testing.T) {
 		if r.Iters < 1 || r.TasksS <= 0 || r.P50ms <= 0 || r.P99ms < r.P50ms || r.Shape != wantShape || r.Speed != "full" {
 			t.Errorf("implausible result: %s", sc.Text())
 		}
-		got[fmt.Sprintf("%s/%d/%s/%d", r.System, r.Workers, r.Op, r.N)] = true
+		k := fmt.Sprintf("%s/%d/%s/%d", r.System, r.Workers, r.Op, r.N)
+		if got[k] || r.Round != 1 {
+			t.Errorf("result of round %d for %s (seen before: %v): the warm-up round's results must be left out", r.Round, k, got[k])
+		}
+		got[k] = true
 	}
 	for _, s := range systems {
 		for _, w := range []int{1, 2} {
@@ -80,6 +85,7 @@ func TestDriveRefusesBadFlags(t *testing.T) {
 		{"-sizes", "1,x"},
 		{"-chunk", "-5"},
 		{"-count", "0"},
+		{"-warmup", "-1"},
 		{"stray"},
 	} {
 		var out bytes.Buffer
