@@ -38,7 +38,9 @@ const suspectWindow = 5 * time.Second
 // and after a check that found finished tasks). Finished tasks are never
 // handed out: a message all of whose tasks are finished is acknowledged; one
 // only some of whose tasks are has the others moved to messages of their
-// own and is acknowledged once they are stored. A message that cannot be
+// own and is acknowledged once they are stored. Since copies of one task
+// claimed close together all pass, a task of a checked message is looked up
+// again just before it runs (Finished), in what this broker knows. A message that cannot be
 // checked (the batch's record or results cannot be read: the server is
 // going away or just came back) is handed back for a second, and one whose
 // check outlasted the server's lease on it is left to come again. A check
