@@ -40,10 +40,11 @@ const suspectWindow = 5 * time.Second
 // only some of whose tasks are has the others moved to messages of their
 // own and is acknowledged once they are stored. Since copies of one task
 // claimed close together all pass, a task of a checked message is looked up
-// again just before it runs (Finished), in what this broker knows. A message that cannot be
-// checked (the batch's record or results cannot be read: the server is
-// going away or just came back) is handed back for a second, and one whose
-// check outlasted the server's lease on it is left to come again. A check
+// again just before it runs (Finished), in what this broker knows. A
+// message that cannot be checked (the batch's record or results cannot be
+// read: the server is going away or just came back) is handed back for a
+// second, and one whose check outlasted the server's lease on it is left to
+// come again. A check
 // costs a round trip to the state stream's leader, and a short-lived
 // consumer to read the batch's results when some were stored since this
 // broker last read them; the first check of a batch reads all of it. Away
