@@ -110,12 +110,14 @@ func TestRecheckBeforeRun(t *testing.T) {
 	if _, err := batch.Await(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Both messages were acknowledged: nothing is left but the anchor.
-	info, err := q.stream.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := info.State.Msgs - anchors(ctx, t, b, q); n != 0 {
-		t.Fatalf("the work stream holds %d task messages after every copy was settled, want none", n)
-	}
+	// Both messages are acknowledged (a moment after the outcomes reach
+	// the awaiter): nothing is left but the anchor.
+	polled(ctx, t, "task messages in the work stream after every copy was settled", func() (bool, any) {
+		info, err := q.stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := info.State.Msgs - anchors(ctx, t, b, q)
+		return n == 0, n
+	})
 }
