@@ -186,7 +186,7 @@ func (b *Broker) Finished(d *queue.Delivery) bool {
 	if lm.fin == nil || !lm.fin.has(d.Index) {
 		return false
 	}
-	lm, live, last := l.take(d.Seq, nil)
+	lm, live, last := l.take(d.Seq, nil, time.Now())
 	if last {
 		if err := b.finish(lm); err != nil {
 			b.log.Warn("natsbroker: settling a task whose outcome is recorded", "task", d.ID(), "err", err)

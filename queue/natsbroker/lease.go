@@ -205,11 +205,13 @@ func (b *Broker) handBack(lm *leaseMsg, live []int) {
 // message's moves first. It returns the delivery's message, whether the
 // delivery was live (not finished or expired), and whether it was the last
 // live one of its message: the caller then ends the message with finish.
-func (l *lease) take(i uint64, mv *move) (lm *leaseMsg, live, last bool) {
+// now is the caller's clock reading, taken after anything it waited for (a
+// Complete of many deliveries reads the clock once, not once each).
+func (l *lease) take(i uint64, mv *move, now time.Time) (lm *leaseMsg, live, last bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lm = &l.msgs[l.of[i]]
-	if l.state[i] != dLive || l.staleLocked(time.Now()) {
+	if l.state[i] != dLive || l.staleLocked(now) {
 		return lm, false, false
 	}
 	if mv != nil {

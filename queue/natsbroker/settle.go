@@ -78,15 +78,17 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 	}
 	b.markFinished(cs)
 	var errs []error
+	now := time.Now()
 	for k := range cs {
 		c := &cs[k]
 		l, _ := leaseOf(c.Delivery)
-		lm, live, last := l.take(c.Delivery.Seq, nil)
+		lm, live, last := l.take(c.Delivery.Seq, nil, now)
 		switch {
 		case last:
 			if err := b.finish(lm); err != nil {
 				errs = append(errs, fmt.Errorf("task %s: %w", c.Delivery.ID(), err))
 			}
+			now = time.Now() // finish may have waited for moves to be stored
 		case !live && lm.count == 1:
 			// A stale delivery of a task alone: acknowledging it is
 			// harmless, its outcome is stored. (A message of several
@@ -128,7 +130,7 @@ func (b *Broker) Retry(ctx context.Context, d *queue.Delivery, at time.Time, fai
 	if !alone {
 		mv = &move{done: make(chan struct{})}
 	}
-	lm, live, last := l.take(d.Seq, mv)
+	lm, live, last := l.take(d.Seq, mv, time.Now())
 	if !live {
 		return nil
 	}
