@@ -138,6 +138,7 @@ func (b *Broker) finishedFor(id string, size int) *finished {
 	}
 	if bi.fin == nil || len(bi.fin.bits)*64 < size {
 		bi.fin = &finished{bits: make([]atomic.Uint64, (size+63)/64)}
+		b.checked.Store(true)
 	}
 	return bi.fin
 }
@@ -148,6 +149,9 @@ func (b *Broker) finishedFor(id string, size int) *finished {
 // those tasks that a runner holds is then dropped before it runs (see
 // Finished).
 func (b *Broker) markFinished(cs []queue.Completion) {
+	if !b.checked.Load() {
+		return // no batch's outcomes kept (a broker that never checked a claim)
+	}
 	var (
 		id string
 		f  *finished
@@ -186,16 +190,8 @@ func (b *Broker) Finished(d *queue.Delivery) bool {
 	if lm.fin == nil || !lm.fin.has(d.Index) {
 		return false
 	}
-	lm, live, last := l.take(d.Seq, nil, time.Now())
-	if last {
-		if err := b.finish(lm); err != nil {
-			b.log.Warn("natsbroker: settling a task whose outcome is recorded", "task", d.ID(), "err", err)
-		}
-	} else if !live && lm.count == 1 {
-		// As Complete does for a stale delivery of a task alone.
-		if err := lm.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			b.log.Warn("natsbroker: settling a task whose outcome is recorded", "task", d.ID(), "err", err)
-		}
+	if err := b.settle(l.take(d.Seq, nil, time.Now())); err != nil {
+		b.log.Warn("natsbroker: settling a task whose outcome is recorded", "task", d.ID(), "err", err)
 	}
 	return true
 }

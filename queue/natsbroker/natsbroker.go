@@ -136,14 +136,15 @@ type Config struct {
 }
 
 // Broker is a queue.Broker on NATS JetStream. It implements
-// queue.DeadLetterer, queue.Stats and queue.Inspector too. It is safe for
-// concurrent use. It starts no long-lived goroutine of its own: timers,
-// NATS subscription callbacks, the results feed (an ordered consumer
-// started by the first Subscribe, whose goroutines nats.go runs), and now
-// and then a short one that moves a queue's anchor (see anchor.go). Close
-// ends that, releases its subscriptions, timers and the feed, waiting
-// until the feed has stopped, and makes open subscriptions' Next return an
-// error; the caller still owns the connection.
+// queue.DeadLetterer, queue.Stats, queue.Inspector and queue.Rechecker
+// too. It is safe for concurrent use. It starts no long-lived goroutine of
+// its own: timers, NATS subscription callbacks, the results feed (an
+// ordered consumer started by the first Subscribe, whose goroutines
+// nats.go runs), and now and then a short one that moves a queue's anchor
+// (see anchor.go). Close ends that, releases its subscriptions, timers and
+// the feed, waiting until the feed has stopped, and makes open
+// subscriptions' Next return an error; the caller still owns the
+// connection.
 type Broker struct {
 	js        jetstream.JetStream
 	nc        *nats.Conn
@@ -222,6 +223,9 @@ type Broker struct {
 	// suspectUntil is when (Unix ns) claims stop checking every message
 	// against its batch's outcomes (see suspect).
 	suspectUntil atomic.Int64
+	// checked is set once the broker kept what it knows of a batch's
+	// outcomes (finishedFor): until then a Complete has none to mark.
+	checked atomic.Bool
 
 	// The shared results feed (see Subscribe): fstart serialises its start
 	// and stop; fmu guards the rest.

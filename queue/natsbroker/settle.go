@@ -83,22 +83,31 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 		c := &cs[k]
 		l, _ := leaseOf(c.Delivery)
 		lm, live, last := l.take(c.Delivery.Seq, nil, now)
-		switch {
-		case last:
-			if err := b.finish(lm); err != nil {
-				errs = append(errs, fmt.Errorf("task %s: %w", c.Delivery.ID(), err))
-			}
+		if err := b.settle(lm, live, last); err != nil {
+			errs = append(errs, fmt.Errorf("task %s: %w", c.Delivery.ID(), err))
+		}
+		if last {
 			now = time.Now() // finish may have waited for moves to be stored
-		case !live && lm.count == 1:
-			// A stale delivery of a task alone: acknowledging it is
-			// harmless, its outcome is stored. (A message of several
-			// tasks is not: others of them may be unfinished.)
-			if err := lm.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-				errs = append(errs, fmt.Errorf("natsbroker: acknowledging task %s: %w", c.Delivery.ID(), err))
-			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settle ends the message of a delivery of a task with a recorded outcome,
+// as lease.take left it: the message is finished when this was its last
+// live delivery; a stale delivery of a task alone is acknowledged, which is
+// harmless since its outcome is stored (a message of several tasks is not:
+// others of them may be unfinished).
+func (b *Broker) settle(lm *leaseMsg, live, last bool) error {
+	switch {
+	case last:
+		return b.finish(lm)
+	case !live && lm.count == 1:
+		if err := lm.msg.Ack(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return fmt.Errorf("natsbroker: acknowledging a task message: %w", err)
+		}
+	}
+	return nil
 }
 
 // failureLen bounds the bytes f adds to a results message.
