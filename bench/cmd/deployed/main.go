@@ -19,6 +19,10 @@
 // "#"; every message for a person goes to stderr. Exit status: 0 when every system
 // ran, 1 when one failed (its figures are missing and a "# FAILED" line says why),
 // 2 on bad usage.
+//
+// With GATHER_BENCH_CPUPROFILE set to a directory, every role but drive writes a
+// CPU profile of its whole life there, ROLE-PID.pprof: where each process of a
+// system spends its time (go tool pprof -top DIR/worker-*.pprof).
 package main
 
 import (
@@ -29,6 +33,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -41,6 +47,14 @@ func run(args []string, stdout io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if dir := os.Getenv("GATHER_BENCH_CPUPROFILE"); dir != "" && args[0] != "drive" {
+		stopProfile, err := cpuProfile(dir, args[0])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "deployed %s: %v\n", args[0], err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	var err error
 	switch args[0] {
 	case "drive":
@@ -62,6 +76,20 @@ func run(args []string, stdout io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// cpuProfile starts a CPU profile written to dir/ROLE-PID.pprof and returns
+// what stops it.
+func cpuProfile(dir, role string) (func(), error) {
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+	if err != nil {
+		return nil, fmt.Errorf("GATHER_BENCH_CPUPROFILE: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("GATHER_BENCH_CPUPROFILE: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // errUsage marks an error in the command line.
