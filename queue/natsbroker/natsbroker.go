@@ -25,7 +25,7 @@ const (
 	DefaultRetention   = 24 * time.Hour
 	DefaultMaxDepth    = 1 << 24
 	DefaultIdleRecheck = time.Second
-	DefaultPackSize    = 16
+	DefaultPackSize    = 64
 	// DefaultStateMaxBytes and DefaultStateMaxMsgs cap the state stream:
 	// the state of about 3 million tasks run alone (about 320 bytes and
 	// two messages each) or 29 million in batches of 1,000 (about 37

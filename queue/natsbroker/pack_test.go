@@ -756,9 +756,10 @@ func TestPackConfig(t *testing.T) {
 			b.Close()
 			t.Fatalf("PackSize %d accepted", ps)
 		}
+		rng := fmt.Sprintf("0 (default %d) to 1024", natsbroker.DefaultPackSize)
 		if !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), "PackSize is "+strconv.Itoa(ps)) ||
-			!strings.Contains(err.Error(), "0 (default 16) to 1024") {
-			t.Fatalf("PackSize %d: %v; want ErrBadConfig naming PackSize and the range 0 (default 16) to 1024", ps, err)
+			!strings.Contains(err.Error(), rng) {
+			t.Fatalf("PackSize %d: %v; want ErrBadConfig naming PackSize and the range %s", ps, err, rng)
 		}
 	}
 
@@ -770,6 +771,7 @@ func TestPackConfig(t *testing.T) {
 	}{
 		{"packcfg1", 1, packN, map[string]uint64{"1": packN}},
 		{"packcfgdef", 0, packN, map[string]uint64{"1.16": 64}},
+		{"packcfgdefmax", 0, 64 * natsbroker.DefaultPackSize * 2, map[string]uint64{"1." + strconv.Itoa(natsbroker.DefaultPackSize): 128}},
 		{"packcfg4", 4, packN, map[string]uint64{"1.4": 256}},
 		{"packcfgmax", 1024, packN, map[string]uint64{"1.16": 64}}, // n/64 bounds it
 		{"packcfg200", 0, 200, map[string]uint64{"1.3": 66, "1.2": 1}},
