@@ -237,8 +237,9 @@ type Broker struct {
 	// pre holds the subscriptions Enqueue registered with a running feed
 	// before publishing a batch, for the Subscribe that usually follows
 	// (see preSubscribe); preq is their batch IDs, oldest first.
-	pre  map[string]*subscription
-	preq []string
+	pre     map[string]*subscription
+	preq    []string
+	preHeld int // bytes the subscriptions in pre hold (see preSubscribe)
 
 	qmu    sync.Mutex // serialises stream creation
 	mu     sync.Mutex

@@ -49,7 +49,7 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 		// Registered by this broker's Enqueue before any task of the
 		// batch was published: the feed has brought every outcome
 		// stored since, so there is nothing to replay or look up.
-		delete(b.pre, id)
+		b.takePreLocked(id, ps)
 		b.fmu.Unlock()
 		return ps, nil
 	}
@@ -89,12 +89,14 @@ func (b *Broker) Subscribe(ctx context.Context, id string) (queue.Subscription, 
 }
 
 // Bounds on the subscriptions Enqueue registers ahead (preSubscribe): how
-// many are kept, for how long, and the largest batch that gets one (its
-// outcomes are buffered until Subscribe takes it or it is dropped).
+// many are kept, for how long, the bytes they may hold together until
+// Subscribe takes them (a flag per task, and the results the feed brought;
+// the oldest is dropped beyond it), and the largest batch that gets one.
 const (
-	preMax  = 64
-	preTTL  = 2 * time.Second
-	preSize = 4096
+	preMax   = 64
+	preTTL   = 2 * time.Second
+	preBytes = 32 << 20
+	preSize  = 1 << 20
 )
 
 // preSubscribe registers a subscription to batch id with the results feed
@@ -102,10 +104,11 @@ const (
 // Subscribe that follows an Enqueue: called before the batch's tasks are
 // published, it sees every outcome the feed brings, so that Subscribe costs
 // no round trip (no batch record to read, nothing stored before to replay).
-// It returns nil when the feed is not running or the batch is large. Kept
-// are the preMax newest, for preTTL; an older one is dropped and its
-// Subscribe reads the stream as any other. Attach from another broker, or
-// after the entry was dropped, is unchanged.
+// It returns nil when the feed is not running or the batch is larger than
+// preSize. Kept are the preMax newest, for preTTL, while the results they
+// hold stay under preBytes; an older one is dropped and its Subscribe reads
+// the stream as any other. Attach from another broker, or after the entry
+// was dropped, is unchanged.
 func (b *Broker) preSubscribe(id string, rec *batchRecord) *subscription {
 	if rec.Size > preSize {
 		return nil
@@ -123,13 +126,11 @@ func (b *Broker) preSubscribe(id string, rec *batchRecord) *subscription {
 		if old != nil && len(b.pre) < preMax && now.Sub(old.created) < preTTL {
 			break
 		}
-		if old != nil {
-			delete(b.pre, b.preq[0])
-			b.unregLocked(old)
-		}
+		b.dropPreLocked(b.preq[0], old)
 		b.preq = b.preq[1:]
 	}
-	s.created = now
+	s.created, s.ahead, s.held = now, true, len(s.seen)
+	b.preHeld += s.held
 	b.pre[id] = s
 	b.preq = append(b.preq, id)
 	set := b.fsubs[s.subj]
@@ -138,6 +139,9 @@ func (b *Broker) preSubscribe(id string, rec *batchRecord) *subscription {
 		b.fsubs[s.subj] = set
 	}
 	set[s] = struct{}{}
+	if b.trimPreLocked(); !s.ahead {
+		return nil // dropped at once: too large beside the others
+	}
 	return s
 }
 
@@ -149,9 +153,28 @@ func (b *Broker) dropPre(id string, s *subscription) {
 	}
 	b.fmu.Lock()
 	defer b.fmu.Unlock()
-	if b.pre[id] == s {
-		delete(b.pre, id)
+	b.dropPreLocked(id, s)
+	b.unregLocked(s)
+}
+
+// takePreLocked hands over s, registered ahead for batch id, to the caller;
+// b.fmu is held. Its results stay with it, no longer counted as held ahead.
+func (b *Broker) takePreLocked(id string, s *subscription) {
+	if s == nil || b.pre[id] != s {
+		return
 	}
+	delete(b.pre, id)
+	b.preHeld -= s.held
+	s.ahead, s.held = false, 0
+}
+
+// dropPreLocked forgets s, registered ahead for batch id, and unregisters
+// it from the feed; b.fmu is held. Its batch's Subscribe reads the stream.
+func (b *Broker) dropPreLocked(id string, s *subscription) {
+	if s == nil || b.pre[id] != s {
+		return
+	}
+	b.takePreLocked(id, s)
 	b.unregLocked(s)
 }
 
@@ -230,8 +253,22 @@ func (b *Broker) onFeed(msg jetstream.Msg) {
 	b.fmu.Lock()
 	for s := range b.fsubs[msg.Subject()] {
 		s.push(fm)
+		if s.ahead {
+			s.held += len(fm.data)
+			b.preHeld += len(fm.data)
+		}
 	}
+	b.trimPreLocked()
 	b.fmu.Unlock()
+}
+
+// trimPreLocked drops the oldest subscriptions registered ahead while they
+// hold more than preBytes; b.fmu is held.
+func (b *Broker) trimPreLocked() {
+	for b.preHeld > preBytes && len(b.preq) > 0 { // every byte held is of one in preq
+		b.dropPreLocked(b.preq[0], b.pre[b.preq[0]])
+		b.preq = b.preq[1:]
+	}
 }
 
 // stopFeed stops the results feed and wakes every subscription (Close).
@@ -266,14 +303,17 @@ type subscription struct {
 	rec     *batchRecord
 	seen    []bool
 	count   int
-	pending []queue.Outcome // decoded, not yet returned
-	cancel  bool            // a cancel marker was read: fill the rest
-	fill    int             // next index to fill after a cancel marker
-	replay  bool            // still reading what was stored before
-	cursor  uint64          // the next stream sequence to take
+	pending []queue.Outcome // decoded; those from head on not yet returned
+	head    int
+	cancel  bool   // a cancel marker was read: fill the rest
+	fill    int    // next index to fill after a cancel marker
+	replay  bool   // still reading what was stored before
+	cursor  uint64 // the next stream sequence to take
 
 	timer   *time.Timer // bounds a wait on the feed (Config.IdleRecheck)
 	created time.Time   // when preSubscribe registered it
+	ahead   bool        // registered ahead, not yet taken by Subscribe (b.fmu)
+	held    int         // bytes held while ahead: len(seen), and inbox's (b.fmu)
 
 	mu     sync.Mutex
 	inbox  []feedMsg // from the feed, in stream order; at most the batch's results
@@ -318,12 +358,8 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 		return 0, nil
 	}
 	for {
-		n := 0
-		for n < len(dst) && len(s.pending) > 0 {
-			dst[n] = s.pending[0]
-			s.pending = s.pending[1:]
-			n++
-		}
+		n := copy(dst, s.pending[s.head:])
+		s.head += n
 		for s.cancel && n < len(dst) && s.fill < len(s.seen) {
 			if !s.seen[s.fill] {
 				s.seen[s.fill] = true
@@ -340,7 +376,7 @@ func (s *subscription) Next(ctx context.Context, dst []queue.Outcome) (int, erro
 		if s.count == len(s.seen) {
 			return 0, io.EOF
 		}
-		s.pending = s.pending[:0]
+		s.pending, s.head = s.pending[:0], 0 // all returned: reuse the room
 		if s.replay {
 			// Each read is bounded on its own: a request whose reply was
 			// lost (its server stopped, the connection moved to another

@@ -36,7 +36,7 @@ func (b *Broker) Complete(ctx context.Context, cs []queue.Completion) error {
 			}
 		}
 	}
-	p := newPublisher(ctx, b.js, len(cs))
+	p := newPublisher(ctx, b.js, 1) // a message per batch, mostly one
 	maxMsg := int(b.nc.MaxPayload())
 	flush := func(g *group) {
 		if len(g.buf) > 4 {
