@@ -31,13 +31,17 @@ func TestWorkerConfigBounds(t *testing.T) {
 		{"MaxClaim 2^40", queue.WorkerConfig{Concurrency: 1, MaxClaim: 1 << 40}, "to 4096"},
 		{"Concurrency 2^40", queue.WorkerConfig{Concurrency: 1 << 40}, "want 0 (default GOMAXPROCS) to 65536"},
 		{"Concurrency × MaxClaim", queue.WorkerConfig{Concurrency: 1 << 16, MaxClaim: 1 << 12}, "at most 1048576"},
-		{"Concurrency × the default MaxClaim", queue.WorkerConfig{Concurrency: 1 << 16}, "65536 × 256"},
 		{"a weight above 2^20", queue.WorkerConfig{Concurrency: 1, Policy: queue.Weighted, Weights: [queue.NumPriorities]int{1, 1, 1, 1<<20 + 1}}, "want 0 to 1048576"},
 		{"a negative weight", queue.WorkerConfig{Concurrency: 1, Policy: queue.Weighted, Weights: [queue.NumPriorities]int{-1, 1, 1, 1}}, "want 0 to 1048576"},
 	} {
 		if _, err := queue.NewWorker(b, &tc.cfg); !errors.Is(err, queue.ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want ErrBadConfig saying %q", tc.name, err, tc.want)
 		}
+	}
+	// The default MaxClaim gives way to a large Concurrency rather than
+	// refusing it.
+	if _, err := queue.NewWorker(b, &queue.WorkerConfig{Concurrency: queue.MaxConcurrency}); err != nil {
+		t.Errorf("Concurrency %d with the default MaxClaim: %v", queue.MaxConcurrency, err)
 	}
 	// The limits themselves work: the shortest lease heartbeats without a
 	// panic, the largest weight is chosen.

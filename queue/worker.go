@@ -35,7 +35,7 @@ const (
 const (
 	DefaultLease           = 30 * time.Second
 	DefaultShutdownTimeout = 30 * time.Second
-	DefaultMaxClaim        = 256
+	DefaultMaxClaim        = 1024
 )
 
 // Worker limits: NewWorker refuses a config beyond them with an error
@@ -45,9 +45,10 @@ const (
 	MaxConcurrency = 1 << 16
 	// MaxClaimLimit is the largest WorkerConfig.MaxClaim.
 	MaxClaimLimit = 1 << 12
-	// MaxHeld bounds Concurrency × MaxClaim: each runner allocates room
-	// for MaxClaim deliveries when it starts (about 256 bytes each), so
-	// the product is the memory a worker holds for claims (256 MiB here).
+	// MaxHeld bounds Concurrency × MaxClaim: a runner's room for claimed
+	// deliveries (about 256 bytes each) grows up to MaxClaim as its claims
+	// grow, so the product bounds the memory a worker holds for claims
+	// (256 MiB here).
 	MaxHeld = 1 << 20
 	// MaxWeight is the largest weight of the Weighted policy.
 	MaxWeight = 1 << 20
@@ -88,8 +89,8 @@ type WorkerConfig struct {
 	// (claiming and reporting, each measured as long as a Complete call
 	// takes): one task at a time while tasks are slow next to a broker
 	// round trip, up to MaxClaim while they are fast. A slower link claims
-	// more at once, never less. Default DefaultMaxClaim; at most
-	// MaxClaimLimit.
+	// more at once, never less. Default DefaultMaxClaim, or MaxHeld /
+	// Concurrency when that is less; at most MaxClaimLimit.
 	MaxClaim int
 	// ShutdownTimeout bounds the graceful shutdown that Run performs when
 	// its context ends. Default DefaultShutdownTimeout.
@@ -214,6 +215,9 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	claim := cfg.MaxClaim
 	if claim == 0 {
 		claim = DefaultMaxClaim
+		if w.conc > 0 && w.conc <= MaxConcurrency {
+			claim = max(1, min(claim, MaxHeld/w.conc))
+		}
 	}
 	if claim > 0 && claim <= MaxClaimLimit && w.conc <= MaxConcurrency && w.conc*claim > MaxHeld {
 		bad("WorkerConfig.Concurrency × MaxClaim is %d × %d: want at most %d (each runner holds room for MaxClaim deliveries): lower MaxClaim",
@@ -264,9 +268,9 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	}
 	switch {
 	case cfg.MaxClaim < 0 || cfg.MaxClaim > MaxClaimLimit:
-		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d) to %d", cfg.MaxClaim, DefaultMaxClaim, MaxClaimLimit)
-	case cfg.MaxClaim > 0:
-		w.maxClaim = cfg.MaxClaim
+		bad("WorkerConfig.MaxClaim is %d: want 0 (default %d, at most MaxHeld / Concurrency) to %d", cfg.MaxClaim, DefaultMaxClaim, MaxClaimLimit)
+	default:
+		w.maxClaim = claim // cfg.MaxClaim, or the default for Concurrency
 	}
 	if cfg.Logger != nil {
 		w.log = cfg.Logger
