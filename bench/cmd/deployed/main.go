@@ -21,8 +21,9 @@
 // 2 on bad usage.
 //
 // With GATHER_BENCH_CPUPROFILE set to a directory, every role but drive writes a
-// CPU profile of its whole life there, ROLE-PID.pprof: where each process of a
-// system spends its time (go tool pprof -top DIR/worker-*.pprof).
+// CPU profile of its whole life there, ROLE-PID.pprof, and when it ends the
+// allocations it made, ROLE-PID.allocs.pprof: where each process of a system
+// spends its time (go tool pprof -top DIR/worker-*.pprof).
 package main
 
 import (
@@ -79,7 +80,7 @@ func run(args []string, stdout io.Writer) int {
 }
 
 // cpuProfile starts a CPU profile written to dir/ROLE-PID.pprof and returns
-// what stops it.
+// what stops it and writes the allocations profile beside it.
 func cpuProfile(dir, role string) (func(), error) {
 	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
 	if err != nil {
@@ -89,7 +90,14 @@ func cpuProfile(dir, role string) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("GATHER_BENCH_CPUPROFILE: %w", err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		if a, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.allocs.pprof", role, os.Getpid()))); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(a, 0)
+			a.Close()
+		}
+	}, nil
 }
 
 // errUsage marks an error in the command line.
