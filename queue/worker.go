@@ -185,7 +185,7 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 	}
 	w := &Worker{
 		b: b, queues: []string{DefaultQueue}, conc: cfg.Concurrency, policy: cfg.Policy,
-		lease: DefaultLease, maxClaim: DefaultMaxClaim, shutdown: DefaultShutdownTimeout,
+		lease: DefaultLease, shutdown: DefaultShutdownTimeout,
 		log: discard, obs: cfg.Observer, handlers: map[string]runFunc{}, stop: make(chan struct{}),
 	}
 	w.recheck, _ = b.(Rechecker)
@@ -220,7 +220,7 @@ func NewWorker(b Broker, cfg *WorkerConfig) (*Worker, error) {
 		}
 	}
 	if claim > 0 && claim <= MaxClaimLimit && w.conc <= MaxConcurrency && w.conc*claim > MaxHeld {
-		bad("WorkerConfig.Concurrency × MaxClaim is %d × %d: want at most %d (each runner holds room for MaxClaim deliveries): lower MaxClaim",
+		bad("WorkerConfig.Concurrency × MaxClaim is %d × %d: want at most %d (each runner may hold room for MaxClaim deliveries): lower MaxClaim",
 			w.conc, claim, MaxHeld)
 	}
 	if cfg.Policy != Strict && cfg.Policy != Weighted {

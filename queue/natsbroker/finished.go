@@ -33,22 +33,21 @@ const suspectWindow = 5 * time.Second
 // restarted server. A claim therefore checks a message that may have been
 // delivered before against its batch's recorded outcomes: a delivery count
 // above one, tasks that carry attempts (moved out of another message), or
-// any message while this broker is suspicious
-// (suspectWindow after its connection was re-established or a claim failed,
-// and after a check that found finished tasks). Finished tasks are never
-// handed out: a message all of whose tasks are finished is acknowledged; one
-// only some of whose tasks are has the others moved to messages of their
-// own and is acknowledged once they are stored. Since copies of one task
-// claimed close together all pass, a task of a checked message is looked up
-// again just before it runs (Finished), in what this broker knows. A
-// message that cannot be checked (the batch's record or results cannot be
-// read: the server is going away or just came back) is handed back for a
-// second, and one whose check outlasted the server's lease on it is left to
-// come again. A check
-// costs a round trip to the state stream's leader, and a short-lived
-// consumer to read the batch's results when some were stored since this
-// broker last read them; the first check of a batch reads all of it. Away
-// from crashes, only retried and handed-back tasks are checked.
+// any message while this broker is suspicious (suspectWindow after its
+// connection was re-established or a claim failed, and after a check that
+// found finished tasks). Finished tasks are never handed out: a message all
+// of whose tasks are finished is acknowledged; one only some of whose tasks
+// are has the others moved to messages of their own and is acknowledged
+// once they are stored. Since copies of one task claimed close together all
+// pass, a task of a checked message is looked up again just before it runs
+// (Finished), in what this broker knows. A message that cannot be checked
+// (the batch's record or results cannot be read: the server is going away
+// or just came back) is handed back for a second, and one whose check
+// outlasted the server's lease on it is left to come again. A check costs a
+// round trip to the state stream's leader, and a short-lived consumer to
+// read the batch's results when some were stored since this broker last
+// read them; the first check of a batch reads all of it. Away from crashes,
+// only retried and handed-back tasks are checked.
 func (b *Broker) suspect(delivered uint64, attempts int) bool {
 	return delivered > 1 || attempts > 0 || time.Now().UnixNano() < b.suspectUntil.Load()
 }
